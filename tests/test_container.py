@@ -1,0 +1,288 @@
+"""The container: exact byte layout of spec/FORMAT.md §2-§7, and every check of §7."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+import zstandard
+
+from vqcodec import container
+from vqcodec.container import Header
+from vqcodec.errors import FormatError, IntegrityError, LimitError, UnsupportedVersionError
+
+
+def small_file(**overrides) -> tuple[Header, bytes, bytes, bytes]:
+    fields = dict(width=3, height=2, channels=3, k=3, index_layout=1)
+    fields.update(overrides)
+    header = Header(**fields)
+    book = bytes(range(header.k * header.channels))
+    payload = bytes([0, 1, 2, 2, 1, 0])
+    return header, book, payload, container.write(header, book, payload)
+
+
+def sections(data: bytes):
+    """Independent section walker (spec §2.2) used to check the writer's layout."""
+    pos, out = 10, []
+    while pos < len(data):
+        length, kind = struct.unpack_from("<I4s", data, pos)
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
+        out.append((kind, body, crc))
+        pos += 12 + length
+    return out
+
+
+def section(kind: bytes, body: bytes) -> bytes:
+    return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
+
+
+def test_signature_and_version_bytes():
+    _, _, _, data = small_file()
+    assert data[:8] == bytes.fromhex("89 56 51 49 0D 0A 1A 0A")
+    assert data[8:10] == bytes([1, 0])
+
+
+def test_head_layout_exact():
+    _, _, _, data = small_file()
+    kind, body, crc = sections(data)[0]
+    assert kind == b"HEAD"
+    assert body == struct.pack("<IIBBBBIBBBB", 3, 2, 3, 8, 1, 1, 3, 2, 1, 1, 0)
+    assert crc == zlib.crc32(b"HEAD" + body)
+
+
+def test_section_order_and_crcs():
+    header, book, payload, data = small_file()
+    kinds = [k for k, _, _ in sections(data)]
+    assert kinds == [b"HEAD", b"BOOK", b"INDX", b"DONE"]
+    for kind, body, crc in sections(data):
+        assert crc == zlib.crc32(kind + body)
+    indx = sections(data)[2][1]
+    params = zstandard.get_frame_parameters(indx)
+    assert params.content_size == len(payload)
+    assert zstandard.ZstdDecompressor().decompress(indx) == payload
+    assert sections(data)[1][1] == book
+    assert sections(data)[3][1] == b""
+
+
+def test_round_trip_with_icc():
+    header, book, payload, _ = small_file()
+    icc = b"fake icc profile " * 10
+    data = container.write(header, book, payload, icc_profile=icc)
+    assert [k for k, _, _ in sections(data)] == [b"HEAD", b"iccp", b"BOOK", b"INDX", b"DONE"]
+    parsed = container.read(data)
+    assert parsed.header == header
+    assert parsed.codebook == book and parsed.index_payload == payload
+    assert parsed.icc_profile == icc
+    assert parsed.version == (1, 0)
+    assert [s.type for s in parsed.sections] == ["HEAD", "iccp", "BOOK", "INDX", "DONE"]
+
+
+@pytest.mark.parametrize("k, bits", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 3), (256, 8), (257, 9), (65536, 16)])
+def test_bits_for(k, bits):
+    assert container.bits_for(k) == bits
+
+
+def test_read_header_only():
+    header, _, _, data = small_file()
+    version, parsed = container.read_header(data[:40])  # only signature + HEAD needed
+    assert version == (1, 0) and parsed == header
+
+
+def test_crc_formula_check_value():
+    assert zlib.crc32(b"123456789") == 0xCBF43926  # spec §1
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def rebuild(data: bytes, replace: dict[bytes, bytes]) -> bytes:
+    out = data[:10]
+    for kind, body, _ in sections(data):
+        out += section(kind, replace.get(kind, body))
+    return out
+
+
+def test_bad_magic():
+    _, _, _, data = small_file()
+    with pytest.raises(FormatError, match="not a VQI file: bad magic"):
+        container.read(b"\x89PNG\r\n\x1a\n" + data[8:])
+
+
+def test_unsupported_major_version_names_supported():
+    _, _, _, data = small_file()
+    with pytest.raises(UnsupportedVersionError, match=r"unsupported format version 2\.0.*1\.x"):
+        container.read(data[:8] + bytes([2, 0]) + data[10:])
+
+
+def test_later_minor_version_is_read():
+    header, _, _, data = small_file()
+    parsed = container.read(data[:8] + bytes([1, 7]) + data[10:])
+    assert parsed.version == (1, 7) and parsed.header == header
+
+
+def test_crc_mismatch_names_section():
+    _, _, _, data = small_file()
+    bad = bytearray(data)
+    bad[10 + 8 + 2] ^= 0x01  # a byte of HEAD's width
+    with pytest.raises(IntegrityError, match=r"section HEAD at offset 10: CRC mismatch \(expected 0x"):
+        container.read(bytes(bad))
+
+
+def test_trailing_bytes_refused():
+    _, _, _, data = small_file()
+    with pytest.raises(FormatError, match="data after the DONE section|section head needs 8"):
+        container.read(data + b"junk")
+    with pytest.raises(FormatError, match="data after the DONE section"):
+        container.read(data + section(b"zzzz", b""))
+
+
+def test_longer_head_from_later_minor_version_is_accepted():
+    header, _, _, data = small_file()
+    head = sections(data)[0][1]
+    parsed = container.read(rebuild(data, {b"HEAD": head + b"\0\0\0\0"}))
+    assert parsed.header == header
+
+
+def test_unknown_ancillary_skipped_unknown_critical_refused():
+    _, _, _, data = small_file()
+    head_end = 10 + 12 + 20
+    with_anc = data[:head_end] + section(b"tEXt", b"hello") + data[head_end:]
+    assert container.read(with_anc).codebook == sections(data)[1][1]
+    with_crit = data[:head_end] + section(b"BREF", b"x" * 32) + data[head_end:]
+    with pytest.raises(UnsupportedVersionError, match="BREF.*unknown critical section"):
+        container.read(with_crit)
+
+
+@pytest.mark.parametrize(
+    "field, value, error, message",
+    [
+        ("width", 0, FormatError, "image size 0×2"),
+        ("channels", 5, FormatError, "channels 5"),
+        ("sample_depth", 16, UnsupportedVersionError, "sample_depth 16"),
+        ("block_width", 4, UnsupportedVersionError, r"block vectors 4×1"),
+        ("stages", 2, UnsupportedVersionError, "2 codebook stages"),
+        ("codebook_source", 1, UnsupportedVersionError, "codebook_source 1"),
+        ("index_layout", 9, UnsupportedVersionError, "index_layout 9"),
+        ("k", 0, FormatError, "k must be at least 1|k = 0"),
+        ("k", 70000, FormatError, "k = 70000"),
+        ("index_bits", 33, FormatError, "index_bits = 33 does not match k = 3"),
+        ("index_bits", 0, FormatError, "index_bits = 0 does not match"),
+    ],
+)
+def test_lying_head_fields(field, value, error, message):
+    _, _, _, data = small_file()
+    names = ["width", "height", "channels", "sample_depth", "block_width", "block_height",
+             "k", "index_bits", "index_layout", "stages", "codebook_source"]
+    values = list(struct.unpack("<IIBBBBIBBBB", sections(data)[0][1]))
+    values[names.index(field)] = value
+    head = struct.pack("<IIBBBBIBBBB", *values)
+    with pytest.raises(error, match=message):
+        container.read(rebuild(data, {b"HEAD": head}))
+
+
+def test_pixel_limit_checked_before_payload():
+    _, _, _, data = small_file()
+    with pytest.raises(LimitError, match=r"3×2 = 6 pixels, above the limit of 5"):
+        container.read(data, max_pixels=5)
+
+
+def test_zstd_frame_size_must_match_header():
+    _, _, _, data = small_file()
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(b"\0" * 7)
+    with pytest.raises(FormatError, match="zstd frame holds 7 bytes, the header implies 6"):
+        container.read(rebuild(data, {b"INDX": frame}))
+
+
+def test_zstd_frame_without_content_size_refused():
+    _, _, _, data = small_file()
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"\0" * 6)
+    with pytest.raises(FormatError, match="does not state its content size"):
+        container.read(rebuild(data, {b"INDX": frame}))
+
+
+def test_bytes_after_zstd_frame_refused():
+    _, _, _, data = small_file()
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(b"\0" * 6)
+    with pytest.raises(FormatError, match="unexpected bytes after the zstd frame"):
+        container.read(rebuild(data, {b"INDX": frame + b"\0\0"}))
+
+
+def test_not_a_zstd_frame():
+    _, _, _, data = small_file()
+    with pytest.raises(FormatError, match="not a zstd frame"):
+        container.read(rebuild(data, {b"INDX": b"\0" * 12}))
+
+
+def test_bomb_refused_without_decompressing():
+    """A few hundred bytes claiming 10^10 pixels: refused by the limit, fast."""
+    header = Header(width=100_000, height=100_000, channels=1, k=2, index_layout=1)
+    book = b"\0\xff"
+    head = section(b"HEAD", header.pack())
+    cctx = zstandard.ZstdCompressor(level=1, write_content_size=True)
+    chunk = cctx.compress(b"\0" * 1000)  # a frame that lies about nothing but is tiny
+    data = container.MAGIC + bytes([1, 0]) + head + section(b"BOOK", book) + section(b"INDX", chunk) + section(b"DONE", b"")
+    assert len(data) < 300
+    with pytest.raises(LimitError, match="above the limit"):
+        container.read(data)
+    # with the limit lifted, the frame's size is checked against the header before decompressing
+    with pytest.raises(FormatError, match="zstd frame holds 1000 bytes"):
+        container.read(data, max_pixels=None)
+
+
+def test_wrong_book_length():
+    _, _, _, data = small_file()
+    with pytest.raises(FormatError, match=r"section BOOK: 8 bytes, expected k × channels = 9"):
+        container.read(rebuild(data, {b"BOOK": bytes(8)}))
+
+
+def test_order_rules():
+    _, book, _, data = small_file()
+    secs = sections(data)
+    sig = data[:10]
+    head, bk, idx, done = (section(k, b) for k, b, _ in secs)
+    with pytest.raises(FormatError, match="the first section must be HEAD"):
+        container.read(sig + bk + head + idx + done)
+    with pytest.raises(FormatError, match="INDX at offset .*: comes before BOOK"):
+        container.read(sig + head + idx + bk + done)
+    with pytest.raises(FormatError, match="a second BOOK"):
+        container.read(sig + head + bk + bk + idx + done)
+    with pytest.raises(FormatError, match="DONE before INDX"):
+        container.read(sig + head + bk + done)
+    with pytest.raises(FormatError, match="ends before the DONE section"):
+        container.read(sig + head + bk + idx)
+    with pytest.raises(FormatError, match="a second HEAD"):
+        container.read(sig + head + head + bk + idx + done)
+
+
+def test_bad_section_type_and_length():
+    _, _, _, data = small_file()
+    bad = bytearray(data)
+    bad[14:18] = b"HE1D"
+    with pytest.raises(FormatError, match="is not four ASCII letters"):
+        container.read(bytes(bad))
+    bad = bytearray(data)
+    bad[10:14] = struct.pack("<I", 0xFFFFFFF0)
+    with pytest.raises(FormatError, match="above 2\\^31-1"):
+        container.read(bytes(bad))
+    bad[10:14] = struct.pack("<I", 5000)
+    with pytest.raises(FormatError, match="truncated file: section HEAD"):
+        container.read(bytes(bad))
+
+
+@pytest.mark.parametrize("cut", range(0, 120))
+def test_every_truncation_is_refused(cut):
+    _, _, _, data = small_file()
+    if cut >= len(data):
+        pytest.skip("past the end")
+    with pytest.raises(FormatError):
+        container.read(data[:cut])
+
+
+def test_writer_refuses_inconsistent_inputs():
+    header, book, payload, _ = small_file()
+    with pytest.raises(FormatError, match="BOOK: expected 9 bytes, found 8"):
+        container.write(header, book[:8], payload)
+    with pytest.raises(FormatError, match="does not fit layout 1"):
+        container.write(header, book, payload + b"\0")

@@ -1,0 +1,112 @@
+"""Index packing: the index layouts of spec §5, indices <-> payload bytes.
+
+A leaf: numpy only.  ``pack`` turns an index map into the (uncompressed)
+payload of an ``INDX`` section; ``unpack`` is its inverse and checks every
+index against k.  zstd is the container's business.
+
+Layout 0 (packed): one continuous big-endian bit string, ``bits`` bits per
+index, rows not padded, last byte zero-padded.  Layout 1 (bytes): one u8 per
+index (bits <= 8) or one little-endian u16 (bits >= 9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FormatError, OptionError
+
+__all__ = ["PACKED", "BYTES", "pack", "unpack", "packed_size"]
+
+PACKED = 0
+BYTES = 1
+
+# Work on this many indices at a time so that the bit-level temporaries of
+# layout 0 stay small (16 bits per index as uint8 -> 16 MiB per chunk).
+_CHUNK = 1 << 20
+
+
+def packed_size(count: int, bits: int) -> int:
+    """Bytes of a layout-0 payload: ceil(count * bits / 8)."""
+    return (count * bits + 7) // 8
+
+
+def _check_bits(bits: int) -> None:
+    if not 1 <= bits <= 16:
+        raise OptionError(f"bits per index must be 1 to 16, got {bits}")
+
+
+def pack(indices: np.ndarray, /, *, bits: int, layout: int = PACKED) -> bytes:
+    """Serialise an index map (any shape, raster order) in *layout*."""
+    _check_bits(bits)
+    flat = np.ascontiguousarray(indices).reshape(-1)
+    if flat.size and int(flat.max()) >= (1 << bits):
+        raise OptionError(f"index {int(flat.max())} does not fit in {bits} bits")
+    if layout == BYTES:
+        dtype = np.uint8 if bits <= 8 else np.dtype("<u2")
+        return flat.astype(dtype, copy=False).tobytes()
+    if layout != PACKED:
+        raise OptionError(f"unknown index layout {layout}")
+    if bits == 8:
+        return flat.astype(np.uint8, copy=False).tobytes()
+    if bits == 16:
+        return flat.astype(">u2", copy=False).tobytes()
+    out = bytearray()
+    # Chunks hold a multiple of 8 indices, so every chunk ends on a byte boundary.
+    step = _CHUNK - _CHUNK % 8
+    for start in range(0, flat.size, step):
+        part = flat[start : start + step].astype(">u2")
+        bitplane = np.unpackbits(part.view(np.uint8).reshape(-1, 2), axis=1)[:, 16 - bits :]
+        out += np.packbits(bitplane.reshape(-1)).tobytes()
+    return bytes(out)
+
+
+def unpack(payload: bytes, /, *, bits: int, count: int, k: int, layout: int = PACKED) -> np.ndarray:
+    """Read *count* indices from a payload; refuse a wrong size or an index >= k.
+
+    Returns a flat uint8 array when bits <= 8, else uint16.
+    """
+    _check_bits(bits)
+    out_dtype = np.uint8 if bits <= 8 else np.uint16
+    if layout == BYTES:
+        width = 1 if bits <= 8 else 2
+        if len(payload) != count * width:
+            raise FormatError(f"INDX: payload is {len(payload)} bytes, expected {count * width}")
+        src = np.frombuffer(payload, dtype=np.uint8 if width == 1 else "<u2")
+        flat = src.astype(out_dtype, copy=False)
+    elif layout == PACKED:
+        size = packed_size(count, bits)
+        if len(payload) != size:
+            raise FormatError(f"INDX: payload is {len(payload)} bytes, expected {size}")
+        flat = _unpack_bits(payload, bits, count, out_dtype)
+    else:
+        raise FormatError(f"INDX: unknown index layout {layout}")
+    _check_range(flat, k)
+    return flat
+
+
+def _unpack_bits(payload: bytes, bits: int, count: int, out_dtype) -> np.ndarray:
+    raw = np.frombuffer(payload, dtype=np.uint8)
+    if bits == 8:
+        return raw[:count].copy()
+    if bits == 16:
+        return raw.view(">u2")[:count].astype(np.uint16)
+    out = np.empty(count, dtype=out_dtype)
+    step = _CHUNK - _CHUNK % 8
+    for start in range(0, count, step):
+        n = min(step, count - start)
+        first = start * bits // 8
+        nbytes = packed_size(n, bits)
+        bitstring = np.unpackbits(raw[first : first + nbytes])[: n * bits]
+        wide = np.zeros((n, 16), dtype=np.uint8)
+        wide[:, 16 - bits :] = bitstring.reshape(n, bits)
+        out[start : start + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
+    return out
+
+
+def _check_range(flat: np.ndarray, k: int) -> None:
+    if flat.size == 0:
+        return
+    top = int(flat.max())
+    if top >= k:
+        where = int(np.argmax(flat >= k))
+        raise FormatError(f"INDX: index {top} at pixel {where} is not below k = {k}")
