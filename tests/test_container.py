@@ -86,7 +86,7 @@ def test_bits_for(k, bits):
 
 def test_read_header_only():
     header, _, _, data = small_file()
-    version, parsed = container.read_header(data[:40])  # only signature + HEAD needed
+    version, parsed = container.read_header(data[:42])  # only signature + HEAD needed
     assert version == (1, 0) and parsed == header
 
 
@@ -271,11 +271,9 @@ def test_bad_section_type_and_length():
         container.read(bytes(bad))
 
 
-@pytest.mark.parametrize("cut", range(0, 120))
+@pytest.mark.parametrize("cut", range(len(small_file()[3])))
 def test_every_truncation_is_refused(cut):
     _, _, _, data = small_file()
-    if cut >= len(data):
-        pytest.skip("past the end")
     with pytest.raises(FormatError):
         container.read(data[:cut])
 

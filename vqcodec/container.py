@@ -78,11 +78,11 @@ class Header:
     block_height: int = 1
     stages: int = 1
     codebook_source: int = 0
-    index_bits: int = field(default=0)
+    index_bits: int = field(default=-1)  # -1: derive from k (spec §3)
 
     def __post_init__(self) -> None:
-        if self.index_bits == 0 and self.k >= 1:
-            object.__setattr__(self, "index_bits", bits_for(self.k))
+        if self.index_bits == -1:
+            object.__setattr__(self, "index_bits", bits_for(self.k) if self.k >= 1 else 0)
 
     @property
     def mode(self) -> str:

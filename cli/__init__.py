@@ -1,0 +1,112 @@
+"""The ``vqcodec`` command line: parse, dispatch, turn exceptions into exit codes.
+
+``main(argv=None) -> int`` does the work; every user mistake becomes one line
+on stderr (``vqcodec: error: <what>; <what to do>``) and exit code 2, an
+internal error exit code 1, Ctrl-C exit code 130.  Nothing under
+``vqcodec/`` imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import signal
+import sys
+from typing import Sequence
+
+__all__ = ["main", "ExitStatus", "UsageError"]
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A mistake of the user's that the CLI reports in one line (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vqcodec import FORMAT_VERSION, __version__
+
+    from . import commands
+
+    parser = _Parser(
+        prog="vqcodec",
+        description="Compress images to the VQI format (vector quantization) and back.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"vqcodec {__version__} (VQI format {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.add_commands(sub)
+    return parser
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised in subprocess tests
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (never raises for a user's mistake)."""
+    from vqcodec.errors import VqiError
+
+    prog = "vqcodec"
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        pass
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return ExitStatus.USAGE
+        return int(args.handler(args))
+    except UsageError as e:
+        _error(prog, str(e))
+        return ExitStatus.USAGE
+    except VqiError as e:
+        _error(prog, str(e))
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitStatus.OK
+    except MemoryError:
+        _error(prog, "out of memory; try a smaller image or a smaller k")
+        return ExitStatus.ERROR
+    except Exception as e:  # an internal error: one line plus where to report it
+        _error(prog, f"internal error: {type(e).__name__}: {e}; please report this bug")
+        if "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        return ExitStatus.ERROR
+
+
+def _error(prog: str, message: str) -> None:
+    message = " ".join(message.split())  # always exactly one line
+    try:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+    except BrokenPipeError:  # pragma: no cover
+        pass
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,273 @@
+"""The sub-commands: encode, decode, info (rd and batch live in their own modules)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from . import UsageError, io, report
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _k_value(text: str) -> int:
+    from vqcodec.codec import MAX_K, MIN_K
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k must be a whole number from {MIN_K} to {MAX_K}, got '{text}'") from None
+    if not MIN_K <= value <= MAX_K:
+        raise argparse.ArgumentTypeError(f"k must be from {MIN_K} to {MAX_K}, got {value}")
+    return value
+
+
+def add_commands(sub: Any) -> None:
+    from vqcodec import DEFAULT_K, DEFAULT_MAX_PIXELS
+
+    enc = sub.add_parser(
+        "encode",
+        help="compress an image to .vqi",
+        description="Compress an image (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM, ...) to .vqi "
+        "and print a report line: size, bits per pixel, compression ratios, MSE, PSNR, SSIM.",
+    )
+    enc.add_argument("paths", nargs="+", metavar="PATH",
+                     help="INPUT OUTPUT (an image file and the .vqi to write; - for stdin/stdout), "
+                     "or, with -o DIR, any number of images and folders to encode in a batch")
+    enc.add_argument("-k", type=_k_value, default=DEFAULT_K, metavar="K",
+                     help=f"codebook size (colours), 2 to 65536 (default {DEFAULT_K})")
+    enc.add_argument("--seed", type=int, default=0, help="seed of the k-means initialisation (default 0)")
+    enc.add_argument("--layout", choices=["bytes", "packed"], default=None,
+                     help="index layout (default: bytes; packed = ⌈log2 k⌉ bits per index)")
+    enc.add_argument("--level", type=int, default=None, metavar="N",
+                     help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    _common_output_options(enc, DEFAULT_MAX_PIXELS)
+    enc.set_defaults(handler=cmd_encode)
+
+    dec = sub.add_parser(
+        "decode",
+        help="rebuild an image from .vqi",
+        description="Decode a .vqi file and write the image in the format its extension names "
+        "(.png, .tif, .bmp, .webp, ...; '-' writes PNG to stdout).",
+    )
+    dec.add_argument("paths", nargs="+", metavar="PATH",
+                     help="INPUT OUTPUT (a .vqi file and the image to write; - for stdin/stdout), "
+                     "or, with -o DIR, any number of .vqi files and folders to decode in a batch")
+    dec.add_argument("--format", default=None, help="output format (default: from the extension)")
+    _common_output_options(dec, DEFAULT_MAX_PIXELS)
+    dec.set_defaults(handler=cmd_decode)
+
+    info = sub.add_parser("info", help="show a .vqi file's header and sections",
+                          description="Check a .vqi file (all CRCs) and show its header fields and sections.")
+    info.add_argument("input", help=".vqi file, or - for stdin")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=cmd_info)
+
+    try:  # TEMPORARY while cli/rd.py is written
+        from . import rd
+    except ImportError:
+        return
+    rd.add_command(sub)
+
+
+def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None:
+    p.add_argument("-o", "--output-dir", metavar="DIR", default=None,
+                   help="batch mode: write every output under DIR, mirroring the input folders")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
+                   help="batch mode: worker processes (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="batch mode: run on a Dask cluster (needs 'pip install vqcodec[dask]')")
+    p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
+                   help=f"refuse images above N pixels (default {default_max:,})")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing (and skip the metrics)")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    stream = sys.stderr if args.output == io.STDIO else sys.stdout
+    print(text, file=stream, flush=True)
+
+
+def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
+    """Set args.input/args.output for the single-file form; True when it is a batch."""
+    batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler))
+                  if value is not None]
+    if args.output_dir is not None:
+        return True
+    if batch_only:
+        raise UsageError(f"{batch_only[0]} needs batch mode; add -o DIR")
+    if len(args.paths) != 2:
+        raise UsageError(
+            f"{what} takes INPUT OUTPUT, got {len(args.paths)} path(s); "
+            f"to {what} many files use -o DIR"
+        )
+    args.input, args.output = args.paths
+    return False
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import vqcodec
+    from vqcodec import metrics
+
+    if _single_or_batch(args, "encode"):
+        from . import batch
+
+        return batch.run(args, "encode")
+
+    if args.level is not None and not 1 <= args.level <= 22:
+        raise UsageError(f"--level must be 1 to 22, got {args.level}")
+    io.check_output(args.output, [args.input], force=args.force)
+    start = time.perf_counter()
+    source = io.read_input(args.input)
+    name = "<stdin>" if args.input == io.STDIO else args.input
+    try:
+        enc = vqcodec.encode_pixels(
+            _named(source, name), k=args.k, seed=args.seed, layout=args.layout,
+            level=args.level, max_pixels=args.max_pixels,
+        )
+    except vqcodec.ImageInputError as e:
+        raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None
+    io.write_output(args.output, enc.data, force=args.force)
+    seconds = time.perf_counter() - start
+    if args.quiet:
+        return 0
+    h = enc.header
+    rep = metrics.measure(
+        enc.source.array, enc.reconstruct(), nbytes=len(enc.data), k=h.k,
+        bits_per_index=h.index_bits, mode=h.mode, input_bytes=len(source), seconds=seconds,
+    )
+    fields = _report_fields(rep)
+    fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
+                  k_requested=args.k)
+    if args.json:
+        _say(args, report.to_json(fields))
+    else:
+        _say(args, report.encode_line(fields["input"], fields["output"], fields))
+    return 0
+
+
+def _report_fields(rep: Any) -> dict[str, Any]:
+    return {
+        "width": rep.width, "height": rep.height, "mode": rep.mode, "k": rep.k,
+        "bits_per_index": rep.bits_per_index, "bytes": rep.nbytes, "raw_bytes": rep.raw_bytes,
+        "input_bytes": rep.input_bytes, "bpp": rep.bpp, "ratio_raw": rep.ratio_raw,
+        "ratio_input": rep.ratio_input, "mse": rep.mse, "psnr": rep.psnr, "ssim": rep.ssim,
+        "seconds": rep.seconds,
+    }
+
+
+class _NamedBytes:
+    """A bytes source that carries a file name for error messages."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        import io as _io
+
+        self._stream = _io.BytesIO(data)
+        self.name = name
+
+    def read(self, *args: Any) -> bytes:
+        return self._stream.read(*args)
+
+    def seek(self, *args: Any) -> int:
+        return self._stream.seek(*args)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
+def _named(data: bytes, name: str) -> _NamedBytes:
+    return _NamedBytes(data, name)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    import vqcodec
+    from vqcodec import pixels
+
+    if _single_or_batch(args, "decode"):
+        from . import batch
+
+        return batch.run(args, "decode")
+
+    io.check_output(args.output, [args.input], force=args.force)
+    fmt = args.format
+    if fmt is None:
+        if args.output == io.STDIO:
+            fmt = "PNG"
+        else:
+            try:
+                fmt = pixels.format_for_path(args.output)
+            except vqcodec.OptionError as e:
+                raise UsageError(f"{e}; use an extension such as .png, or --format") from None
+    start = time.perf_counter()
+    data = io.read_input(args.input)
+    name = "<stdin>" if args.input == io.STDIO else args.input
+    try:
+        px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels)
+    except vqcodec.VqiError as e:
+        raise UsageError(f"cannot decode '{name}': {e}") from None
+    try:
+        out = pixels.to_bytes(px, fmt.upper())
+    except vqcodec.VqiError as e:
+        raise UsageError(str(e)) from None
+    io.write_output(args.output, out, force=args.force)
+    seconds = time.perf_counter() - start
+    if args.quiet:
+        return 0
+    fields = {
+        "input": name, "output": "<stdout>" if args.output == io.STDIO else args.output,
+        "width": px.width, "height": px.height, "mode": px.mode, "format": fmt.upper(),
+        "bytes": len(out), "icc_profile": px.icc_profile is not None, "seconds": seconds,
+    }
+    if args.json:
+        _say(args, json.dumps(fields))
+    else:
+        _say(args, f"{name} -> {fields['output']}: {px.width}×{px.height} {px.mode}, "
+                   f"{fmt.upper()} {len(out):,} bytes, {seconds:.2f} s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import vqcodec
+    from vqcodec.container import LAYOUTS
+
+    data = io.read_input(args.input)
+    name = "<stdin>" if args.input == io.STDIO else args.input
+    try:
+        info = vqcodec.read_info(data)
+    except vqcodec.VqiError as e:
+        raise UsageError(f"'{name}' is not a valid VQI file: {e}") from None
+    h = info.header
+    fields = {
+        "file": name, "bytes": info.file_bytes, "version": f"{info.version[0]}.{info.version[1]}",
+        "width": h.width, "height": h.height, "channels": h.channels, "mode": h.mode,
+        "sample_depth": h.sample_depth, "block": f"{h.block_width}x{h.block_height}",
+        "k": h.k, "index_bits": h.index_bits,
+        "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
+        "stages": h.stages, "codebook_source": h.codebook_source,
+        "bpp": 8 * info.file_bytes / (h.width * h.height),
+        "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}
+                     for s in info.sections],
+    }
+    if args.json:
+        print(json.dumps(fields))
+        return 0
+    print(f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp")
+    for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
+                "index_layout", "stages", "codebook_source"):
+        print(f"  {key:<16} {fields[key]}")
+    print("  sections:")
+    for s in info.sections:
+        print(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
+    return 0

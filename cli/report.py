@@ -1,0 +1,36 @@
+"""The report printed after an encode or decode: one line, or one JSON object."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def _fmt_psnr(value: float) -> str:
+    return "inf (lossless)" if math.isinf(value) else f"{value:.2f} dB"
+
+
+def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
+    """``in.png 768×512 RGB -> out.vqi: k=256 (8 bits/index), ...`` as one line."""
+    parts = [
+        f"{name_in} {fields['width']}×{fields['height']} {fields['mode']} -> {name_out}:",
+        f"k={fields['k']} ({fields['bits_per_index']} bits/index),",
+        f"{fields['bytes']:,} bytes, {fields['bpp']:.3f} bpp,",
+        f"ratio {fields['ratio_raw']:.2f}× raw",
+    ]
+    if fields.get("ratio_input") is not None:
+        parts[-1] += f" / {fields['ratio_input']:.2f}× input,"
+    else:
+        parts[-1] += ","
+    parts.append(
+        f"MSE {fields['mse']:.3f}, PSNR {_fmt_psnr(fields['psnr'])}, SSIM {fields['ssim']:.4f},"
+    )
+    parts.append(f"{fields['seconds']:.2f} s")
+    return " ".join(parts)
+
+
+def to_json(fields: dict[str, Any]) -> str:
+    """One JSON object; an infinite PSNR (lossless) is written as null."""
+    clean = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in fields.items()}
+    return json.dumps(clean, sort_keys=False)

@@ -1,0 +1,81 @@
+"""vqcodec: the VQI image format, compressed by vector quantization.
+
+>>> import numpy as np, vqcodec
+>>> image = np.zeros((4, 6, 3), dtype=np.uint8)
+>>> data = vqcodec.encode(image, k=16)
+>>> bool((vqcodec.decode(data) == image).all())
+True
+
+Public API: :func:`encode`, :func:`decode`, :func:`decode_image`,
+:func:`read_info`, :func:`read_header`, the :mod:`vqcodec.metrics` module,
+the error family (:class:`VqiError` and subclasses), ``FORMAT_VERSION`` and
+``__version__``.  Importing the package registers the Pillow plugin, so
+``PIL.Image.open("x.vqi")`` works.
+"""
+
+from __future__ import annotations
+
+from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, Header
+from .container import read_header as _read_header
+from .errors import (
+    FormatError,
+    ImageInputError,
+    IntegrityError,
+    LimitError,
+    OptionError,
+    UnsupportedVersionError,
+    VqiError,
+)
+from .codec import (
+    DEFAULT_K,
+    Encoded,
+    Info,
+    decode,
+    decode_image,
+    decode_pixels,
+    encode,
+    encode_pixels,
+    read_info,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "DEFAULT_K",
+    "DEFAULT_MAX_PIXELS",
+    "Header",
+    "Encoded",
+    "Info",
+    "encode",
+    "encode_pixels",
+    "decode",
+    "decode_pixels",
+    "decode_image",
+    "read_header",
+    "read_info",
+    "VqiError",
+    "FormatError",
+    "UnsupportedVersionError",
+    "IntegrityError",
+    "LimitError",
+    "ImageInputError",
+    "OptionError",
+]
+
+
+def read_header(data: bytes, /) -> Header:
+    """Parse only the signature and ``HEAD`` of .vqi bytes (cheap, no decompression)."""
+    return _read_header(data)[1]
+
+
+def _register_plugin() -> None:
+    try:
+        from . import pillow_plugin
+    except ImportError:  # pragma: no cover - plugin not built yet
+        return
+    pillow_plugin.register()
+
+
+_register_plugin()

@@ -1,0 +1,201 @@
+"""The codec: pixels -> quantize -> packing -> container, and back.
+
+This is the one module that joins the leaves.  It works on values (numpy
+arrays, :class:`~vqcodec.pixels.Pixels`, bytes); the path and stream forms
+of the public API are thin wrappers at the bottom.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from . import container, fileio, packing, pixels
+from .errors import OptionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = [
+    "DEFAULT_K",
+    "MIN_K",
+    "MAX_K",
+    "Encoded",
+    "Info",
+    "encode",
+    "encode_pixels",
+    "decode",
+    "decode_pixels",
+    "decode_image",
+    "read_info",
+]
+
+DEFAULT_K = 256
+MIN_K = 2
+MAX_K = 65536
+LAYOUT_NAMES = {"packed": packing.PACKED, "bytes": packing.BYTES}
+
+ImageLike = Union[np.ndarray, "Image.Image", pixels.Pixels, fileio.Source]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The result of an encode: the file's bytes and what went into them."""
+
+    data: bytes
+    header: container.Header
+    codebook: np.ndarray  # (k, C) uint8
+    indices: np.ndarray  # (H, W)
+    source: pixels.Pixels
+
+    def reconstruct(self) -> np.ndarray:
+        """The decoded pixels (H, W, C), by codebook lookup, without re-reading the file."""
+        return self.codebook[self.indices]
+
+
+@dataclass(frozen=True)
+class Info:
+    """What ``vqcodec info`` shows: version, header and the sections."""
+
+    version: tuple[int, int]
+    header: container.Header
+    sections: tuple[container.SectionInfo, ...]
+    icc_profile_bytes: int
+    file_bytes: int
+
+
+def _zstd_level(pixel_count: int) -> tuple[int, int]:
+    """(level, threads) for the INDX frame: strong on ordinary images, fast on huge ones."""
+    if pixel_count <= 4_000_000:
+        return 19, 0
+    return 12, 2
+
+
+def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+    if isinstance(image, pixels.Pixels):
+        return image
+    if isinstance(image, np.ndarray):
+        return pixels.from_array(image)
+    if type(image).__module__.startswith("PIL."):
+        return pixels.from_pil(image)
+    return pixels.load(image, max_pixels=max_pixels)
+
+
+def encode_pixels(
+    image: ImageLike,
+    /,
+    *,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    layout: str | None = None,
+    level: int | None = None,
+    max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
+) -> Encoded:
+    """Encode and return the bytes together with the codebook and indices."""
+    from .quantize import quantize  # numpy-heavy work, imported when needed
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not MIN_K <= k <= MAX_K:
+        raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {k!r}")
+    if layout is not None and layout not in LAYOUT_NAMES:
+        raise OptionError(f"layout must be one of {sorted(LAYOUT_NAMES)}, got {layout!r}")
+    px = _as_pixels(image, max_pixels)
+    if max_pixels is not None and px.width * px.height > max_pixels:
+        from .errors import LimitError
+
+        raise LimitError(
+            f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
+            f"above the limit of {max_pixels:,}"
+        )
+    q = quantize(px.array, k=int(k), seed=seed)
+    codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+    n = codebook.shape[0]
+    layout_id = LAYOUT_NAMES[layout or "bytes"]
+    header = container.Header(
+        width=px.width, height=px.height, channels=px.channels, k=n, index_layout=layout_id
+    )
+    payload = packing.pack(q.indices, bits=header.index_bits, layout=layout_id)
+    zlevel, threads = _zstd_level(px.width * px.height)
+    data = container.write(
+        header,
+        codebook.tobytes(),
+        payload,
+        icc_profile=px.icc_profile,
+        level=zlevel if level is None else level,
+        threads=threads,
+    )
+    return Encoded(data, header, codebook, q.indices, px)
+
+
+def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: bool = False,
+           **options: Any) -> bytes:
+    """Encode an image to .vqi bytes.
+
+    *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
+    an image file given as a path, bytes or a binary stream.  When *dst* (a
+    path or a writable binary stream) is given the bytes are also written
+    there; a path is written atomically and is not replaced unless
+    *overwrite*.  Options: ``k`` (2..65536, default 256), ``seed``,
+    ``layout`` ("bytes" or "packed"), ``level`` (zstd), ``max_pixels``.
+    """
+    data = encode_pixels(image, **options).data
+    if dst is not None:
+        fileio.write_target(dst, data, overwrite=overwrite)
+    return data
+
+
+def _read_vqi(src: fileio.Source) -> bytes:
+    if isinstance(src, (str, os.PathLike)) or hasattr(src, "read"):
+        return fileio.read_source(src)
+    return src  # bytes-like: parsed without a copy
+
+
+def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = container.DEFAULT_MAX_PIXELS
+                  ) -> pixels.Pixels:
+    """Decode .vqi bytes (or a path / stream of them) to :class:`Pixels` with the ICC profile."""
+    parsed = container.read(_read_vqi(src), max_pixels=max_pixels)
+    h = parsed.header
+    book = np.frombuffer(parsed.codebook, dtype=np.uint8).reshape(h.k, h.channels)
+    flat = packing.unpack(
+        parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k, layout=h.index_layout
+    )
+    array = book[flat].reshape(h.height, h.width, h.channels)
+    return pixels.Pixels(array, parsed.icc_profile)
+
+
+def decode(src: fileio.Source, dst: fileio.Target | None = None, /, *,
+           max_pixels: int | None = container.DEFAULT_MAX_PIXELS, format: str | None = None,
+           overwrite: bool = False) -> np.ndarray:
+    """Decode .vqi data to a uint8 array shaped as ``np.asarray(PIL image)`` would be.
+
+    (H, W) for L images, (H, W, C) otherwise.  *src* is bytes, a path or a
+    binary stream.  When *dst* is given, the image is also written there in
+    *format* (default: from the path's extension, else PNG).
+    """
+    px = decode_pixels(src, max_pixels=max_pixels)
+    if dst is not None:
+        if format is None:
+            format = pixels.format_for_path(os.fspath(dst)) if isinstance(dst, (str, os.PathLike)) else "PNG"
+        fileio.write_target(dst, pixels.to_bytes(px, format), overwrite=overwrite)
+    return px.array[:, :, 0] if px.channels == 1 else px.array
+
+
+def decode_image(src: fileio.Source, /, *, max_pixels: int | None = container.DEFAULT_MAX_PIXELS
+                 ) -> "Image.Image":
+    """Decode to a PIL image (ICC profile in ``image.info['icc_profile']``)."""
+    return pixels.to_pil(decode_pixels(src, max_pixels=max_pixels))
+
+
+def read_info(src: fileio.Source, /) -> Info:
+    """Check a whole file (CRCs included) and describe it, without decoding pixels."""
+    data = _read_vqi(src)
+    parsed = container.read(data, max_pixels=None)
+    return Info(
+        parsed.version,
+        parsed.header,
+        parsed.sections,
+        len(parsed.icc_profile or b""),
+        len(data),
+    )
