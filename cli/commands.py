@@ -48,8 +48,12 @@ def add_commands(sub: Any) -> None:
     enc.add_argument("-k", type=_k_value, default=DEFAULT_K, metavar="K",
                      help=f"codebook size (colours), 2 to 65536 (default {DEFAULT_K})")
     enc.add_argument("--seed", type=int, default=0, help="seed of the k-means initialisation (default 0)")
-    enc.add_argument("--layout", choices=["bytes", "packed"], default=None,
-                     help="index layout (default: bytes; packed = ⌈log2 k⌉ bits per index)")
+    enc.add_argument("--layout", choices=["stripes", "bytes", "packed"], default=None,
+                     help="index layout (default: the smaller of stripes and bytes; "
+                     "packed = ⌈log2 k⌉ bits per index)")
+    enc.add_argument("--coder", choices=["bzip2", "zstd"], default=None,
+                     help="entropy coder of the indices (default: bzip2, the smaller files; "
+                     "zstd decodes faster)")
     enc.add_argument("--level", type=int, default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     _common_output_options(enc, DEFAULT_MAX_PIXELS)
@@ -135,7 +139,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     try:
         enc = vqcodec.encode_pixels(
             _named(source, name), k=args.k, seed=args.seed, layout=args.layout,
-            level=args.level, max_pixels=args.max_pixels,
+            coder=args.coder, level=args.level, max_pixels=args.max_pixels,
         )
     except vqcodec.ImageInputError as e:
         raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None

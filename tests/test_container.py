@@ -48,7 +48,8 @@ def test_head_layout_exact():
     _, _, _, data = small_file()
     kind, body, crc = sections(data)[0]
     assert kind == b"HEAD"
-    assert body == struct.pack("<IIBBBBIBBBB", 3, 2, 3, 8, 1, 1, 3, 2, 1, 1, 0)
+    assert body == struct.pack("<IIBBBBIBBBBB3s", 3, 2, 3, 8, 1, 1, 3, 2, 1, 0, 1, 0, b"\0\0\0")
+    assert len(body) == 24
     assert crc == zlib.crc32(b"HEAD" + body)
 
 
@@ -86,7 +87,7 @@ def test_bits_for(k, bits):
 
 def test_read_header_only():
     header, _, _, data = small_file()
-    version, parsed = container.read_header(data[:42])  # only signature + HEAD needed
+    version, parsed = container.read_header(data[:46])  # only signature + HEAD needed
     assert version == (1, 0) and parsed == header
 
 
@@ -147,7 +148,7 @@ def test_longer_head_from_later_minor_version_is_accepted():
 
 def test_unknown_ancillary_skipped_unknown_critical_refused():
     _, _, _, data = small_file()
-    head_end = 10 + 12 + 20
+    head_end = 10 + 12 + 24
     with_anc = data[:head_end] + section(b"tEXt", b"hello") + data[head_end:]
     assert container.read(with_anc).codebook == sections(data)[1][1]
     with_crit = data[:head_end] + section(b"BREF", b"x" * 32) + data[head_end:]
@@ -165,6 +166,8 @@ def test_unknown_ancillary_skipped_unknown_critical_refused():
         ("stages", 2, UnsupportedVersionError, "2 codebook stages"),
         ("codebook_source", 1, UnsupportedVersionError, "codebook_source 1"),
         ("index_layout", 9, UnsupportedVersionError, "index_layout 9"),
+        ("index_coder", 2, UnsupportedVersionError, "index_coder 2"),
+        ("reserved", b"\0\1\0", UnsupportedVersionError, "reserved bytes 21-23 are 00 01 00"),
         ("k", 0, FormatError, "k must be at least 1|k = 0"),
         ("k", 70000, FormatError, "k = 70000"),
         ("index_bits", 33, FormatError, "index_bits = 33 does not match k = 3"),
@@ -174,10 +177,11 @@ def test_unknown_ancillary_skipped_unknown_critical_refused():
 def test_lying_head_fields(field, value, error, message):
     _, _, _, data = small_file()
     names = ["width", "height", "channels", "sample_depth", "block_width", "block_height",
-             "k", "index_bits", "index_layout", "stages", "codebook_source"]
-    values = list(struct.unpack("<IIBBBBIBBBB", sections(data)[0][1]))
+             "k", "index_bits", "index_layout", "index_coder", "stages", "codebook_source",
+             "reserved"]
+    values = list(struct.unpack("<IIBBBBIBBBBB3s", sections(data)[0][1]))
     values[names.index(field)] = value
-    head = struct.pack("<IIBBBBIBBBB", *values)
+    head = struct.pack("<IIBBBBIBBBBB3s", *values)
     with pytest.raises(error, match=message):
         container.read(rebuild(data, {b"HEAD": head}))
 
@@ -284,3 +288,37 @@ def test_writer_refuses_inconsistent_inputs():
         container.write(header, book[:8], payload)
     with pytest.raises(FormatError, match="does not fit layout 1"):
         container.write(header, book, payload + b"\0")
+
+
+@pytest.mark.parametrize("layout", [0, 1, 2])
+def test_bzip2_coder_round_trip(layout):
+    header = Header(width=5, height=3, channels=1, k=3, index_layout=layout, index_coder=1)
+    size = container.index_payload_size(header)
+    payload = bytes([1]) * size if layout else bytes([0x55]) * size
+    data = container.write(header, b"\0\x80\xff", payload)
+    assert sections(data)[2][1][:3] == b"BZh"
+    assert container.read(data).index_payload == payload
+
+
+def test_bzip2_multiple_streams_and_limits(monkeypatch):
+    import bz2
+
+    monkeypatch.setattr(container, "BZIP2_CHUNK", 4)
+    header = Header(width=10, height=1, channels=1, k=2, index_layout=1, index_coder=1)
+    payload = bytes([0, 1] * 5)
+    data = container.write(header, b"\0\xff", payload)
+    body = sections(data)[2][1]
+    assert body.count(b"BZh9") == 3  # 4 + 4 + 2 bytes
+    assert container.read(data).index_payload == payload
+
+    def with_indx(new):
+        return rebuild(data, {b"INDX": new})
+
+    with pytest.raises(FormatError, match="inflates past the 10 bytes"):
+        container.read(with_indx(bz2.compress(bytes(64 << 10))))
+    with pytest.raises(FormatError, match="inflates to 9 bytes, the header implies 10"):
+        container.read(with_indx(bz2.compress(bytes(9))))
+    with pytest.raises(FormatError, match="not a bzip2 stream at byte"):
+        container.read(with_indx(bz2.compress(bytes(5)) + b"junk"))
+    with pytest.raises(FormatError, match="truncated|corrupt bzip2"):
+        container.read(with_indx(bz2.compress(bytes(10))[:-6]))

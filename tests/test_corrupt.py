@@ -43,7 +43,8 @@ def sample_image(seed: int = 0, channels: int = 3) -> np.ndarray:
 def files() -> dict[str, bytes]:
     out = {}
     for layout in ("bytes", "packed"):
-        out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout)
+        out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
+    out["bzip2"] = vqcodec.encode(sample_image(), k=8, layout="stripes", coder="bzip2")
     return out
 
 
@@ -55,7 +56,7 @@ def decode_or_error(data: bytes):
         return e
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
 def test_every_truncation_is_refused(files, layout):
     data = files[layout]
     for cut in range(len(data)):
@@ -63,11 +64,11 @@ def test_every_truncation_is_refused(files, layout):
             vqcodec.decode(data[:cut])
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
 def test_every_single_byte_change_of_signature_and_header(files, layout):
     data = files[layout]
     expected = vqcodec.decode(data)
-    end_of_head = 10 + 12 + 20
+    end_of_head = 10 + 12 + 24
     for offset in range(end_of_head):
         for value in (0x00, 0xFF, data[offset] ^ 0x01, data[offset] ^ 0x80):
             if value == data[offset]:
@@ -81,7 +82,7 @@ def test_every_single_byte_change_of_signature_and_header(files, layout):
                 assert isinstance(result, VqiError), (offset, value)
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
 def test_every_bit_flip_is_detected(files, layout):
     """Exhaustive over small files: each flip is detected, or is in the free minor-version byte."""
     data = files[layout]
@@ -115,7 +116,7 @@ def test_random_bytes(blob):
 @given(data=st.data())
 def test_random_mutations_of_a_valid_file(files, data):
     """Random splices, overwrites and insertions: an error or (rarely) a valid image, nothing else."""
-    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed"]))])
+    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2"]))])
     for _ in range(data.draw(st.integers(1, 4))):
         op = data.draw(st.sampled_from(["set", "insert", "delete"]))
         pos = data.draw(st.integers(0, len(blob) - 1))
@@ -138,7 +139,8 @@ def section(kind: bytes, body: bytes) -> bytes:
 
 def forged(width, height, channels=1, k=2, bits=None, layout=1, book=None, indx=None) -> bytes:
     bits = container.bits_for(k) if bits is None and k >= 1 else (bits or 1)
-    head = struct.pack("<IIBBBBIBBBB", width, height, channels, 8, 1, 1, k, bits, layout, 1, 0)
+    head = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, 1, 1, k, bits, layout, 0, 1, 0,
+                       b"\0\0\0")
     if book is None:
         book = bytes(max(k, 0) * channels)
     if indx is None:
@@ -209,6 +211,6 @@ def test_index_not_below_k():
 
 def test_length_past_the_end(files):
     data = bytearray(files["bytes"])
-    struct.pack_into("<I", data, 10 + 12 + 20, 1 << 30)  # BOOK's length
+    struct.pack_into("<I", data, 10 + 12 + 24, 1 << 30)  # BOOK's length
     with pytest.raises(FormatError, match="truncated file: section BOOK"):
         vqcodec.decode(bytes(data))

@@ -36,7 +36,10 @@ __all__ = [
 DEFAULT_K = 256
 MIN_K = 2
 MAX_K = 65536
-LAYOUT_NAMES = {"packed": packing.PACKED, "bytes": packing.BYTES}
+LAYOUT_NAMES = {"packed": packing.PACKED, "bytes": packing.BYTES, "stripes": packing.STRIPES}
+CODER_NAMES = {"zstd": container.CODER_ZSTD, "bzip2": container.CODER_BZIP2}
+# Above this many pixels the encoder picks the layout from a sample, not by trying both.
+TRY_ALL_PIXELS = 4_000_000
 
 ImageLike = Union[np.ndarray, "Image.Image", pixels.Pixels, fileio.Source]
 
@@ -67,11 +70,34 @@ class Info:
     file_bytes: int
 
 
-def _zstd_level(pixel_count: int) -> tuple[int, int]:
-    """(level, threads) for the INDX frame: strong on ordinary images, fast on huge ones."""
-    if pixel_count <= 4_000_000:
-        return 19, 0
-    return 12, 2
+def _threads(pixel_count: int) -> int:
+    return 0 if pixel_count <= TRY_ALL_PIXELS else min(4, os.cpu_count() or 1)
+
+
+def _zstd_level(pixel_count: int) -> int:
+    """zstd level for the INDX frame: strong on ordinary images, faster on huge ones."""
+    return 19 if pixel_count <= TRY_ALL_PIXELS else 12
+
+
+def _choose_layout(indices: np.ndarray, bits: int, coder: int) -> int:
+    """Pick stripes or bytes by compressing both (or, on huge maps, a band of rows)."""
+    import bz2
+
+    import zstandard
+
+    h, w = indices.shape
+    if h * w > TRY_ALL_PIXELS:
+        rows = max(2, (1 << 20) // max(w, 1)) & ~1
+        top = (h // 2) & ~1
+        indices = indices[top : top + rows]
+    sizes = {}
+    for layout in (packing.STRIPES, packing.BYTES):
+        raw = packing.pack(indices, bits=bits, layout=layout)
+        if coder == container.CODER_BZIP2:
+            sizes[layout] = len(bz2.compress(raw, 9))
+        else:
+            sizes[layout] = len(zstandard.ZstdCompressor(level=9).compress(raw))
+    return min(sizes, key=lambda layout: (sizes[layout], layout))
 
 
 def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
@@ -91,6 +117,7 @@ def encode_pixels(
     k: int = DEFAULT_K,
     seed: int = 0,
     layout: str | None = None,
+    coder: str | None = None,
     level: int | None = None,
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
 ) -> Encoded:
@@ -101,6 +128,10 @@ def encode_pixels(
         raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {k!r}")
     if layout is not None and layout not in LAYOUT_NAMES:
         raise OptionError(f"layout must be one of {sorted(LAYOUT_NAMES)}, got {layout!r}")
+    if coder is not None and coder not in CODER_NAMES:
+        raise OptionError(f"coder must be one of {sorted(CODER_NAMES)}, got {coder!r}")
+    if level is not None and not 1 <= level <= 22:
+        raise OptionError(f"zstd level must be 1 to 22, got {level}")
     px = _as_pixels(image, max_pixels)
     if max_pixels is not None and px.width * px.height > max_pixels:
         from .errors import LimitError
@@ -112,19 +143,27 @@ def encode_pixels(
     q = quantize(px.array, k=int(k), seed=seed)
     codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
     n = codebook.shape[0]
-    layout_id = LAYOUT_NAMES[layout or "bytes"]
+    count = px.width * px.height
+    coder_id = CODER_NAMES[coder or "bzip2"]
+    bits = container.bits_for(n)
+    if layout is not None:
+        layout_id = LAYOUT_NAMES[layout]
+    elif coder_id == container.CODER_ZSTD and coder is not None:
+        layout_id = packing.BYTES
+    else:
+        layout_id = _choose_layout(q.indices, bits, coder_id)
     header = container.Header(
-        width=px.width, height=px.height, channels=px.channels, k=n, index_layout=layout_id
+        width=px.width, height=px.height, channels=px.channels, k=n,
+        index_layout=layout_id, index_coder=coder_id,
     )
     payload = packing.pack(q.indices, bits=header.index_bits, layout=layout_id)
-    zlevel, threads = _zstd_level(px.width * px.height)
     data = container.write(
         header,
         codebook.tobytes(),
         payload,
         icc_profile=px.icc_profile,
-        level=zlevel if level is None else level,
-        threads=threads,
+        level=_zstd_level(count) if level is None else level,
+        threads=_threads(count),
     )
     return Encoded(data, header, codebook, q.indices, px)
 
@@ -138,7 +177,9 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: 
     path or a writable binary stream) is given the bytes are also written
     there; a path is written atomically and is not replaced unless
     *overwrite*.  Options: ``k`` (2..65536, default 256), ``seed``,
-    ``layout`` ("bytes" or "packed"), ``level`` (zstd), ``max_pixels``.
+    ``layout`` ("stripes", "bytes" or "packed"; default: the smaller of
+    stripes and bytes), ``coder`` ("bzip2", the default, or "zstd"),
+    ``level`` (zstd level 1-22), ``max_pixels``.
     """
     data = encode_pixels(image, **options).data
     if dst is not None:
@@ -159,7 +200,8 @@ def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = container.D
     h = parsed.header
     book = np.frombuffer(parsed.codebook, dtype=np.uint8).reshape(h.k, h.channels)
     flat = packing.unpack(
-        parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k, layout=h.index_layout
+        parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k,
+        layout=h.index_layout, width=h.width,
     )
     array = book[flat].reshape(h.height, h.width, h.channels)
     return pixels.Pixels(array, parsed.icc_profile)

@@ -42,15 +42,18 @@ MAX_SECTION_LENGTH = 2**31 - 1
 MAX_K = 65536
 
 SIGNATURE_SIZE = len(MAGIC) + 2
-HEAD_SIZE = 20
-_HEAD = struct.Struct("<IIBBBBIBBBB")
+HEAD_SIZE = 24
+_HEAD = struct.Struct("<IIBBBBIBBBBB3s")
 _SECTION_HEAD = struct.Struct("<I4s")
 _U32 = struct.Struct("<I")
 
 LAYOUT_PACKED = 0
 LAYOUT_BYTES = 1
-LAYOUT_RUNS = 2
-LAYOUTS = {LAYOUT_PACKED: "packed", LAYOUT_BYTES: "bytes"}
+LAYOUT_STRIPES = 2
+LAYOUTS = {LAYOUT_PACKED: "packed", LAYOUT_BYTES: "bytes", LAYOUT_STRIPES: "stripes"}
+CODER_ZSTD = 0
+CODER_BZIP2 = 1
+CODERS = {CODER_ZSTD: "zstd", CODER_BZIP2: "bzip2"}
 CHANNEL_LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 # zstd: frames must state their content size (RFC 8878 Frame_Content_Size).
@@ -73,6 +76,7 @@ class Header:
     channels: int
     k: int
     index_layout: int
+    index_coder: int = CODER_ZSTD
     sample_depth: int = 8
     block_width: int = 1
     block_height: int = 1
@@ -97,7 +101,7 @@ class Header:
         return _HEAD.pack(
             self.width, self.height, self.channels, self.sample_depth,
             self.block_width, self.block_height, self.k, self.index_bits,
-            self.index_layout, self.stages, self.codebook_source,
+            self.index_layout, self.index_coder, self.stages, self.codebook_source, b"\0\0\0",
         )
 
 
@@ -127,11 +131,11 @@ class Container:
 
 
 def index_payload_size(header: Header) -> int:
-    """Exact payload size for layouts 0 and 1, upper bound for layout 2 (spec §5)."""
+    """The exact size of the index payload (spec §5)."""
     n = header.pixel_count
     if header.index_layout == LAYOUT_PACKED:
         return (n * header.index_bits + 7) // 8
-    if header.index_layout == LAYOUT_BYTES:
+    if header.index_layout in (LAYOUT_BYTES, LAYOUT_STRIPES):
         return n * ((header.index_bits + 7) // 8)
     raise UnsupportedVersionError(
         f"HEAD: index_layout {header.index_layout} is not supported "
@@ -159,6 +163,26 @@ def _zstd_compress(payload: bytes, level: int, threads: int = 0) -> bytes:
     return cctx.compress(payload)
 
 
+BZIP2_CHUNK = 4 * 1024 * 1024
+
+
+def _bzip2_compress(payload: bytes, threads: int = 0) -> bytes:
+    """bzip2 streams of BZIP2_CHUNK payload bytes each, concatenated (spec §5.4).
+
+    Independent streams let large payloads be compressed on several cores
+    (the bz2 module releases the GIL while it works).
+    """
+    import bz2
+
+    chunks = [payload[i : i + BZIP2_CHUNK] for i in range(0, len(payload), BZIP2_CHUNK)] or [b""]
+    if threads > 1 and len(chunks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            return b"".join(pool.map(lambda c: bz2.compress(c, 9), chunks))
+    return b"".join(bz2.compress(c, 9) for c in chunks)
+
+
 def write(
     header: Header,
     codebook: bytes,
@@ -174,15 +198,11 @@ def write(
     expected_book = header.k * header.channels
     if len(codebook) != expected_book:
         raise FormatError(f"BOOK: expected {expected_book} bytes, found {len(codebook)}")
-    bound = index_payload_size(header)
-    if header.index_layout == LAYOUT_RUNS:
-        ok = len(index_payload) <= bound
-    else:
-        ok = len(index_payload) == bound
-    if not ok:
+    size = index_payload_size(header)
+    if len(index_payload) != size:
         raise FormatError(
             f"INDX: payload of {len(index_payload)} bytes does not fit layout "
-            f"{header.index_layout} (size {bound})"
+            f"{header.index_layout} (size {size})"
         )
     parts = [MAGIC, bytes(FORMAT_VERSION), _section(b"HEAD", header.pack())]
     if icc_profile:
@@ -190,7 +210,11 @@ def write(
             raise LimitError(f"ICC profile of {len(icc_profile)} bytes is above {MAX_ICC_BYTES}")
         parts.append(_section(b"iccp", _zstd_compress(bytes(icc_profile), 19)))
     parts.append(_section(b"BOOK", bytes(codebook)))
-    parts.append(_section(b"INDX", _zstd_compress(index_payload, level, threads)))
+    if header.index_coder == CODER_BZIP2:
+        coded = _bzip2_compress(index_payload, threads)
+    else:
+        coded = _zstd_compress(index_payload, level, threads)
+    parts.append(_section(b"INDX", coded))
     parts.append(_section(b"DONE", b""))
     return b"".join(parts)
 
@@ -252,13 +276,19 @@ def _iter_sections(data: memoryview):
 def _parse_head(body: memoryview) -> Header:
     if len(body) < HEAD_SIZE:
         raise FormatError(f"HEAD: {len(body)} bytes, at least {HEAD_SIZE} expected")
-    (width, height, channels, depth, bw, bh, k, bits, layout, stages, source) = _HEAD.unpack_from(body, 0)
+    (width, height, channels, depth, bw, bh, k, bits, layout, coder, stages, source,
+     reserved) = _HEAD.unpack_from(body, 0)
     header = Header(
         width=width, height=height, channels=channels, sample_depth=depth,
         block_width=bw, block_height=bh, k=k, index_bits=bits, index_layout=layout,
-        stages=stages, codebook_source=source,
+        index_coder=coder, stages=stages, codebook_source=source,
     )
     _check_header(header)
+    if reserved != b"\0\0\0":
+        raise UnsupportedVersionError(
+            f"HEAD: reserved bytes 21-23 are {reserved.hex(' ')}, expected 00 00 00 "
+            f"(a feature of a newer format version?)"
+        )
     return header
 
 
@@ -278,6 +308,8 @@ def _check_header(h: Header) -> None:
         unsupported.append(f"codebook_source {h.codebook_source} (supported: 0, embedded)")
     if h.index_layout not in LAYOUTS:
         unsupported.append(f"index_layout {h.index_layout} (supported: {sorted(LAYOUTS)})")
+    if h.index_coder not in CODERS:
+        unsupported.append(f"index_coder {h.index_coder} (supported: {sorted(CODERS)})")
     if unsupported:
         raise UnsupportedVersionError("HEAD: this reader does not support " + "; ".join(unsupported))
     if not 1 <= h.k <= MAX_K:
@@ -318,6 +350,40 @@ def _zstd_decompress(kind: str, body: memoryview, *, exact: int | None, bound: i
     if rest:
         raise FormatError(f"section {kind}: {len(rest)} unexpected bytes after the zstd frame")
     return out
+
+
+def _bzip2_decompress(kind: str, body: memoryview, size: int) -> bytes:
+    """Concatenated bzip2 streams that must inflate to exactly *size* bytes.
+
+    Output is bounded: never more than size + 1 bytes are produced, whatever
+    the streams claim.
+    """
+    import bz2
+
+    data = bytes(body)
+    out = bytearray()
+    while True:
+        if not data.startswith(b"BZh"):
+            raise FormatError(f"section {kind}: not a bzip2 stream at byte {len(body) - len(data)}")
+        dec = bz2.BZ2Decompressor()
+        try:
+            out += dec.decompress(data, max_length=size + 1 - len(out))
+            while not dec.eof and len(out) <= size and dec.needs_input is False:
+                out += dec.decompress(b"", max_length=size + 1 - len(out))
+        except (OSError, ValueError, EOFError) as e:
+            raise FormatError(f"section {kind}: corrupt bzip2 data ({e})") from e
+        if len(out) > size:
+            raise FormatError(f"section {kind}: bzip2 data inflates past the {size} bytes the header implies")
+        if not dec.eof:
+            raise FormatError(f"section {kind}: bzip2 stream is truncated")
+        data = dec.unused_data
+        if not data:
+            break
+    if len(out) != size:
+        raise FormatError(
+            f"section {kind}: bzip2 data inflates to {len(out)} bytes, the header implies {size}"
+        )
+    return bytes(out)
 
 
 def read_header(data: bytes | bytearray | memoryview, /) -> tuple[tuple[int, int], Header]:
@@ -383,8 +449,10 @@ def read(
             if payload is not None:
                 raise FormatError(f"section INDX at offset {pos}: a second INDX")
             size = index_payload_size(header)
-            exact = None if header.index_layout == LAYOUT_RUNS else size
-            payload = _zstd_decompress("INDX", body, exact=exact, bound=size)
+            if header.index_coder == CODER_BZIP2:
+                payload = _bzip2_decompress("INDX", body, size)
+            else:
+                payload = _zstd_decompress("INDX", body, exact=size, bound=size)
         elif kind == "iccp":
             if icc is not None:
                 raise FormatError(f"section iccp at offset {pos}: a second iccp")

@@ -6,7 +6,11 @@ index against k.  zstd is the container's business.
 
 Layout 0 (packed): one continuous big-endian bit string, ``bits`` bits per
 index, rows not padded, last byte zero-padded.  Layout 1 (bytes): one u8 per
-index (bits <= 8) or one little-endian u16 (bits >= 9).
+index (bits <= 8) or one little-endian u16 (bits >= 9).  Layout 2 (stripes):
+as layout 1, in stripe-2 order: rows are taken in pairs and each pair is
+read column by column (upper pixel, then lower), so that a pixel's upper
+neighbour sits next to it in the byte stream; an odd last row is read left
+to right.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import numpy as np
 
 from .errors import FormatError, OptionError
 
-__all__ = ["PACKED", "BYTES", "pack", "unpack", "packed_size"]
+__all__ = ["PACKED", "BYTES", "STRIPES", "pack", "unpack", "packed_size"]
 
 PACKED = 0
 BYTES = 1
+STRIPES = 2
 
 # Work on this many indices at a time so that the bit-level temporaries of
 # layout 0 stay small (16 bits per index as uint8 -> 16 MiB per chunk).
@@ -35,9 +40,33 @@ def _check_bits(bits: int) -> None:
         raise OptionError(f"bits per index must be 1 to 16, got {bits}")
 
 
+def to_stripes(grid: np.ndarray) -> np.ndarray:
+    """(H, W) map -> 1-D array in stripe-2 order (spec §5.2)."""
+    h, w = grid.shape
+    even = h - (h & 1)
+    main = grid[:even].reshape(even // 2, 2, w).transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([main, grid[even]]) if h & 1 else main
+
+
+def from_stripes(flat: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`to_stripes`: 1-D stripe-2 order -> (H, W) map."""
+    out = np.empty((height, width), dtype=flat.dtype)
+    even = height - (height & 1)
+    split = even * width
+    out[:even] = flat[:split].reshape(even // 2, width, 2).transpose(0, 2, 1).reshape(even, width)
+    if height & 1:
+        out[even] = flat[split:]
+    return out
+
+
 def pack(indices: np.ndarray, /, *, bits: int, layout: int = PACKED) -> bytes:
-    """Serialise an index map (any shape, raster order) in *layout*."""
+    """Serialise an index map in *layout*; the map is (H, W) for layout 2, any shape otherwise."""
     _check_bits(bits)
+    if layout == STRIPES:
+        grid = np.asarray(indices)
+        if grid.ndim != 2:
+            raise OptionError(f"layout 2 (stripes) needs an (H, W) map, got shape {grid.shape}")
+        return pack(to_stripes(grid), bits=bits, layout=BYTES)
     flat = np.ascontiguousarray(indices).reshape(-1)
     if flat.size and int(flat.max()) >= (1 << bits):
         raise OptionError(f"index {int(flat.max())} does not fit in {bits} bits")
@@ -60,12 +89,19 @@ def pack(indices: np.ndarray, /, *, bits: int, layout: int = PACKED) -> bytes:
     return bytes(out)
 
 
-def unpack(payload: bytes, /, *, bits: int, count: int, k: int, layout: int = PACKED) -> np.ndarray:
+def unpack(payload: bytes, /, *, bits: int, count: int, k: int, layout: int = PACKED,
+           width: int | None = None) -> np.ndarray:
     """Read *count* indices from a payload; refuse a wrong size or an index >= k.
 
-    Returns a flat uint8 array when bits <= 8, else uint16.
+    Returns a flat uint8 array (bits <= 8, else uint16) in raster order.
+    Layout 2 needs the image *width* (count must be a multiple of it).
     """
     _check_bits(bits)
+    if layout == STRIPES:
+        if not width or count % width:
+            raise FormatError(f"INDX: layout 2 needs the image width (count {count}, width {width})")
+        flat = unpack(payload, bits=bits, count=count, k=k, layout=BYTES)
+        return from_stripes(flat, count // width, width).reshape(-1)
     out_dtype = np.uint8 if bits <= 8 else np.uint16
     if layout == BYTES:
         width = 1 if bits <= 8 else 2

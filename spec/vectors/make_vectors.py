@@ -27,15 +27,16 @@ def ancillary(kind: bytes, body: bytes) -> bytes:
     return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
 
 
-def vector(name, book, indices, channels, layout, extra=b""):
+def vector(name, book, indices, channels, layout, extra=b"", coder=container.CODER_ZSTD):
     book = np.asarray(book, dtype=np.uint8).reshape(-1, channels)
     indices = np.asarray(indices)
     h, w = indices.shape
-    header = container.Header(width=w, height=h, channels=channels, k=len(book), index_layout=layout)
+    header = container.Header(width=w, height=h, channels=channels, k=len(book),
+                              index_layout=layout, index_coder=coder)
     payload = packing.pack(indices, bits=header.index_bits, layout=layout)
     data = container.write(header, book.tobytes(), payload)
     if extra:  # insert an unknown ancillary section right after HEAD
-        cut = 10 + 12 + 20
+        cut = 10 + 12 + 24
         data = data[:cut] + extra + data[cut:]
     pixels = book[indices]
     (HERE / f"{name}.vqi").write_bytes(data)
@@ -56,3 +57,6 @@ if __name__ == "__main__":
            extra=ancillary(b"tEXt", b"a reader skips me"))
     # 4. RGBA 2×1, layout 1: one opaque and one fully transparent pixel
     vector("rgba-2x1-bytes", [10, 20, 30, 255, 0, 0, 0, 0], [[1, 0]], 4, packing.BYTES)
+    # 5. RGB 3×3, 5 entries, layout 2 (stripes) compressed with bzip2 (coder 1)
+    vector("rgb-3x3-stripes-bzip2", [0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
+           [[0, 1, 2], [3, 4, 0], [1, 2, 3]], 3, packing.STRIPES, coder=container.CODER_BZIP2)
