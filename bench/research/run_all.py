@@ -39,9 +39,6 @@ CANDS = {
                            lambda b, s: np.frombuffer(bz2.decompress(b), np.uint8).reshape(s)),
     "bz2 stripe2 (layout 2)": (lambda x: bz2.compress(np.ascontiguousarray(st2(x)).tobytes(), 9),
                                lambda b, s: packing.from_stripes(np.frombuffer(bz2.decompress(b), np.uint8), *s)),
-    "CHOSEN: min(bz2 raw, bz2 stripe2)": (
-        lambda x: min(bz2.compress(x.tobytes(), 9), bz2.compress(np.ascontiguousarray(st2(x)).tobytes(), 9), key=len),
-        lambda b, s: np.frombuffer(bz2.decompress(b), np.uint8).reshape(s)),  # decode time only
 }
 
 def main():
