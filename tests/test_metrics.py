@@ -1,0 +1,495 @@
+"""Metrics: MSE / PSNR / SSIM against independent computations, alpha rules,
+strip and tile processing, small images, sizes and the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from vqcodec import metrics
+from vqcodec.errors import OptionError
+
+C1 = (0.01 * 255) ** 2
+C2 = (0.03 * 255) ** 2
+
+
+# --------------------------------------------------------------------------
+# Independent references
+
+
+def ref_mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def ref_premultiply64(a: np.ndarray) -> np.ndarray:
+    out = a.astype(np.float64)
+    out[..., :-1] *= out[..., -1:] / 255.0
+    return out
+
+
+def _ssim_channel_map(x, y, smooth):
+    mu_x, mu_y = smooth(x), smooth(y)
+    var_x = smooth(x * x) - mu_x * mu_x
+    var_y = smooth(y * y) - mu_y * mu_y
+    cov = smooth(x * y) - mu_x * mu_y
+    return ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / (
+        (mu_x**2 + mu_y**2 + C1) * (var_x + var_y + C2)
+    )
+
+
+def ref_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """scikit-image's recipe (gaussian_weights, sigma 1.5, population
+    covariance) with scipy's Gaussian filter: truncate=3.5 -> an 11-tap
+    window; 5 pixels cropped at every border."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+
+    def smooth(z):
+        return ndimage.gaussian_filter(z, sigma=1.5, truncate=3.5, mode="reflect")
+
+    values = [
+        _ssim_channel_map(a[..., c], b[..., c], smooth)[5:-5, 5:-5].mean()
+        for c in range(a.shape[2])
+    ]
+    return float(np.mean(values))
+
+
+def ref_ssim_small(a: np.ndarray, b: np.ndarray) -> float:
+    """The documented rule for axes under 11 pixels: the sigma-1.5 Gaussian
+    truncated to the largest odd length that fits, renormalised, and that
+    radius cropped."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    radii = [min(5, (n - 1) // 2) for n in a.shape[:2]]
+    weights = []
+    for r in radii:
+        x = np.arange(-r, r + 1, dtype=np.float64)
+        w = np.exp(-(x**2) / (2 * 1.5**2))
+        weights.append(w / w.sum())
+
+    def smooth(z):
+        z = ndimage.correlate1d(z, weights[0], axis=0, mode="reflect")
+        return ndimage.correlate1d(z, weights[1], axis=1, mode="reflect")
+
+    rv, rh = radii
+    values = []
+    for c in range(a.shape[2]):
+        s = _ssim_channel_map(a[..., c], b[..., c], smooth)
+        values.append(s[rv : s.shape[0] - rv, rh : s.shape[1] - rh].mean())
+    return float(np.mean(values))
+
+
+# --------------------------------------------------------------------------
+# Test images
+
+
+def noisy_pair(shape, seed, noise=20):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = np.clip(a.astype(np.int16) + rng.integers(-noise, noise + 1, shape), 0, 255)
+    return a, b.astype(np.uint8)
+
+
+def smooth_pair(shape, seed):
+    """Low-frequency images (large structure, small local variance) and a
+    slightly quantised, shifted copy: the regime where SSIM's constants matter."""
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma=(6, 6, 0)[: len(shape)])
+    field = (field - field.min()) / (field.max() - field.min())
+    a = np.round(field * 230 + 10).astype(np.uint8)
+    b = np.clip((a.astype(np.int16) // 8) * 8 + 3, 0, 255).astype(np.uint8)
+    return a, b
+
+
+# --------------------------------------------------------------------------
+# MSE and PSNR
+
+
+@pytest.mark.parametrize("shape", [(17, 23), (17, 23, 1), (17, 23, 3)])
+def test_mse_and_psnr_match_direct_computation(shape):
+    a, b = noisy_pair(shape, seed=1)
+    expected = ref_mse(a, b)
+    assert metrics.mse(a, b) == pytest.approx(expected, rel=1e-12)
+    assert metrics.psnr(a, b) == pytest.approx(10 * math.log10(255**2 / expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_mse_with_alpha_straight_and_premultiplied(channels):
+    a, b = noisy_pair((19, 21, channels), seed=2, noise=60)
+    assert metrics.mse(a, b, alpha="straight") == pytest.approx(ref_mse(a, b), rel=1e-12)
+    expected = ref_mse(ref_premultiply64(a), ref_premultiply64(b))
+    assert metrics.mse(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_mse_many_strips(monkeypatch):
+    monkeypatch.setattr(metrics, "_STRIP_BUDGET_BYTES", 1)  # one row per strip
+    a, b = noisy_pair((9, 11, 4), seed=3)
+    assert metrics.mse(a, b, alpha="straight") == pytest.approx(ref_mse(a, b), rel=1e-12)
+
+
+@pytest.mark.parametrize("offset", [1, 7, 55])
+def test_constant_offset_gives_exact_mse(offset):
+    rng = np.random.default_rng(offset)
+    a = rng.integers(0, 256 - offset, (31, 45, 3), dtype=np.uint8)
+    b = a + np.uint8(offset)
+    assert metrics.mse(a, b) == offset**2
+    assert metrics.mse(b, a) == offset**2
+    assert metrics.psnr(a, b) == 10 * math.log10(255**2 / offset**2)
+    assert metrics.psnr(a, b, peak=1.0) == 10 * math.log10(1 / offset**2)
+
+
+def test_peak_argument_shifts_psnr_by_20_log10():
+    a, b = noisy_pair((8, 8, 3), seed=4)
+    p255 = metrics.psnr(a, b)
+    p1 = metrics.psnr(a, b, peak=1.0)
+    assert p255 - p1 == pytest.approx(20 * math.log10(255), abs=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (5, 7, 2), (13, 12, 3), (30, 40, 4)])
+def test_identical_images(shape):
+    a, _ = noisy_pair(shape, seed=5)
+    b = a.copy()
+    assert metrics.mse(a, b) == 0.0
+    assert metrics.psnr(a, b) == math.inf
+    assert metrics.ssim(a, b) == 1.0
+    assert metrics.ssim(a, b, alpha="straight") == 1.0
+
+
+# --------------------------------------------------------------------------
+# Argument checks
+
+
+@pytest.mark.parametrize("function", [metrics.mse, metrics.psnr, metrics.ssim])
+def test_shape_mismatch(function):
+    a = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(OptionError, match=r"shape mismatch: reference is \(4, 5, 3\), test is"):
+        function(a, np.zeros((5, 4, 3), np.uint8))
+    with pytest.raises(OptionError, match="shape mismatch"):
+        function(a, np.zeros((4, 5, 4), np.uint8))
+    with pytest.raises(OptionError, match="shape mismatch"):
+        function(np.zeros((4, 5), np.uint8), np.zeros((4, 5, 1), np.uint8))
+
+
+@pytest.mark.parametrize("function", [metrics.mse, metrics.psnr, metrics.ssim])
+def test_dtype_mismatch_and_non_uint8(function):
+    a = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(OptionError, match="dtype mismatch: reference is uint8, test is uint16"):
+        function(a, a.astype(np.uint16))
+    with pytest.raises(OptionError, match="reference: expected dtype uint8, found float32"):
+        function(a.astype(np.float32), a.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((4, 5, 5), np.uint8), "expected 1 to 4 channels, found 5"),
+        (np.zeros((4, 5, 0), np.uint8), "expected 1 to 4 channels, found 0"),
+        (np.zeros((2, 4, 5, 3), np.uint8), r"expected shape \(H, W\) or \(H, W, C\), found 4"),
+        (np.zeros(7, np.uint8), "found 1 dimensions"),
+        (np.zeros((0, 5, 3), np.uint8), "image is empty"),
+        (np.zeros((5, 0), np.uint8), "image is empty"),
+    ],
+)
+def test_bad_image_shapes(array, message):
+    with pytest.raises(OptionError, match=message):
+        metrics.mse(array, array.copy())
+    with pytest.raises(OptionError, match=message):
+        metrics.ssim(array, array.copy())
+
+
+def test_not_an_array():
+    a = np.zeros((2, 2), np.uint8)
+    with pytest.raises(OptionError, match="test: expected a numpy array, found list"):
+        metrics.mse(a, [[0, 0], [0, 0]])
+
+
+def test_bad_alpha_and_peak():
+    a = np.zeros((3, 3, 4), np.uint8)
+    for function in (metrics.mse, metrics.psnr, metrics.ssim):
+        with pytest.raises(OptionError, match="alpha: expected one of 'premultiplied', 'st"):
+            function(a, a, alpha="linear")
+    # checked for images without alpha too
+    with pytest.raises(OptionError, match="alpha: expected"):
+        metrics.mse(a[..., :3], a[..., :3], alpha="Premultiplied")
+    for peak in (0, -1.0, math.nan, math.inf):
+        with pytest.raises(OptionError, match="peak: expected a positive"):
+            metrics.psnr(a, a, peak=peak)
+    with pytest.raises(OptionError, match="peak: expected a positive number, found 'x'"):
+        metrics.psnr(a, a, peak="x")
+    assert issubclass(OptionError, ValueError)
+
+
+# --------------------------------------------------------------------------
+# Alpha
+
+
+def transparent_colour_pair(channels: int):
+    """Two images that differ only in the colour of fully transparent pixels."""
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (24, 26, channels), dtype=np.uint8)
+    a[::3, :, -1] = 0
+    a[:, ::5, -1] = 0
+    b = a.copy()
+    hidden = a[..., -1] == 0
+    b[..., :-1][hidden] = rng.integers(0, 256, (int(hidden.sum()), channels - 1), dtype=np.uint8)
+    assert (a != b).any()
+    return a, b
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_premultiplied_ignores_colour_of_transparent_pixels(channels):
+    a, b = transparent_colour_pair(channels)
+    assert metrics.mse(a, b) == 0.0
+    assert metrics.psnr(a, b) == math.inf
+    assert metrics.ssim(a, b) == 1.0
+    assert metrics.mse(a, b, alpha="straight") == pytest.approx(ref_mse(a, b), rel=1e-12)
+    assert metrics.mse(a, b, alpha="straight") > 0
+    assert metrics.psnr(a, b, alpha="straight") < math.inf
+    assert metrics.ssim(a, b, alpha="straight") < 1.0
+
+
+def test_alpha_option_has_no_effect_without_alpha():
+    a, b = noisy_pair((16, 18, 3), seed=7)
+    assert metrics.mse(a, b, alpha="straight") == metrics.mse(a, b)
+    assert metrics.ssim(a, b, alpha="straight") == metrics.ssim(a, b)
+
+
+def test_premultiply():
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 256, (7, 9, 4), dtype=np.uint8)
+    a[0, 0] = (200, 100, 50, 0)
+    a[0, 1] = (200, 100, 50, 255)
+    p = metrics.premultiply(a)
+    assert p.dtype == np.float32 and p.shape == a.shape
+    np.testing.assert_array_equal(p[..., 3], a[..., 3])
+    np.testing.assert_allclose(p, ref_premultiply64(a), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(p[0, 0], [0, 0, 0, 0])
+    np.testing.assert_array_equal(p[0, 1], [200, 100, 50, 255])
+    la = metrics.premultiply(a[..., 2:])
+    np.testing.assert_array_equal(la, p[..., 2:])
+    np.testing.assert_array_equal(a[0, 0], (200, 100, 50, 0))  # input untouched
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (4, 4, 1), (4, 4, 3)])
+def test_premultiply_needs_alpha(shape):
+    with pytest.raises(OptionError, match=r"premultiply: expected an \(H, W, 2\) or"):
+        metrics.premultiply(np.zeros(shape, np.uint8))
+
+
+# --------------------------------------------------------------------------
+# SSIM
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (37, 53, 3), (11, 11, 3), (12, 70)])
+@pytest.mark.parametrize("maker", [noisy_pair, smooth_pair])
+def test_ssim_matches_scipy_reference(shape, maker):
+    a, b = maker(shape, seed=sum(shape))
+    expected = ref_ssim(a, b)
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-6)
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)  # float64 throughout
+
+
+def test_ssim_with_alpha_matches_reference():
+    a, b = noisy_pair((30, 34, 4), seed=9, noise=40)
+    assert metrics.ssim(a, b, alpha="straight") == pytest.approx(ref_ssim(a, b), abs=1e-12)
+    expected = ref_ssim(metrics.premultiply(a), metrics.premultiply(b))
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    assert metrics.ssim(a, b) != pytest.approx(ref_ssim(a, b), abs=1e-3)
+
+
+def test_ssim_known_values():
+    flat = np.full((20, 20), 100, np.uint8)
+    other = np.full((20, 20), 50, np.uint8)
+    # no variance anywhere: SSIM is the luminance term alone
+    expected = (2 * 100 * 50 + C1) / (100**2 + 50**2 + C1)
+    assert metrics.ssim(flat, other) == pytest.approx(expected, rel=1e-12)
+    rng = np.random.default_rng(10)
+    noise = rng.integers(0, 256, (40, 40), dtype=np.uint8)
+    assert metrics.ssim(noise, 255 - noise) < 0  # anticorrelated structure
+
+
+def test_ssim_symmetric_and_bounded():
+    a, b = noisy_pair((25, 31, 3), seed=11, noise=100)
+    s = metrics.ssim(a, b)
+    assert s == pytest.approx(metrics.ssim(b, a), abs=1e-14)
+    assert -1.0 <= s < 1.0
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 3), (3, 5), (7, 13), (1000, 4096)])
+def test_ssim_tiles_equal_whole_image(monkeypatch, rows, cols):
+    a, b = noisy_pair((41, 52, 3), seed=12)
+    b[:15] = a[:15]  # some tiles identical (the shortcut), others not
+    whole = ref_ssim(a, b)
+    monkeypatch.setattr(metrics, "_SSIM_STRIP_ROWS", rows)
+    monkeypatch.setattr(metrics, "_SSIM_TILE_COLS", cols)
+    assert metrics.ssim(a, b) == pytest.approx(whole, abs=1e-12)
+
+
+def test_ssim_column_blocks_and_gemm_chunks(monkeypatch):
+    a, b = smooth_pair((40, 90, 3), seed=13)
+    expected = ref_ssim(a, b)
+    for block, gemm in [(1, 1), (5, 100), (200, 1 << 30)]:
+        monkeypatch.setattr(metrics, "_SSIM_COLUMN_BLOCK", block)
+        monkeypatch.setattr(metrics, "_GEMM_SIZE", gemm)
+        assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1), (1, 2), (2, 2), (3, 20), (20, 3), (3, 20, 3), (1, 100), (10, 10, 4), (10, 12)],
+)
+def test_ssim_small_images(shape):
+    a, b = noisy_pair(shape, seed=14, noise=50)
+    s = metrics.ssim(a, b, alpha="straight")
+    assert math.isfinite(s) and -1.0 <= s <= 1.0
+    assert s == pytest.approx(ref_ssim_small(a, b), abs=1e-12)
+    assert metrics.ssim(a, a.copy()) == 1.0
+    if len(shape) == 3 and shape[2] == 4:
+        expected = ref_ssim_small(metrics.premultiply(a), metrics.premultiply(b))
+        assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ssim_one_pixel_formula():
+    x, y = 200.0, 120.0
+    a = np.array([[200]], np.uint8)
+    b = np.array([[120]], np.uint8)
+    assert metrics.ssim(a, b) == pytest.approx((2 * x * y + C1) / (x * x + y * y + C1))
+
+
+def test_ssim_small_rule_agrees_with_reference_at_11():
+    # at 11 pixels the reduced rule and the standard one are the same window
+    a, b = noisy_pair((11, 15, 3), seed=15)
+    assert ref_ssim_small(a, b) == pytest.approx(ref_ssim(a, b), abs=1e-12)
+    assert metrics.ssim(a, b) == pytest.approx(ref_ssim(a, b), abs=1e-12)
+
+
+def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch):
+    """Strips and tiles bound the float64 temporaries: the peak for a large
+    image is far below one float64 copy of it and about that of a small one."""
+    monkeypatch.setattr(metrics, "_SSIM_TILE_COLS", 512)
+
+    def peak_bytes(shape):
+        a, b = noisy_pair(shape, seed=16)
+        tracemalloc.start()
+        try:
+            metrics.ssim(a, b)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small = peak_bytes((60, 600))
+    large = peak_bytes((700, 2100))
+    assert large < 700 * 2100 * 8 / 4
+    assert large < small * 1.5
+
+
+# --------------------------------------------------------------------------
+# Property checks (bounded budget)
+
+
+images = st.tuples(
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.sampled_from([None, 1, 2, 3, 4]),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(images)
+def test_properties(spec):
+    height, width, channels, seed = spec
+    shape = (height, width) if channels is None else (height, width, channels)
+    a, b = noisy_pair(shape, seed=seed, noise=80)
+    for alpha in ("premultiplied", "straight"):
+        e = metrics.mse(a, b, alpha=alpha)
+        assert e >= 0 and e == pytest.approx(metrics.mse(b, a, alpha=alpha), rel=1e-12)
+        s = metrics.ssim(a, b, alpha=alpha)
+        assert -1.0 <= s <= 1.0
+        assert s == pytest.approx(metrics.ssim(b, a, alpha=alpha), abs=1e-12)
+    if channels not in (2, 4):
+        assert metrics.mse(a, b) == pytest.approx(ref_mse(a, b), rel=1e-12)
+        if height >= 11 and width >= 11:
+            assert metrics.ssim(a, b) == pytest.approx(ref_ssim(a, b), abs=1e-9)
+        else:
+            assert metrics.ssim(a, b) == pytest.approx(ref_ssim_small(a, b), abs=1e-9)
+
+
+# --------------------------------------------------------------------------
+# Sizes and the report
+
+
+def test_bits_per_pixel_and_ratio():
+    assert metrics.bits_per_pixel(1000, 100, 10) == 8.0
+    assert metrics.bits_per_pixel(0, 3, 3) == 0.0
+    assert metrics.bits_per_pixel(3, 2, 3) == 4.0
+    assert metrics.compression_ratio(3000, 1000) == 3.0
+    assert metrics.compression_ratio(10, 40) == 0.25
+    with pytest.raises(OptionError, match="image size: expected width and height >= 1, found 0x5"):
+        metrics.bits_per_pixel(10, 0, 5)
+    with pytest.raises(OptionError, match="nbytes: expected a size >= 0, found -1"):
+        metrics.bits_per_pixel(-1, 2, 2)
+    with pytest.raises(OptionError, match="compressed_bytes: expected a size >= 1, found 0"):
+        metrics.compression_ratio(10, 0)
+    with pytest.raises(OptionError, match="original_bytes: expected a size >= 0"):
+        metrics.compression_ratio(-5, 10)
+
+
+def test_measure_report():
+    a, b = noisy_pair((32, 48, 3), seed=17)
+    report = metrics.measure(
+        a, b, nbytes=576, k=16, bits_per_index=4, mode="RGB", input_bytes=4608, seconds=0.25
+    )
+    assert (report.width, report.height, report.mode) == (48, 32, "RGB")
+    assert (report.k, report.bits_per_index, report.nbytes) == (16, 4, 576)
+    assert report.raw_bytes == 48 * 32 * 3
+    assert report.bpp == 576 * 8 / (48 * 32) == 3.0
+    assert report.ratio_raw == 8.0
+    assert report.ratio_input == 8.0
+    assert report.mse == metrics.mse(a, b)
+    assert report.psnr == metrics.psnr(a, b)
+    assert report.ssim == metrics.ssim(a, b)
+    assert report.seconds == 0.25
+    data = report.as_dict()
+    assert list(data) == [f.name for f in dataclasses.fields(metrics.Report)]
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.k = 3  # type: ignore[misc]
+
+
+def test_measure_lossless_grey_without_input_size():
+    a, _ = noisy_pair((9, 10), seed=18)
+    report = metrics.measure(a, a.copy(), nbytes=45, k=256, bits_per_index=8, mode="L")
+    assert report.raw_bytes == 90 and report.ratio_raw == 2.0
+    assert report.input_bytes is None and report.ratio_input is None
+    assert report.mse == 0.0 and report.psnr == math.inf and report.ssim == 1.0
+    data = report.as_dict()
+    assert data["psnr"] is None  # strict JSON has no infinity
+    text = json.dumps(data, allow_nan=False)
+    assert '"psnr": null' in text and '"ratio_input": null' in text
+
+
+def test_measure_uses_premultiplied_alpha():
+    a, b = transparent_colour_pair(4)
+    report = metrics.measure(a, b, nbytes=100, k=8, bits_per_index=3, mode="RGBA")
+    assert report.mse == 0.0 and report.ssim == 1.0
+
+
+def test_measure_checks():
+    a = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(OptionError, match="shape mismatch"):
+        metrics.measure(a, a[:2], nbytes=10, k=2, bits_per_index=1, mode="RGB")
+    with pytest.raises(OptionError, match="nbytes: expected an encoded size >= 1, found 0"):
+        metrics.measure(a, a, nbytes=0, k=2, bits_per_index=1, mode="RGB")
