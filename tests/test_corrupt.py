@@ -138,7 +138,8 @@ def section(kind: bytes, body: bytes) -> bytes:
 
 
 def forged(width, height, channels=1, k=2, bits=None, layout=1, book=None, indx=None) -> bytes:
-    bits = container.bits_for(k) if bits is None and k >= 1 else (bits or 1)
+    if bits is None:
+        bits = container.bits_for(k) if k >= 1 else 1
     head = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, 1, 1, k, bits, layout, 0, 1, 0,
                        b"\0\0\0")
     if book is None:

@@ -1,0 +1,247 @@
+"""The CLI end to end, in a subprocess: success paths, reports, and every error path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vqcodec
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "sample.png"
+
+
+def run(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vqcodec", *map(str, args)],
+        input=stdin, capture_output=True, cwd=cwd, timeout=120,
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess, pattern: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("vqcodec: error: "), lines[0]
+    assert "Traceback" not in proc.stderr.decode()
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+    assert proc.stdout == b""
+    return lines[0]
+
+
+@pytest.fixture
+def small_png(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    path = tmp_path / "small.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_version_and_help():
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.decode().strip() == f"vqcodec {vqcodec.__version__} (VQI format 1.0)"
+    for sub in ("encode", "decode", "info", "rd"):
+        proc = run(sub, "--help")
+        assert proc.returncode == 0 and b"usage: vqcodec " + sub.encode() in proc.stdout
+
+
+def test_encode_report_line_and_decode(tmp_path):
+    out = tmp_path / "s.vqi"
+    proc = run("encode", SAMPLE, out, "-k", "32")
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.decode().strip()
+    assert "\n" not in line
+    for piece in ("384×256 RGB", "k=32 (5 bits/index)", "bytes", "bpp", "× raw", "× input",
+                  "MSE", "PSNR", "dB", "SSIM", " s"):
+        assert piece in line, piece
+    back = tmp_path / "back.png"
+    proc = run("decode", out, back)
+    assert proc.returncode == 0, proc.stderr
+    original = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    decoded = np.asarray(Image.open(back))
+    assert decoded.shape == original.shape
+    np.testing.assert_array_equal(decoded, vqcodec.decode(out.read_bytes()))
+
+
+def test_json_report_matches_independent_numbers(tmp_path):
+    out = tmp_path / "s.vqi"
+    proc = run("encode", SAMPLE, out, "-k", "16", "--json")
+    assert proc.returncode == 0, proc.stderr
+    fields = json.loads(proc.stdout)
+    size = out.stat().st_size
+    assert fields["bytes"] == size
+    assert fields["width"] == 384 and fields["height"] == 256 and fields["k"] <= 16
+    assert fields["bpp"] == pytest.approx(8 * size / (384 * 256))
+    assert fields["ratio_raw"] == pytest.approx(384 * 256 * 3 / size)
+    assert fields["ratio_input"] == pytest.approx(SAMPLE.stat().st_size / size)
+    original = np.asarray(Image.open(SAMPLE).convert("RGB")).astype(float)
+    decoded = vqcodec.decode(out.read_bytes()).astype(float)
+    mse = ((original - decoded) ** 2).mean()
+    assert fields["mse"] == pytest.approx(mse, rel=1e-9)
+    assert fields["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-9)
+    assert 0 < fields["ssim"] < 1
+
+
+def test_quiet_prints_nothing(tmp_path):
+    proc = run("encode", SAMPLE, tmp_path / "q.vqi", "-k", "8", "-q")
+    assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+
+
+def test_lossless_when_colours_fit_and_alpha_kept(tmp_path):
+    rng = np.random.default_rng(1)
+    book = np.array([[0, 0, 0, 0], [255, 0, 0, 128], [0, 255, 0, 255], [9, 9, 9, 40]], np.uint8)
+    image = book[rng.integers(0, 4, (17, 23))]
+    src = tmp_path / "a.png"
+    Image.fromarray(image, "RGBA").save(src)
+    assert run("encode", src, tmp_path / "a.vqi", "-k", "4").returncode == 0
+    assert run("decode", tmp_path / "a.vqi", tmp_path / "b.png").returncode == 0
+    back = Image.open(tmp_path / "b.png")
+    assert back.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(back), image)
+
+
+def test_stdin_stdout_pipe(small_png):
+    proc = run("encode", "-", "-", "-k", "8", stdin=small_png.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout[:4] == b"\x89VQI"
+    assert b"PSNR" in proc.stderr  # the report goes to stderr when stdout carries data
+    dec = run("decode", "-", "-", "-q", stdin=proc.stdout)
+    assert dec.returncode == 0 and dec.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info(tmp_path, small_png):
+    out = tmp_path / "i.vqi"
+    run("encode", small_png, out, "-k", "8", "-q")
+    proc = run("info", out)
+    assert proc.returncode == 0
+    text = proc.stdout.decode()
+    for piece in ("VQI 1.0", "width            32", "height           24", "HEAD", "BOOK", "INDX", "DONE"):
+        assert piece in text, piece
+    fields = json.loads(run("info", out, "--json").stdout)
+    assert fields["bytes"] == out.stat().st_size
+    assert [s["type"] for s in fields["sections"]] == ["HEAD", "BOOK", "INDX", "DONE"]
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_not_an_image(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("just some text\n")
+    one_error_line(run("encode", bad, tmp_path / "o.vqi"), r"notes\.png")
+    assert not (tmp_path / "o.vqi").exists()
+
+
+def test_broken_png(tmp_path, small_png):
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(small_png.read_bytes()[:200])
+    one_error_line(run("encode", cut, tmp_path / "o.vqi"), r"cut\.png")
+    assert not (tmp_path / "o.vqi").exists()
+
+
+@pytest.mark.parametrize("k", ["1", "65537", "0", "-5", "many"])
+def test_k_out_of_range(tmp_path, k):
+    one_error_line(run("encode", SAMPLE, tmp_path / "o.vqi", "-k", k), r"k must be")
+
+
+def test_zero_size_image(tmp_path):
+    # a PNG header that claims 0×0 pixels (Pillow itself refuses to write one)
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    src = tmp_path / "zero.png"
+    src.write_bytes(png)
+    one_error_line(run("encode", src, tmp_path / "o.vqi"), r"zero\.png")
+
+
+def test_missing_input_and_folder(tmp_path):
+    one_error_line(run("encode", tmp_path / "nope.png", tmp_path / "o.vqi"), r"nope\.png.*no such file")
+    one_error_line(run("encode", SAMPLE, tmp_path / "no" / "dir" / "o.vqi"), r"folder .* does not exist")
+    one_error_line(run("decode", tmp_path / "nope.vqi", tmp_path / "o.png"), r"nope\.vqi")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_input(tmp_path):
+    src = tmp_path / "locked.png"
+    src.write_bytes(SAMPLE.read_bytes())
+    src.chmod(0)
+    one_error_line(run("encode", src, tmp_path / "o.vqi"), r"permission denied")
+
+
+def test_wrong_magic_version_crc_truncation(tmp_path, small_png):
+    good = tmp_path / "g.vqi"
+    run("encode", small_png, good, "-k", "8", "-q")
+    data = good.read_bytes()
+    cases = {
+        "magic": (b"GIF89a" + data[6:], r"not a VQI file: bad magic"),
+        "version": (data[:8] + b"\x07\x00" + data[10:], r"unsupported format version 7\.0"),
+        "crc": (data[:-30] + bytes([data[-30] ^ 0xFF]) + data[-29:], r"CRC mismatch"),
+        "cut": (data[: len(data) // 2], r"truncated"),
+    }
+    for name, (blob, pattern) in cases.items():
+        path = tmp_path / f"{name}.vqi"
+        path.write_bytes(blob)
+        one_error_line(run("decode", path, tmp_path / f"{name}.png"), pattern)
+        one_error_line(run("info", path), pattern)
+        assert not (tmp_path / f"{name}.png").exists()
+
+
+def test_no_overwrite_without_force(tmp_path, small_png):
+    out = tmp_path / "o.vqi"
+    out.write_bytes(b"precious")
+    one_error_line(run("encode", small_png, out, "-k", "8"), r"exists; use --force")
+    assert out.read_bytes() == b"precious"
+    assert run("encode", small_png, out, "-k", "8", "--force", "-q").returncode == 0
+    assert out.read_bytes()[:4] == b"\x89VQI"
+
+
+def test_output_may_not_be_the_input(tmp_path, small_png):
+    before = small_png.read_bytes()
+    one_error_line(run("encode", small_png, small_png, "--force"), r"is the input file")
+    link = tmp_path / "link.png"
+    os.symlink(small_png, link)
+    one_error_line(run("encode", small_png, link, "--force"), r"is the input file")
+    assert small_png.read_bytes() == before
+
+
+def test_usage_errors_are_one_line():
+    one_error_line(run("encode", "only-one-path"), r"encode takes INPUT OUTPUT")
+    one_error_line(run("frobnicate"), r"invalid choice")
+    one_error_line(run("encode", SAMPLE, "x.vqi", "--layout", "zigzag"), r"invalid choice")
+
+
+def test_decode_unknown_extension(tmp_path, small_png):
+    out = tmp_path / "o.vqi"
+    run("encode", small_png, out, "-k", "8", "-q")
+    one_error_line(run("decode", out, tmp_path / "o.xyz"), r"xyz")
+
+
+def test_decode_alpha_to_jpeg_refused(tmp_path):
+    image = np.zeros((4, 4, 4), np.uint8)
+    src = tmp_path / "a.vqi"
+    src.write_bytes(vqcodec.encode(image, k=2))
+    one_error_line(run("decode", src, tmp_path / "a.jpg"), r"JPEG")
+    assert not (tmp_path / "a.jpg").exists()
+
+
+def test_python_dash_m_and_console_script_agree(tmp_path):
+    exe = Path(sys.executable).with_name("vqcodec")
+    if not exe.exists():
+        pytest.skip("console script not installed (pip install -e .)")
+    proc = subprocess.run([str(exe), "--version"], capture_output=True)
+    assert proc.stdout == run("--version").stdout
