@@ -244,7 +244,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec.container import LAYOUTS
+    from vqcodec.container import CODERS, LAYOUTS
 
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
@@ -259,6 +259,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "sample_depth": h.sample_depth, "block": f"{h.block_width}x{h.block_height}",
         "k": h.k, "index_bits": h.index_bits,
         "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
+        "index_coder": f"{h.index_coder} ({CODERS.get(h.index_coder, '?')})",
         "stages": h.stages, "codebook_source": h.codebook_source,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
         "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}
@@ -269,7 +270,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp")
     for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
-                "index_layout", "stages", "codebook_source"):
+                "index_layout", "index_coder", "stages", "codebook_source"):
         print(f"  {key:<16} {fields[key]}")
     print("  sections:")
     for s in info.sections:

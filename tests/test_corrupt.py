@@ -215,3 +215,21 @@ def test_length_past_the_end(files):
     struct.pack_into("<I", data, 10 + 12 + 24, 1 << 30)  # BOOK's length
     with pytest.raises(FormatError, match="truncated file: section BOOK"):
         vqcodec.decode(bytes(data))
+
+
+def test_info_never_inflates():
+    """read_info checks structure and CRCs of a file of any claimed size without inflating it."""
+    import bz2
+
+    bomb = bz2.compress(bytes(32 << 20))  # 32 MiB of zeros in a few hundred bytes
+    head = struct.pack("<IIBBBBIBBBBB3s", 60000, 60000, 1, 8, 1, 1, 2, 1, 1, 1, 1, 0, b"\0\0\0")
+    data = (container.MAGIC + b"\x01\x00" + section(b"HEAD", head) + section(b"BOOK", b"\0\xff")
+            + section(b"INDX", bomb) + section(b"DONE", b""))
+    start = time.perf_counter()
+    info = vqcodec.read_info(data)
+    assert time.perf_counter() - start < 0.5
+    assert (info.header.width, info.header.height, info.header.index_coder) == (60000, 60000, 1)
+    with pytest.raises(LimitError, match="above the limit"):
+        vqcodec.decode(data)
+    with pytest.raises(FormatError, match="inflates to 33554432 bytes, the header implies 3600000000"):
+        vqcodec.decode(data, max_pixels=None)

@@ -231,9 +231,9 @@ def decode_image(src: fileio.Source, /, *, max_pixels: int | None = container.DE
 
 
 def read_info(src: fileio.Source, /) -> Info:
-    """Check a whole file (CRCs included) and describe it, without decoding pixels."""
+    """Check a whole file's structure and CRCs and describe it, without inflating the indices."""
     data = _read_vqi(src)
-    parsed = container.read(data, max_pixels=None)
+    parsed = container.read(data, max_pixels=None, inflate=False)
     return Info(
         parsed.version,
         parsed.header,

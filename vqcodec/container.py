@@ -402,8 +402,14 @@ def read(
     /,
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    inflate: bool = True,
 ) -> Container:
-    """Parse and check a whole file (spec §7). Raises a VqiError subclass on any defect."""
+    """Parse and check a whole file (spec §7). Raises a VqiError subclass on any defect.
+
+    With ``inflate=False`` the INDX section is checked (framing, CRC) but not
+    decompressed, and ``index_payload`` is empty: for describing a file of
+    any size without the cost or risk of inflating it.
+    """
     view = memoryview(data).cast("B")
     version = _check_signature(view)
     header: Header | None = None
@@ -449,7 +455,9 @@ def read(
             if payload is not None:
                 raise FormatError(f"section INDX at offset {pos}: a second INDX")
             size = index_payload_size(header)
-            if header.index_coder == CODER_BZIP2:
+            if not inflate:
+                payload = b""
+            elif header.index_coder == CODER_BZIP2:
                 payload = _bzip2_decompress("INDX", body, size)
             else:
                 payload = _zstd_decompress("INDX", body, exact=size, bound=size)
