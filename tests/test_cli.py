@@ -245,3 +245,73 @@ def test_python_dash_m_and_console_script_agree(tmp_path):
         pytest.skip("console script not installed (pip install -e .)")
     proc = subprocess.run([str(exe), "--version"], capture_output=True)
     assert proc.stdout == run("--version").stdout
+
+
+# ------------------------------------------------------------ hostile images (issue 4)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_decompression_bomb_png_refused_fast(tmp_path):
+    import struct
+    import time
+    import zlib
+
+    # 100,000 × 100,000 greyscale: 10 GB of pixels from a file of a few kB
+    raw = zlib.compress(b"\0" * 100_001 * 50, 9)
+    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+           + _png_chunk(b"IDAT", raw) + _png_chunk(b"IEND", b""))
+    src = tmp_path / "bomb.png"
+    src.write_bytes(png)
+    start = time.perf_counter()
+    one_error_line(run("encode", src, tmp_path / "o.vqi"), r"10,000,000,000 pixels.*limit")
+    assert time.perf_counter() - start < 30
+    assert not (tmp_path / "o.vqi").exists()
+
+
+def test_truncated_jpeg(tmp_path):
+    import io as _io
+
+    buf = _io.BytesIO()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    src = tmp_path / "cut.jpg"
+    src.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    one_error_line(run("encode", src, tmp_path / "o.vqi"), r"cut\.jpg")
+
+
+def test_one_by_100000(tmp_path):
+    image = (np.arange(100_000) % 251).astype(np.uint8)[None, :]
+    src = tmp_path / "long.png"
+    Image.fromarray(image).save(src)
+    assert run("encode", src, tmp_path / "long.vqi", "-k", "256", "-q").returncode == 0
+    np.testing.assert_array_equal(vqcodec.decode((tmp_path / "long.vqi").read_bytes()), image)
+
+
+def test_16_bit_grey_png(tmp_path):
+    values = np.arange(0, 65536, 257 * 3, dtype=np.uint16).reshape(1, -1).repeat(3, 0)
+    src = tmp_path / "g16.png"
+    Image.fromarray(values).save(src)
+    assert run("encode", src, tmp_path / "g16.vqi", "-k", "256", "-q").returncode == 0
+    decoded = vqcodec.decode((tmp_path / "g16.vqi").read_bytes())
+    np.testing.assert_array_equal(decoded, ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8))
+
+
+def test_animated_gif_takes_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    src = tmp_path / "anim.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert run("encode", src, tmp_path / "a.vqi", "-k", "4", "-q").returncode == 0
+    decoded = vqcodec.decode((tmp_path / "a.vqi").read_bytes())
+    assert decoded.shape == (6, 8, 3) and (decoded == [255, 0, 0]).all()
+
+
+def test_max_pixels_option(tmp_path, small_png):
+    one_error_line(run("encode", small_png, tmp_path / "o.vqi", "--max-pixels", "100"), r"limit of 100")
+    run("encode", small_png, tmp_path / "o.vqi", "-q")
+    one_error_line(run("decode", tmp_path / "o.vqi", tmp_path / "o.png", "--max-pixels", "100"),
+                   r"768 pixels, above the limit of 100")
