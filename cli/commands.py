@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from . import UsageError, io, report
+from . import UsageError, io, rd, report
 
 
 def _positive_int(text: str) -> int:
@@ -78,10 +78,6 @@ def add_commands(sub: Any) -> None:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=cmd_info)
 
-    try:  # TEMPORARY while cli/rd.py is written
-        from . import rd
-    except ImportError:
-        return
     rd.add_command(sub)
 
 
