@@ -1,0 +1,102 @@
+"""Write the frozen reference .vqi files (run once per released format version).
+
+    .venv/bin/python tests/data/reference/make_reference.py
+
+Every file here was written by a released encoder and must decode, in every
+later version, to exactly the pixels stored beside it (``<name>.png``,
+lossless) -- tests/test_reference.py checks that.  The script never replaces
+an existing file: the files of an earlier format version are history, not
+output.  A new format version adds new files under a new prefix (``v1.1-``,
+...).
+
+The images are crops of tests/data/sample.png (a Kodak photo) in every
+channel layout, with every index layout and coder of the version, k from 2
+to 300 (so 1- to 9-bit indices), and one file that carries an ICC profile.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))
+
+import vqcodec  # noqa: E402
+from vqcodec import container  # noqa: E402
+
+PREFIX = "v{}.{}-".format(*container.FORMAT_VERSION)
+
+
+def crops() -> dict[str, np.ndarray]:
+    rgb = np.asarray(Image.open(HERE.parent / "sample.png").convert("RGB"))[100:164, 200:296]
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    yy, xx = np.mgrid[:64, :96]
+    alpha = np.clip((xx * 255) // 95 + (yy % 8 == 0) * 40, 0, 255).astype(np.uint8)
+    alpha[:8, :8] = 0  # fully transparent corner
+    return {
+        "l": grey,
+        "la": np.dstack([grey, alpha]),
+        "rgb": rgb,
+        "rgba": np.dstack([rgb, alpha]),
+    }
+
+
+CASES = [  # (image, k, layout, coder)
+    ("l", 2, "packed", "zstd"),
+    ("l", 16, "stripes", "bzip2"),
+    ("la", 64, "bytes", "zstd"),
+    ("rgb", 16, "packed", "zstd"),
+    ("rgb", 16, "bytes", "bzip2"),
+    ("rgb", 256, "stripes", "bzip2"),
+    ("rgb", 256, "stripes", "zstd"),
+    ("rgb", 300, "packed", "bzip2"),
+    ("rgb", 300, "stripes", "zstd"),
+    ("rgba", 100, "stripes", "bzip2"),
+    ("rgba", 5, "bytes", "zstd"),
+]
+
+
+def main() -> None:
+    images = crops()
+    manifest_path = HERE / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name, k, layout, coder in CASES:
+        stem = f"{PREFIX}{name}-k{k}-{layout}-{coder}"
+        write(stem, images[name], manifest, k=k, layout=layout, coder=coder)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = Image.fromarray(images["rgb"])
+    src.info["icc_profile"] = icc
+    write(f"{PREFIX}rgb-k32-icc", src, manifest, k=32)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def write(stem: str, image, manifest: dict, **options) -> None:
+    vqi, png = HERE / f"{stem}.vqi", HERE / f"{stem}.png"
+    if vqi.exists():
+        print(f"kept {vqi.name} (reference files are never rewritten)")
+        return
+    data = vqcodec.encode(image, **options)
+    decoded = vqcodec.decode(data)
+    pil = vqcodec.decode_image(data)
+    pil.save(png, optimize=True)  # the expected pixels, lossless (and the ICC profile)
+    vqi.write_bytes(data)
+    header = container.read_header(data)[1]
+    manifest[stem] = {
+        "format": "{}.{}".format(*container.read_header(data)[0]),
+        "written_by": f"vqcodec {vqcodec.__version__}",
+        "shape": list(decoded.shape),
+        "k": header.k,
+        "index_layout": header.index_layout,
+        "index_coder": header.index_coder,
+        "icc_profile": "icc_profile" in pil.info,
+    }
+    print(f"wrote {vqi.name} ({len(data)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
