@@ -37,6 +37,7 @@ from .codec import (
     encode_pixels,
     read_info,
 )
+from . import pillow_plugin as _pillow_plugin
 
 __version__ = "0.1.0"
 
@@ -70,12 +71,4 @@ def read_header(data: bytes, /) -> Header:
     return _read_header(data)[1]
 
 
-def _register_plugin() -> None:
-    try:
-        from . import pillow_plugin
-    except ImportError:  # pragma: no cover - plugin not built yet
-        return
-    pillow_plugin.register()
-
-
-_register_plugin()
+_pillow_plugin.register()

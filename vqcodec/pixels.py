@@ -129,14 +129,17 @@ class Pixels:
 
     @property
     def width(self) -> int:
+        """Pixels per row."""
         return int(self.array.shape[1])
 
     @property
     def height(self) -> int:
+        """Rows."""
         return int(self.array.shape[0])
 
     @property
     def channels(self) -> int:
+        """Channels per pixel: 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)."""
         return int(self.array.shape[2])
 
     def __eq__(self, other: object) -> bool:

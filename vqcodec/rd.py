@@ -146,6 +146,8 @@ COLUMNS = tuple(f.name for f in fields(Row))
 
 @dataclass(frozen=True)
 class Skipped:
+    """An input the sweep did not measure, and why (unreadable, not an image...)."""
+
     path: str
     reason: str
 
@@ -180,6 +182,7 @@ class Result:
         return tuple(b for b in self.baselines if b in present)
 
     def alpha_images(self) -> list[str]:
+        """The measured images that have an alpha channel (LA or RGBA), in order."""
         return [name for name in self.images if "A" in self.modes.get(name, "")]
 
     def bd_rates(self) -> list[BdRate]:
