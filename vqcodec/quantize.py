@@ -77,8 +77,9 @@ __all__ = ["MIN_K", "MAX_K", "Quantization", "quantize", "learn_codebook", "assi
 MIN_K = 2
 MAX_K = 65536
 
-# Distinct colours: largest flag table for RGBA's second pass (else np.unique).
+# Distinct colours: largest flag table of a level (else np.unique); pixels per pass.
 _TABLE_MAX = 1 << 26
+_CHUNK = 1 << 18
 # Point sets k-means runs on.
 _WORK_POINTS = 1 << 17  # more distinct colours than this (and than _WORK_PER_K * k):
 _WORK_PER_K = 4  # Lloyd on grid cells first
@@ -149,10 +150,11 @@ def quantize(pixels: np.ndarray, /, *, k: int, seed: int = 0) -> Quantization:
         centroids = _learn(colors, counts, k, seed)
         codebook, labels = _finish(colors, counts, centroids)
     dtype = np.uint8 if len(codebook) <= 256 else np.uint16
-    if labels is None:
-        indices = inverse.astype(dtype)
-    else:
-        indices = labels.astype(dtype)[inverse]
+    lut = np.arange(len(codebook), dtype=dtype) if labels is None else labels.astype(dtype)
+    indices = np.empty(len(inverse), dtype)
+    for s in range(0, len(inverse), _CHUNK):  # chunks: the intp copy of the ids stays small
+        np.take(lut, inverse[s : s + _CHUNK], out=indices[s : s + _CHUNK])
+    del inverse
     return Quantization(codebook=codebook, indices=indices.reshape(h, w))
 
 
@@ -253,49 +255,81 @@ def _as_matrix(name: str, a: object) -> np.ndarray:
 
 
 def _distinct(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct colours (key order), their pixel counts, each pixel's colour id (int32)."""
+    """Distinct colours (key order), their pixel counts, each pixel's colour id (int32).
+
+    Level by level: the first one or two channels are a key into a table of
+    ``256**2`` flags; then each further channel extends the previous level's
+    colour id: ``id * 256 + value``, a key into a table of ``ids * 256``
+    flags.  Tables stay as small as the image's colours allow (a full
+    ``256**3`` table of int32 ids costs more to page in than a 768x512 image
+    takes to read), and every pass runs over chunks of pixels, so the index
+    temporaries stay in cache and no full-image key array is made.
+    """
     c = pixels.shape[2]
     flat = pixels.reshape(-1, c)
-    key = flat[:, 0].astype(np.uint32)
-    for j in range(1, min(c, 3)):
-        key <<= 8
-        key |= flat[:, j]
-    values, inverse = _unique_small(key, 1 << (8 * min(c, 3)))
-    del key
-    if c == 4:
-        # second pass over (RGB id, alpha): a table of len(values) * 256 flags
-        key2 = inverse.astype(np.int64)
-        key2 <<= 8
-        key2 |= flat[:, 3]
-        size = len(values) << 8
+    first = min(c, 2)
+    ids = np.empty(len(flat), np.int32)
+
+    def key0(s: int, e: int) -> np.ndarray:
+        key = flat[s:e, 0].astype(np.intp)
+        if first == 2:
+            key <<= 8
+            key |= flat[s:e, 1]
+        return key
+
+    levels = [_ids_by_table(key0, len(flat), 1 << (8 * first), ids)]
+    for j in range(first, c):
+        size = len(levels[-1]) << 8
+
+        def key(s: int, e: int, j: int = j) -> np.ndarray:
+            k = ids[s:e].astype(np.intp)
+            k <<= 8
+            k |= flat[s:e, j]
+            return k
+
         if size <= _TABLE_MAX:
-            values2, inverse = _unique_small(key2, size)
-        else:
-            values2, inverse = np.unique(key2, return_inverse=True)
-            inverse = inverse.reshape(-1).astype(np.int32)
-        del key2
-        rgb = values[values2 >> 8]
-        colors = np.empty((len(values2), 4), np.uint8)
-        for j in range(3):
-            colors[:, j] = rgb >> (8 * (2 - j))
-        colors[:, 3] = values2 & 255
-    else:
-        colors = np.empty((len(values), c), np.uint8)
-        for j in range(c):
-            colors[:, j] = values >> (8 * (c - 1 - j))
-    counts = np.bincount(inverse, minlength=len(colors))
-    return colors, counts, inverse
+            levels.append(_ids_by_table(key, len(flat), size, ids))
+        else:  # too many colours for a table: sort
+            values, inverse = np.unique(key(0, len(flat)), return_inverse=True)
+            ids[:] = inverse.reshape(-1)
+            levels.append(values)
+    colors = np.empty((len(levels[-1]), c), np.uint8)
+    v = levels[-1]
+    for j in range(c - 1, first - 1, -1):  # walk the levels back to the first
+        colors[:, j] = v & 255
+        v = levels[j - first][v >> 8]
+    if first == 2:
+        colors[:, 1] = v & 255
+        v = v >> 8
+    colors[:, 0] = v
+    counts = np.bincount(ids, minlength=len(colors))
+    return colors, counts, ids
 
 
-def _unique_small(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(key, return_inverse=True) for keys < size, without sorting: O(len + size)."""
+def _ids_by_table(key, n: int, size: int, ids: np.ndarray) -> np.ndarray:
+    """Distinct values of ``key(s, e)`` over ``[0, n)`` (all below ``size``), sorted.
+
+    Two passes over chunks, without sorting: mark a table of ``size`` flags,
+    then write each position's rank among the distinct values to ``ids``.
+    """
     mark = np.zeros(size, bool)
-    mark[key] = True
+    for s in range(0, n, _CHUNK):
+        mark[key(s, min(s + _CHUNK, n))] = True
     values = np.flatnonzero(mark)
     del mark
     lut = np.empty(size, np.int32)
     lut[values] = np.arange(len(values), dtype=np.int32)
-    return values, lut[key]
+    for s in range(0, n, _CHUNK):
+        e = min(s + _CHUNK, n)
+        np.take(lut, key(s, e), out=ids[s:e])
+    return values
+
+
+def _unique_small(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(key, return_inverse=True) for keys < size, without sorting: O(len + size)."""
+    inverse = np.empty(len(key), np.int32)
+    values = _ids_by_table(lambda s, e: key[s:e], len(key), size, inverse)
+    return values, inverse
 
 
 # --------------------------------------------------------------------------
@@ -304,7 +338,6 @@ def _unique_small(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _learn(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Weighted k-means centroids (float64, at most k rows) for more than k colours."""
-    rng = np.random.default_rng(seed)
     x_all = colors.astype(np.float64)
     w_all = counts.astype(np.float64)
     work = _cells(colors, w_all, max(_WORK_POINTS, _WORK_PER_K * k))
@@ -318,8 +351,8 @@ def _learn(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndar
         seed_set = _cells(colors, w_all, min(max(_SEED_PER_K * k, _SEED_MIN), _SEED_MAX))
         xs, ws = seed_set if seed_set is not None and len(seed_set[0]) < len(xw) else (xw, ww)
         c = _initial(xs, ws, k)
-        if k <= _JUMP_MAX_K:
-            c = _best_start(xs, ws, c, k, rng)
+        if k <= _JUMP_MAX_K:  # numpy.random is imported only here: it costs ~8 ms
+            c = _best_start(xs, ws, c, k, np.random.default_rng(seed))
         else:
             c = _lloyd(xs, ws, c, iters=_ITER_SEED, tol=_TOL)
         if xs is not xw:
