@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from . import container, fileio, packing, pixels
+from . import container, fileio, packing, pixels, rdo as rdo_
 from .errors import OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,6 +119,7 @@ def encode_pixels(
     layout: str | None = None,
     coder: str | None = None,
     level: int | None = None,
+    rdo: float = rdo_.DEFAULT_STRENGTH,
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
 ) -> Encoded:
     """Encode and return the bytes together with the codebook and indices."""
@@ -132,6 +133,8 @@ def encode_pixels(
         raise OptionError(f"coder must be one of {sorted(CODER_NAMES)}, got {coder!r}")
     if level is not None and not 1 <= level <= 22:
         raise OptionError(f"zstd level must be 1 to 22, got {level}")
+    if isinstance(rdo, bool) or not isinstance(rdo, (int, float)) or not 0 <= rdo <= 100:
+        raise OptionError(f"rdo must be a number from 0 to 100, got {rdo!r}")
     px = _as_pixels(image, max_pixels)
     if max_pixels is not None and px.width * px.height > max_pixels:
         from .errors import LimitError
@@ -142,6 +145,7 @@ def encode_pixels(
         )
     q = quantize(px.array, k=int(k), seed=seed)
     codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+    indices = rdo_.smooth(px.array, codebook, q.indices, strength=float(rdo))
     n = codebook.shape[0]
     count = px.width * px.height
     coder_id = CODER_NAMES[coder or "bzip2"]
@@ -151,12 +155,12 @@ def encode_pixels(
     elif coder_id == container.CODER_ZSTD and coder is not None:
         layout_id = packing.BYTES
     else:
-        layout_id = _choose_layout(q.indices, bits, coder_id)
+        layout_id = _choose_layout(indices, bits, coder_id)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=n,
         index_layout=layout_id, index_coder=coder_id,
     )
-    payload = packing.pack(q.indices, bits=header.index_bits, layout=layout_id)
+    payload = packing.pack(indices, bits=header.index_bits, layout=layout_id)
     data = container.write(
         header,
         codebook.tobytes(),
@@ -165,7 +169,7 @@ def encode_pixels(
         level=_zstd_level(count) if level is None else level,
         threads=_threads(count),
     )
-    return Encoded(data, header, codebook, q.indices, px)
+    return Encoded(data, header, codebook, indices, px)
 
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: bool = False,
@@ -179,7 +183,10 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: 
     *overwrite*.  Options: ``k`` (2..65536, default 256), ``seed``,
     ``layout`` ("stripes", "bytes" or "packed"; default: the smaller of
     stripes and bytes), ``coder`` ("bzip2", the default, or "zstd"),
-    ``level`` (zstd level 1-22), ``max_pixels``.
+    ``level`` (zstd level 1-22), ``rdo`` (rate-aware index choice: 0 maps
+    every pixel to its nearest entry; the default 0.75 lets a pixel take a
+    neighbour's entry when it is almost as close, for a smaller file at a
+    small PSNR cost; see :mod:`vqcodec.rdo`), ``max_pixels``.
     """
     data = encode_pixels(image, **options).data
     if dst is not None:
