@@ -1,0 +1,182 @@
+"""``vqcodec encode|decode PATH... -o DIR``: many files, on local processes or a Dask cluster.
+
+The work is :mod:`vqcodec.batch`; this module picks the executor, draws the
+progress bar, prints one line per failed file and the summary (or JSON).
+
+Exit status: 0 when every file was converted; 2 when any failed (each
+failure has its own ``vqcodec: error:`` line on stderr, the others are
+still written); 130 on Ctrl-C or SIGTERM (the files not started are
+cancelled; the outputs are written atomically, so none is left half done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any, Iterator, TextIO
+
+from . import ExitStatus, UsageError
+from .rd import _ProgressBar
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# encode_pixels's options, passed on when the encode command has them
+_ENCODE_OPTIONS = ("k", "seed", "layout", "coder", "level", "rdo")
+DASK_MISSING = "--scheduler needs Dask: pip install 'vqcodec[dask]'"
+
+
+def run(args: argparse.Namespace, what: str) -> int:
+    """Run the batch that *args* describes; *what* is "encode" or "decode"."""
+    from vqcodec import batch
+
+    plan, options = _plan(args, what)
+    if not plan.total:
+        kind = "images" if what == "encode" else ".vqi files"
+        raise UsageError(f"no {kind} found in {', '.join(args.paths)}; give files or folders that hold some")
+    quiet = args.quiet
+    for name in _BLAS_THREADS:  # one BLAS thread per worker process (as Dask's workers do)
+        os.environ.setdefault(name, "1")
+    bar = _Progress(sys.stderr, plan.total, what, enabled=not quiet)
+    results: list[batch.Result] = []
+    start = time.perf_counter()
+    with _executor(args) as (executor, window):
+        with contextlib.closing(batch.run(plan, executor=executor, jobs=args.jobs,
+                                          window=window, **options)) as stream:
+            for result in stream:
+                results.append(result)
+                if not result.ok:
+                    bar.clear()
+                    _error_line(what, result)
+                bar.update(result)
+    bar.clear()
+    summary = batch.summarize(results, time.perf_counter() - start)
+    if quiet:
+        pass
+    elif args.json:
+        print(json.dumps({"command": what, "files": [r.as_dict() for r in results],
+                          "summary": summary.as_dict()}))
+    else:
+        print(summary_table(summary, what))
+    return ExitStatus.OK if summary.failed == 0 else ExitStatus.USAGE
+
+
+def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
+    """The plan and the worker's options, after checking the options."""
+    from vqcodec import OptionError, batch
+
+    if args.jobs is not None and args.scheduler is not None:
+        raise UsageError("-j and --scheduler do not go together; the cluster has its own workers")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise UsageError(f"-o '{args.output_dir}' is a file; give a folder")
+    if what == "encode":
+        if args.level is not None and not 1 <= args.level <= 22:
+            raise UsageError(f"--level must be 1 to 22, got {args.level}")
+        plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force)
+        options = {name: getattr(args, name) for name in _ENCODE_OPTIONS if hasattr(args, name)}
+        options.update(max_pixels=args.max_pixels, measure=not args.quiet)
+    else:
+        fmt = args.format or "PNG"
+        try:
+            plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force)
+        except OptionError as e:
+            raise UsageError(f"--format {fmt}: {e}") from None
+        options = dict(format=fmt, max_pixels=args.max_pixels)
+    options["overwrite"] = args.force
+    if plan.jobs:
+        try:
+            os.makedirs(args.output_dir, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create -o '{args.output_dir}': {e.strerror or e}") from None
+    return plan, options
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[tuple[Any, int | None]]:
+    """(executor, window): None for the library's own process pool, or a Dask cluster's."""
+    if args.scheduler is None:
+        yield None, None
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UsageError(DASK_MISSING) from None
+    try:
+        client = Client(args.scheduler, timeout=15)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UsageError(f"cannot reach the Dask scheduler at '{args.scheduler}': {e}; "
+                         "check the address (tcp://HOST:8786)") from None
+    try:
+        threads = sum(client.nthreads().values())
+        yield client.get_executor(pure=False), max(4, 2 * threads)
+    finally:
+        client.close()
+
+
+def _error_line(what: str, result: Any) -> None:
+    message = result.error
+    if f"'{result.source}'" not in message:  # most errors name the file already
+        message = f"cannot {what} '{result.source}': {message}"
+    message = " ".join(message.split())
+    print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
+
+
+class _Progress(_ProgressBar):
+    """`encode 12/80 files, 3.4 files/s, 1.2 MB saved` on one \\r-redrawn stderr line.
+
+    rd's bar (terminal only, nothing for a batch over in half a second, at
+    most ten redraws a second, clear()) with a line of its own.
+    """
+
+    def __init__(self, stream: TextIO, total: int, what: str, *, enabled: bool) -> None:
+        super().__init__(stream)
+        self.enabled = self.enabled and enabled
+        self.total, self.what = total, what
+        self.done = self.bytes_in = self.bytes_out = 0
+
+    def update(self, result: Any) -> None:
+        self.done += 1
+        if result.ok:
+            self.bytes_in += result.bytes_in
+            self.bytes_out += result.bytes_out
+        now = time.monotonic()
+        if not self.enabled or now - self.start < self.DELAY_S:
+            return
+        if now - self.last < 0.1 and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / (now - self.start)
+        if self.what == "encode":
+            size = f"{_megabytes(self.bytes_in - self.bytes_out)} saved"
+        else:
+            size = f"{_megabytes(self.bytes_out)} written"
+        line = f"{self.what} {self.done}/{self.total} files, {rate:.1f} files/s, {size}"
+        self.stream.write("\r" + line.ljust(self.shown))
+        self.stream.flush()
+        self.shown = len(line)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def summary_table(summary: Any, what: str) -> str:
+    """The summary as aligned `name  value` rows."""
+    def fmt(value: float | None, spec: str, unit: str = "") -> str:
+        return "-" if value is None else f"{value:{spec}}{unit}"
+
+    rate = (summary.ok + summary.failed) / summary.seconds if summary.seconds > 0 else 0.0
+    psnr = "inf (lossless)" if summary.mean_psnr == float("inf") else fmt(summary.mean_psnr, ".2f", " dB")
+    rows = [
+        ("files", f"{summary.ok} ok, {summary.failed} failed"),
+        ("input", f"{summary.bytes_in:,} bytes"),
+        ("output", f"{summary.bytes_out:,} bytes"),
+        ("ratio", fmt(summary.ratio, ".2f", "×") + (" (input / output)" if summary.ratio else "")),
+        ("mean bpp", fmt(summary.mean_bpp, ".3f")),
+    ]
+    if what == "encode":
+        rows.append(("mean PSNR", psnr))
+    rows.append(("time", f"{summary.seconds:.2f} s ({rate:.2f} files/s)"))
+    return "\n".join(f"{name:<10} {value}" for name, value in rows)
