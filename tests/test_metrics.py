@@ -493,3 +493,83 @@ def test_measure_checks():
         metrics.measure(a, a[:2], nbytes=10, k=2, bits_per_index=1, mode="RGB")
     with pytest.raises(OptionError, match="nbytes: expected an encoded size >= 1, found 0"):
         metrics.measure(a, a, nbytes=0, k=2, bits_per_index=1, mode="RGB")
+
+
+def test_mse_exact_at_the_extremes():
+    """The integer path: 0 against 255 everywhere, and sizes whose float32 sums would round."""
+    a = np.zeros((513, 1031, 3), np.uint8)
+    b = np.full_like(a, 255)
+    assert metrics.mse(a, b) == 65025.0
+    assert metrics.mse(a, b, alpha="straight") == 65025.0
+    c = b.copy()
+    c[0, 0, 0] = 254
+    assert metrics._sum_squared_error(a, c, "straight") == 65025 * a.size - 65025 + 254 * 254
+
+
+def _indexed_pair(shape, n, seed):
+    rng = np.random.default_rng(seed)
+    book = rng.integers(0, 256, (n, shape[2]), dtype=np.uint8)
+    idx = rng.integers(0, n, shape[:2]).astype(np.uint8 if n <= 256 else np.uint16)
+    original = np.clip(book[idx].astype(int) + rng.integers(-6, 7, shape), 0, 255).astype(np.uint8)
+    return original, book, idx
+
+
+@pytest.mark.parametrize("shape, n", [((37, 53, 3), 16), ((20, 30, 4), 300), ((9, 7, 1), 5), ((40, 41, 2), 7)])
+def test_measure_indexed_equals_measure(monkeypatch, shape, n):
+    original, book, idx = _indexed_pair(shape, n, seed=shape[0])
+    options = dict(nbytes=123, k=n, bits_per_index=8, mode="RGB", input_bytes=999, seconds=0.5)
+    expected = metrics.measure(original, book[idx], **options)
+    assert metrics.measure_indexed(original, book, idx, **options) == expected
+    monkeypatch.setattr(metrics, "_STRIP_BUDGET_BYTES", 1)  # one row per strip
+    got = metrics.measure_indexed(original, book, idx, **options)
+    assert got.mse == pytest.approx(expected.mse, rel=1e-12) and got.ssim == expected.ssim
+    if shape[2] in (1, 3):
+        assert got.mse == expected.mse  # integer sums: exact whatever the strips
+
+
+def test_report_skips_ssim_above_the_limit():
+    original, book, idx = _indexed_pair((30, 40, 3), 8, seed=3)
+    decoded = book[idx]
+    options = dict(nbytes=100, k=8, bits_per_index=3, mode="RGB")
+    for limit in (1200, None):  # at the limit, and no limit: measured
+        for report in (metrics.measure(original, decoded, ssim_max_pixels=limit, **options),
+                       metrics.measure_indexed(original, book, idx, ssim_max_pixels=limit, **options)):
+            assert report.ssim == metrics.ssim(original, decoded)
+    for report in (metrics.measure(original, decoded, ssim_max_pixels=1199, **options),
+                   metrics.measure_indexed(original, book, idx, ssim_max_pixels=1199, **options)):
+        assert report.ssim is None
+        assert report.mse == metrics.mse(original, decoded)
+        data = report.as_dict()
+        assert data["ssim"] is None and '"ssim": null' in json.dumps(data, allow_nan=False)
+    assert metrics.REPORT_SSIM_MAX_PIXELS == 4_000_000
+    big = metrics.measure_indexed(
+        np.zeros((2001, 2000, 1), np.uint8), np.zeros((1, 1), np.uint8), np.zeros((2001, 2000), np.uint8),
+        nbytes=10, k=2, bits_per_index=1, mode="L",
+    )
+    assert big.ssim is None and big.mse == 0.0 and big.psnr == math.inf
+
+
+def test_measure_indexed_checks():
+    original, book, idx = _indexed_pair((6, 5, 3), 4, seed=4)
+    options = dict(nbytes=10, k=4, bits_per_index=2, mode="RGB")
+    cases = [
+        ((original, book.astype(np.int16), idx), "codebook: expected an \\(n, C\\) uint8 numpy array, found int16"),
+        ((original, book[:, :2], idx), "codebook: expected shape \\(n, 3\\) with n >= 1, found \\(4, 2\\)"),
+        ((original, book[:0], idx), "codebook: expected shape \\(n, 3\\) with n >= 1, found \\(0, 3\\)"),
+        ((original, book, idx.astype(float)), "indices: expected an integer numpy array, found float64"),
+        ((original, book, [[0]]), "indices: expected an integer numpy array, found list"),
+        ((original, book, idx[:5]), "indices: expected shape \\(6, 5\\), found \\(5, 5\\)"),
+        ((original, book, idx + 1), "indices: expected values from 0 to 3, found 1 to 4"),
+        ((original, book, idx.astype(np.int8) - 1), "indices: expected values from 0 to 3, found -1 to 2"),
+        ((original.astype(np.uint16), book, idx), "original: expected dtype uint8, found uint16"),
+    ]
+    for args, pattern in cases:
+        with pytest.raises(OptionError, match=pattern):
+            metrics.measure_indexed(*args, **options)
+    with pytest.raises(OptionError, match="nbytes: expected an encoded size >= 1, found 0"):
+        metrics.measure_indexed(original, book, idx, **{**options, "nbytes": 0})
+    for bad in (-1, 1.5, True, "4"):
+        with pytest.raises(OptionError, match="ssim_max_pixels: expected a pixel count >= 0 or None"):
+            metrics.measure_indexed(original, book, idx, ssim_max_pixels=bad, **options)
+        with pytest.raises(OptionError, match="ssim_max_pixels: expected a pixel count >= 0 or None"):
+            metrics.measure(original, book[idx], ssim_max_pixels=bad, **options)
