@@ -56,6 +56,9 @@ def add_commands(sub: Any) -> None:
                      "zstd decodes faster)")
     enc.add_argument("--level", type=int, default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    enc.add_argument("--ssim", action="store_true",
+                     help="measure SSIM for the report whatever the size (by default only up to "
+                     "4 megapixels: it costs more than the encode on large images)")
     _common_output_options(enc, DEFAULT_MAX_PIXELS)
     enc.set_defaults(handler=cmd_encode)
 
@@ -144,9 +147,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if args.quiet:
         return 0
     h = enc.header
-    rep = metrics.measure(
-        enc.source.array, enc.reconstruct(), nbytes=len(enc.data), k=h.k,
+    rep = metrics.measure_indexed(
+        enc.source.array, enc.codebook, enc.indices, nbytes=len(enc.data), k=h.k,
         bits_per_index=h.index_bits, mode=h.mode, input_bytes=len(source), seconds=seconds,
+        ssim_max_pixels=None if args.ssim else metrics.REPORT_SSIM_MAX_PIXELS,
     )
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,

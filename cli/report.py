@@ -11,6 +11,11 @@ def _fmt_psnr(value: float) -> str:
     return "inf (lossless)" if math.isinf(value) else f"{value:.2f} dB"
 
 
+def _fmt_ssim(value: float | None) -> str:
+    # None: not measured (the image is above metrics.REPORT_SSIM_MAX_PIXELS, no --ssim)
+    return "not measured (large image; --ssim measures it)" if value is None else f"{value:.4f}"
+
+
 def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
     """``in.png 768×512 RGB -> out.vqi: k=256 (8 bits/index), ...`` as one line."""
     parts = [
@@ -24,7 +29,7 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
     else:
         parts[-1] += ","
     parts.append(
-        f"MSE {fields['mse']:.3f}, PSNR {_fmt_psnr(fields['psnr'])}, SSIM {fields['ssim']:.4f},"
+        f"MSE {fields['mse']:.3f}, PSNR {_fmt_psnr(fields['psnr'])}, SSIM {_fmt_ssim(fields['ssim'])},"
     )
     parts.append(f"{fields['seconds']:.2f} s")
     return " ".join(parts)

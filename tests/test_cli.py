@@ -315,3 +315,36 @@ def test_max_pixels_option(tmp_path, small_png):
     run("encode", small_png, tmp_path / "o.vqi", "-q")
     one_error_line(run("decode", tmp_path / "o.vqi", tmp_path / "o.png", "--max-pixels", "100"),
                    r"768 pixels, above the limit of 100")
+
+
+def test_report_leaves_out_ssim_above_the_limit(tmp_path, monkeypatch, capsys):
+    """Above metrics.REPORT_SSIM_MAX_PIXELS the report says SSIM was not measured
+    (JSON null); --ssim measures it anyway.  In-process, with the limit lowered."""
+    from vqcodec import metrics
+    from vqcodec.cli import main
+
+    monkeypatch.setattr(metrics, "REPORT_SSIM_MAX_PIXELS", 1000)
+    out = tmp_path / "s.vqi"
+    assert main(["encode", str(SAMPLE), str(out), "-k", "16"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "SSIM not measured (large image; --ssim measures it)," in line and "PSNR" in line
+    assert main(["encode", str(SAMPLE), str(out), "-k", "16", "-f", "--json"]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    assert fields["ssim"] is None and fields["mse"] > 0
+    assert main(["encode", str(SAMPLE), str(out), "-k", "16", "-f", "--json", "--ssim"]) == 0
+    fields = json.loads(capsys.readouterr().out)
+    original = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    assert fields["ssim"] == metrics.ssim(original, vqcodec.decode(out.read_bytes()))
+
+
+def test_report_line_formats():
+    from vqcodec.cli import report
+
+    fields = {"width": 4, "height": 2, "mode": "RGB", "k": 4, "bits_per_index": 2, "bytes": 1234,
+              "bpp": 1.5, "ratio_raw": 2.0, "ratio_input": None, "mse": 0.0,
+              "psnr": float("inf"), "ssim": 1.0, "seconds": 0.01}
+    line = report.encode_line("a.png", "a.vqi", fields)
+    assert "PSNR inf (lossless), SSIM 1.0000, 0.01 s" in line and "1,234 bytes" in line
+    line = report.encode_line("a.png", "a.vqi", {**fields, "ssim": None})
+    assert "SSIM not measured (large image; --ssim measures it), 0.01 s" in line
+    assert json.loads(report.to_json({**fields, "ssim": None}))["ssim"] is None
