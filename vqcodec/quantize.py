@@ -302,7 +302,10 @@ def _distinct(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         colors[:, 1] = v & 255
         v = v >> 8
     colors[:, 0] = v
-    counts = np.bincount(ids, minlength=len(colors))
+    counts = np.zeros(len(colors), np.intp)
+    step = _CHUNK * 8  # bincount copies its input to intp: 16 MB at a time, not 8 bytes a pixel
+    for s in range(0, len(ids), step):
+        counts += np.bincount(ids[s : s + step], minlength=len(colors))
     return colors, counts, ids
 
 
