@@ -348,3 +348,26 @@ def test_report_line_formats():
     line = report.encode_line("a.png", "a.vqi", {**fields, "ssim": None})
     assert "SSIM not measured (large image; --ssim measures it), 0.01 s" in line
     assert json.loads(report.to_json({**fields, "ssim": None}))["ssim"] is None
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_the_program_runs_openblas_on_one_thread_unless_told(preset):
+    """main() with argv=None (the program) sets OPENBLAS_NUM_THREADS=1 and numpy's
+    OpenBLAS to one thread; a value the user set is kept.  In a subprocess: it is
+    process-wide."""
+    code = (
+        "import os, sys, numpy\n"
+        "from vqcodec import cli\n"
+        "sys.argv = ['vqcodec', '--version']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split()[-1] == (preset or "1")
