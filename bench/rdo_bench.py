@@ -1,6 +1,6 @@
 """Size targets of issue 3: vqcodec .vqi bytes against pngquant --nofs at equal k, in one run.
 
-    .venv/bin/python bench/rdo_bench.py [IMAGES...] [-k 16,64,256] [--rdo 0,0.75] [--runs 5]
+    .venv/bin/python bench/rdo_bench.py [IMAGES...] [-k 16,64,256] [--rdo 0,0.75] [--runs 5] [--coder auto]
 
 Defaults: kodim01..08 of ../shared/corpus/kodak (relative to the repository).
 For every image and k: pngquant --nofs k (timed as a process), then
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-k", default="16,64,256")
     ap.add_argument("--rdo", default="0,0.75")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--coder", default=None, help="passed to encode_pixels (default: the library's)")
     args = ap.parse_args(argv)
     images = args.images or [os.path.join(CORPUS, f"kodim{i:02d}.png") for i in range(1, 9)]
     ks = [int(k) for k in args.k.split(",")]
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                     lambda: np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), args.runs)
                 for s in strengths:
                     t = time.perf_counter()
-                    enc = codec.encode_pixels(px, k=k, rdo=s)
+                    enc = codec.encode_pixels(px, k=k, rdo=s, coder=args.coder)
                     enc_s = time.perf_counter() - t
                     got = vqcodec.decode(enc.data)
                     want = enc.reconstruct()

@@ -28,6 +28,7 @@ __all__ = [
     "Container",
     "bits_for",
     "index_payload_size",
+    "compress_index",
     "write",
     "read",
     "read_header",
@@ -183,6 +184,15 @@ def _bzip2_compress(payload: bytes, threads: int = 0) -> bytes:
     return b"".join(bz2.compress(c, 9) for c in chunks)
 
 
+def compress_index(payload: bytes, coder: int, /, *, level: int = 19, threads: int = 0) -> bytes:
+    """The INDX data for *payload* under index_coder *coder* (zstd at *level*, or bzip2)."""
+    if coder == CODER_BZIP2:
+        return _bzip2_compress(payload, threads)
+    if coder == CODER_ZSTD:
+        return _zstd_compress(payload, level, threads)
+    raise FormatError(f"index_coder {coder} is not supported (this writer knows {sorted(CODERS)})")
+
+
 def write(
     header: Header,
     codebook: bytes,
@@ -192,8 +202,14 @@ def write(
     icc_profile: bytes | None = None,
     level: int = 19,
     threads: int = 0,
+    coded_index: bytes | None = None,
 ) -> bytes:
-    """Serialise a file. The caller gives the raw (uncompressed) index payload."""
+    """Serialise a file. The caller gives the raw (uncompressed) index payload.
+
+    *coded_index*, when given, is ``compress_index(index_payload,
+    header.index_coder, ...)`` already made by the caller (an encoder that
+    tried several coders keeps the winner instead of compressing it again).
+    """
     _check_header(header)
     expected_book = header.k * header.channels
     if len(codebook) != expected_book:
@@ -210,11 +226,9 @@ def write(
             raise LimitError(f"ICC profile of {len(icc_profile)} bytes is above {MAX_ICC_BYTES}")
         parts.append(_section(b"iccp", _zstd_compress(bytes(icc_profile), 19)))
     parts.append(_section(b"BOOK", bytes(codebook)))
-    if header.index_coder == CODER_BZIP2:
-        coded = _bzip2_compress(index_payload, threads)
-    else:
-        coded = _zstd_compress(index_payload, level, threads)
-    parts.append(_section(b"INDX", coded))
+    if coded_index is None:
+        coded_index = compress_index(index_payload, header.index_coder, level=level, threads=threads)
+    parts.append(_section(b"INDX", coded_index))
     parts.append(_section(b"DONE", b""))
     return b"".join(parts)
 

@@ -128,5 +128,54 @@ def main4():
         report(data, smooth_scaled(a, rel, it), f"alpha={a} rel={rel} it={it}")
 
 
+def zstd_size(idx, level=19):
+    import zstandard
+    c = zstandard.ZstdCompressor(level=level)
+    bits = 8 if idx.max() < 256 else 16
+    sizes = [len(c.compress(packing.pack(idx, bits=bits, layout=lay))) for lay in (packing.STRIPES, packing.BYTES)]
+    if int(idx.max()) < 16:
+        sizes.append(len(c.compress(packing.pack(idx, bits=4, layout=packing.PACKED))))
+    return min(sizes)
+
+
+def main5():
+    """zstd-19 (smallest of stripes, bytes and, for k <= 16, packed) on smoothed maps."""
+    global bz_size
+    data = load_all()
+    bz_size = zstd_size
+    report(data, identity, "zstd nearest")
+    for a, rel, it in ((0.75, 0.25, 4), (1.0, 0.33, 4), (1.25, 0.42, 4), (1.5, 0.5, 4), (2.0, 0.67, 4)):
+        report(data, smooth_scaled(a, rel, it), f"zstd alpha={a} rel={rel} it={it}")
+
+
+def smooth4(alpha, rel, iters=4, dirs="LURD"):
+    """As smooth_scaled, with right (R) and lower (D) neighbours as candidates too."""
+    def f(img, cb, idx0, k):
+        p = cb.astype(np.int32); im = img.astype(np.int32)
+        def cost(i): return ((im - p[i]) ** 2).sum(-1)
+        c0 = cost(idx0); idx = idx0.copy(); thr = c0 * (1 + rel) + alpha * c0.mean()
+        for _ in range(iters):
+            for d in dirs:
+                nb = idx.copy()
+                if d == "L": nb[:, 1:] = idx[:, :-1]
+                if d == "R": nb[:, :-1] = idx[:, 1:]
+                if d == "U": nb[1:] = idx[:-1]
+                if d == "D": nb[:-1] = idx[1:]
+                ok = (nb != idx) & (cost(nb) <= thr)
+                idx = np.where(ok, nb, idx)
+        return idx
+    return f
+
+
+def main6():
+    global bz_size
+    data = load_all()
+    for coder in ("bz2", "zstd"):
+        if coder == "zstd":
+            bz_size = zstd_size
+        for dirs in ("LURD", "LULURD"):
+            report(data, smooth4(0.75, 0.25, 4, dirs), f"{coder} {dirs}")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1] if len(sys.argv) > 1 else "main2"]()

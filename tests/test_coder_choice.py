@@ -1,0 +1,77 @@
+"""The default encoder's choice of index coder and layout (codec._choose_coding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vqcodec
+from vqcodec import codec, container
+from vqcodec.errors import FormatError
+
+
+def photo_like(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x * y) % 256], -1)
+    return np.clip(base + rng.integers(-20, 21, size=(h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("k", [2, 16, 256, 1000])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auto_is_the_smallest_candidate(k, seed):
+    image = photo_like(37, 53, seed)
+    chosen = codec.encode_pixels(image, k=k, coder="auto")
+    bzip2 = [codec.encode_pixels(image, k=k, coder="bzip2", layout=layout).data
+             for layout in ("stripes", "bytes")]
+    assert len(chosen.data) <= min(len(b) for b in bzip2)
+    if chosen.header.index_coder == container.CODER_BZIP2:
+        assert chosen.data in bzip2
+    else:  # zstd at the same level on the chosen layout
+        layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
+        assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
+    np.testing.assert_array_equal(vqcodec.decode(chosen.data), chosen.reconstruct())
+
+
+def halves():
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[:, 20:] = 255  # two flat halves: bzip2's stream overhead alone is larger than zstd's frame
+    return image
+
+
+def test_auto_picks_zstd_where_it_is_smaller():
+    enc = codec.encode_pixels(halves(), k=2, coder="auto")
+    assert enc.header.index_coder == container.CODER_ZSTD
+    np.testing.assert_array_equal(vqcodec.decode(enc.data), halves())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_is_bzip2_on_the_smaller_layout(seed):
+    image = photo_like(37, 53, seed)
+    enc = codec.encode_pixels(image, k=16)
+    assert enc.header.index_coder == container.CODER_BZIP2
+    sizes = {layout: len(codec.encode_pixels(image, k=16, layout=layout, coder="bzip2").data)
+             for layout in ("bytes", "stripes")}
+    assert len(enc.data) == min(sizes.values())
+    assert codec.encode_pixels(halves(), k=2).header.index_coder == container.CODER_BZIP2
+
+
+def test_auto_with_a_layout_is_bzip2():
+    enc = codec.encode_pixels(halves(), k=2, coder="auto", layout="bytes")
+    assert (enc.header.index_coder, enc.header.index_layout) == (container.CODER_BZIP2, 1)
+
+
+def test_unknown_coder_names_the_choices():
+    with pytest.raises(vqcodec.OptionError, match=r"coder must be one of \['auto', 'bzip2', 'zstd'\]"):
+        codec.encode_pixels(halves(), k=2, coder="gzip")
+
+
+def test_compress_index_and_coded_index():
+    header = container.Header(width=3, height=2, channels=1, k=4, index_layout=1,
+                              index_coder=container.CODER_ZSTD)
+    payload = bytes([0, 1, 2, 3, 2, 1])
+    coded = container.compress_index(payload, container.CODER_ZSTD, level=3)
+    data = container.write(header, bytes(range(4)), payload, coded_index=coded)
+    assert coded in data and container.read(data).index_payload == payload
+    with pytest.raises(FormatError, match="index_coder 7 is not supported"):
+        container.compress_index(payload, 7)
