@@ -442,3 +442,46 @@ def test_errors_are_value_errors_of_the_family():
         quantize(np.zeros((2, 2, 3), np.uint8), k=1)
     with pytest.raises(VqiError):
         quantize(np.zeros((2, 2, 3), np.uint8), k=1)
+
+
+def _weighted_sse(x, w, c):
+    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(2).min(1)
+    return float(w @ d)
+
+
+def test_lloyd_tolerance_stops_late_not_at_the_first_iteration():
+    """A positive tolerance used to stop Lloyd after one iteration (the first
+    gain, from an infinite error, compared against tol * inf)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (3000, 3)).astype(np.float64)
+    w = rng.integers(1, 20, 3000).astype(np.float64)
+    start = x[:40].copy()
+    one = qmod._lloyd(x, w, start, iters=1, tol=0.0)
+    tolerant = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
+    full = qmod._lloyd(x, w, start, iters=60, tol=0.0)
+    assert _weighted_sse(x, w, tolerant) < _weighted_sse(x, w, one)
+    assert _weighted_sse(x, w, tolerant) <= _weighted_sse(x, w, full) * 1.01  # uniform noise: slow
+
+
+def test_distinct_matches_numpy_unique():
+    rng = np.random.default_rng(12)
+    for c in (1, 2, 3, 4):
+        palette = rng.integers(0, 256, (500, c), dtype=np.uint8)
+        img = palette[rng.integers(0, 500, (97, 61))]
+        colors, counts, ids = qmod._distinct(img)
+        values, inverse, expected = np.unique(img.reshape(-1, c), axis=0, return_inverse=True,
+                                              return_counts=True)
+        np.testing.assert_array_equal(colors, values)
+        np.testing.assert_array_equal(counts, expected)
+        np.testing.assert_array_equal(ids, inverse.reshape(-1))
+        assert ids.dtype == np.int32
+
+
+def test_distinct_chunks_and_the_sorting_fallback(monkeypatch):
+    rng = np.random.default_rng(13)
+    img = rng.integers(0, 256, (53, 47, 4), dtype=np.uint8)
+    expected = qmod._distinct(img)
+    monkeypatch.setattr(qmod, "_CHUNK", 100)  # many chunks, a last partial one
+    monkeypatch.setattr(qmod, "_TABLE_MAX", 1 << 10)  # RGBA level too big: np.unique
+    for got, want in zip(qmod._distinct(img), expected):
+        np.testing.assert_array_equal(got, want)
