@@ -17,7 +17,7 @@ def photo_like(h, w, seed=0):
     return np.clip(base + rng.integers(-20, 21, size=(h, w, 3)), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("k", [2, 16, 256, 1000])
+@pytest.mark.parametrize("k", [2, 4, 16, 256, 1000])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_auto_is_the_smallest_candidate(k, seed):
     image = photo_like(37, 53, seed)
@@ -75,3 +75,11 @@ def test_compress_index_and_coded_index():
     assert coded in data and container.read(data).index_payload == payload
     with pytest.raises(FormatError, match="index_coder 7 is not supported"):
         container.compress_index(payload, 7)
+
+
+def test_auto_packs_two_colour_noise():
+    rng = np.random.default_rng(5)
+    image = (rng.integers(0, 2, size=(64, 96, 1)) * 255).astype(np.uint8).repeat(3, -1)
+    enc = codec.encode_pixels(image, k=2, coder="auto")
+    assert (enc.header.index_coder, enc.header.index_layout) == (container.CODER_ZSTD, container.LAYOUT_PACKED)
+    np.testing.assert_array_equal(vqcodec.decode(enc.data), image)

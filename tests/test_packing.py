@@ -86,3 +86,18 @@ def test_bad_options():
         packing.pack(np.arange(5), bits=2)
     with pytest.raises(FormatError, match="unknown index layout 9"):
         packing.unpack(b"", bits=2, count=0, k=4, layout=9)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("count", [0, 1, 3, 7, 8, 9, 1001, (1 << 20) + 3])
+def test_whole_indices_per_byte_match_the_bit_string(bits, count):
+    """bits 1, 2 and 4 take a shift-based path; it must give the spec's bit string exactly."""
+    flat = np.random.default_rng(count).integers(0, 1 << bits, count).astype(np.uint8)
+    string = "".join(format(int(v), f"0{bits}b") for v in flat[:2000])
+    data = packing.pack(flat, bits=bits, layout=packing.PACKED)
+    assert len(data) == (count * bits + 7) // 8
+    got = "".join(format(b, "08b") for b in data[: len(string) // 8 + 1])
+    assert got[: len(string)] == string
+    if count and count * bits % 8:  # the last byte's padding is 0 bits
+        assert data[-1] & ((1 << (8 - count * bits % 8)) - 1) == 0
+    np.testing.assert_array_equal(packing.unpack(data, bits=bits, count=count, k=1 << bits, layout=packing.PACKED), flat)

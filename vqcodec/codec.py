@@ -105,12 +105,15 @@ def _choose_layout(indices: np.ndarray, bits: int, coder: int) -> int:
 
 def _choose_coding(indices: np.ndarray, bits: int, level: int, threads: int, *,
                    try_zstd: bool) -> tuple[int, int, bytes]:
-    """The smallest of bzip2 on stripes and on bytes (and, with *try_zstd*, zstd on the better one).
+    """The smallest of bzip2 on stripes and on bytes; with *try_zstd*, also zstd.
 
-    Returns (layout, coder, INDX data): the winner's data is kept, not
-    compressed again.  zstd decodes several times faster than bzip2 and wins
-    ties.  With rate-aware indices it is the smaller on most Kodak photos at
-    k = 16, bzip2 at k = 64 and 256 (bench/rdo_bench.py --coder auto).
+    zstd is tried on bzip2's better layout and, when an index takes at most
+    4 bits, on the packed layout (several indices per byte: at k <= 4 the
+    byte layouts are 10-15 % larger).  Returns (layout, coder, INDX data):
+    the winner's data is kept, not compressed again.  zstd decodes several
+    times faster than bzip2 and wins ties.  With rate-aware indices it is the
+    smaller on most Kodak photos at k <= 16, bzip2 at k = 64 and 256
+    (bench/rdo_bench.py --coder auto).
     """
     best: tuple[int, bytes, bytes] | None = None
     for layout in (packing.BYTES, packing.STRIPES):  # bytes first: it wins ties, as before
@@ -120,15 +123,21 @@ def _choose_coding(indices: np.ndarray, bits: int, level: int, threads: int, *,
             best = (layout, raw, coded)
     assert best is not None
     layout, raw, coded = best
+    choice = (layout, container.CODER_BZIP2, coded)
     if not try_zstd:
-        return layout, container.CODER_BZIP2, coded
-    estimate = container.compress_index(raw, container.CODER_ZSTD, level=min(level, 9))
-    if len(estimate) <= len(coded) * ZSTD_TRY:
+        return choice
+    candidates = [(layout, raw)]
+    if bits <= 4:
+        candidates.append((packing.PACKED, packing.pack(indices, bits=bits, layout=packing.PACKED)))
+    for layout, raw in candidates:
+        estimate = container.compress_index(raw, container.CODER_ZSTD, level=min(level, 9))
+        if len(estimate) > len(choice[2]) * ZSTD_TRY:
+            continue
         zstd = estimate if level <= 9 else container.compress_index(
             raw, container.CODER_ZSTD, level=level, threads=threads)
-        if len(zstd) <= len(coded):
-            return layout, container.CODER_ZSTD, zstd
-    return layout, container.CODER_BZIP2, coded
+        if len(zstd) < len(choice[2]) or (len(zstd) == len(choice[2]) and choice[1] != container.CODER_ZSTD):
+            choice = (layout, container.CODER_ZSTD, zstd)
+    return choice
 
 
 def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:

@@ -79,6 +79,8 @@ def pack(indices: np.ndarray, /, *, bits: int, layout: int = PACKED) -> bytes:
         return flat.astype(np.uint8, copy=False).tobytes()
     if bits == 16:
         return flat.astype(">u2", copy=False).tobytes()
+    if bits in (1, 2, 4):  # whole indices per byte: shifts, no bit planes
+        return _pack_small(flat, bits)
     out = bytearray()
     # Chunks hold a multiple of 8 indices, so every chunk ends on a byte boundary.
     step = _CHUNK - _CHUNK % 8
@@ -126,6 +128,8 @@ def _unpack_bits(payload: bytes, bits: int, count: int, out_dtype) -> np.ndarray
         return raw[:count].copy()
     if bits == 16:
         return raw.view(">u2")[:count].astype(np.uint16)
+    if bits in (1, 2, 4):
+        return _unpack_small(raw, bits, count)
     out = np.empty(count, dtype=out_dtype)
     step = _CHUNK - _CHUNK % 8
     for start in range(0, count, step):
@@ -136,6 +140,44 @@ def _unpack_bits(payload: bytes, bits: int, count: int, out_dtype) -> np.ndarray
         wide = np.zeros((n, 16), dtype=np.uint8)
         wide[:, 16 - bits :] = bitstring.reshape(n, bits)
         out[start : start + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
+    return out
+
+
+def _shifts(bits: int) -> np.ndarray:
+    """Bit offsets of the indices in one byte, first index in the high bits (spec §5.0)."""
+    return np.arange(8 - bits, -1, -bits, dtype=np.uint8)
+
+
+def _pack_small(flat: np.ndarray, bits: int) -> bytes:
+    """Layout 0 for bits 1, 2 and 4: 8 // bits indices per byte, the first one highest."""
+    per = 8 // bits
+    out = bytearray()
+    step = _CHUNK - _CHUNK % per
+    for start in range(0, flat.size, step):
+        part = flat[start : start + step].astype(np.uint8)
+        if part.size % per:
+            part = np.concatenate([part, np.zeros(per - part.size % per, np.uint8)])
+        cols = part.reshape(-1, per)
+        acc = np.zeros(cols.shape[0], np.uint8)
+        for col, shift in zip(cols.T, _shifts(bits)):
+            acc |= col << shift
+        out += acc.tobytes()
+    return bytes(out)
+
+
+def _unpack_small(raw: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`_pack_small`: *count* uint8 indices."""
+    per = 8 // bits
+    out = np.empty(count, dtype=np.uint8)
+    mask = np.uint8((1 << bits) - 1)
+    shifts = _shifts(bits)
+    step = _CHUNK - _CHUNK % per
+    for start in range(0, count, step):
+        n = min(step, count - start)
+        src = raw[start // per : (start + n + per - 1) // per]
+        part = src[:, None] >> shifts
+        part &= mask
+        out[start : start + n] = part.reshape(-1)[:n]
     return out
 
 
