@@ -71,9 +71,10 @@ def test_lossless_maps_stay_lossless():
 @pytest.mark.parametrize("band_pixels", [1, 7, 64, 10**9])
 def test_bands_keep_the_bound_and_are_deterministic(band_pixels):
     img, book, idx = case(23, 9, c=4, n=300, dtype=np.uint16)
-    a = rdo.smooth(img, book, idx, band_pixels=band_pixels)
-    b = rdo.smooth(img, book, idx, band_pixels=band_pixels)
-    np.testing.assert_array_equal(a, b)
+    a = rdo.smooth(img, book, idx, band_pixels=band_pixels, threads=1)
+    for threads in (2, 3, None):  # bands are independent: any number of threads, one result
+        b = rdo.smooth(img, book, idx, band_pixels=band_pixels, threads=threads)
+        np.testing.assert_array_equal(a, b)
     assert a.dtype == np.uint16
     c0 = cost(img, book, idx)
     assert np.all(cost(img, book, a) <= c0 * 1.25 + 0.75 * c0.mean() + 1e-9)

@@ -173,7 +173,8 @@ def encode_pixels(
         raise OptionError(f"coder must be one of {sorted([*CODER_NAMES, 'auto'])}, got {coder!r}")
     if level is not None and not 1 <= level <= 22:
         raise OptionError(f"zstd level must be 1 to 22, got {level}")
-    if isinstance(rdo, bool) or not isinstance(rdo, (int, float)) or not 0 <= rdo <= 100:
+    if isinstance(rdo, bool) or not isinstance(rdo, (int, float, np.integer, np.floating)) \
+            or not 0 <= rdo <= 100:
         raise OptionError(f"rdo must be a number from 0 to 100, got {rdo!r}")
     px = _as_pixels(image, max_pixels)
     if max_pixels is not None and px.width * px.height > max_pixels:

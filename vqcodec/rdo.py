@@ -19,12 +19,16 @@ is, because the codebook's entries are distinct.
 
 The update is vectorised (every pixel looks at its neighbours' current
 indices at once, left then up, ``iterations`` times, so runs can grow) and
-works on bands of rows so memory stays bounded on very large images.  The
+works on bands of 1 Mpixel of rows, so memory stays bounded on very large
+images (~35 MB per band in flight; 24 Mpixel: 1.5 s on 2 threads, 80 MB).
+Once few neighbours differ, only those pixels are costed.  The
 result depends only on the inputs and the constants here: it is the encoder's
 choice, and the format does not know about it.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -35,6 +39,7 @@ __all__ = ["DEFAULT_STRENGTH", "smooth"]
 DEFAULT_STRENGTH = 0.75
 ITERATIONS = 4
 BAND_PIXELS = 1 << 20  # pixels per band of rows (a few int32 planes of this size at a time)
+SPARSE_BELOW = 4  # cost only the differing pixels when they are under 1/4 of the band
 
 
 def _cost(planes: np.ndarray, book: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -53,11 +58,14 @@ def _cost(planes: np.ndarray, book: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
            strength: float = DEFAULT_STRENGTH, iterations: int = ITERATIONS,
-           band_pixels: int = BAND_PIXELS) -> np.ndarray:
+           band_pixels: int = BAND_PIXELS, threads: int | None = None) -> np.ndarray:
     """Return a new (H, W) index map, same dtype as *indices* (see the module docstring).
 
     *pixels* is (H, W, C) uint8, *codebook* (n, C) uint8, *indices* (H, W)
     with every index < n.  ``strength`` 0 returns a copy of *indices*.
+    Bands of rows are independent (a band's first row looks up at the
+    *input* index of the row above), so they run on *threads* threads
+    (default: up to 4, when there are several bands) with the same result.
     """
     if not (isinstance(strength, (int, float)) and 0 <= strength <= 100):
         raise OptionError(f"rdo strength must be a number from 0 to 100, got {strength!r}")
@@ -73,22 +81,21 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
     book = np.ascontiguousarray(codebook.T, dtype=np.int32)
     channels = book.shape[0]
     rows = max(1, band_pixels // max(w, 1))
+    starts = range(0, h, rows)
 
     def planes(r0: int) -> np.ndarray:
         return np.ascontiguousarray(pixels[r0 : r0 + rows].reshape(-1, channels).T, dtype=np.int32)
 
-    total = 0
-    for r0 in range(0, h, rows):
-        total += int(_cost(planes(r0), book, out[r0 : r0 + rows].reshape(-1)).sum(dtype=np.int64))
-    lam = strength * total / out.size
-    slack = 1.0 + strength / 3.0
-    for r0 in range(0, h, rows):
+    def band_total(r0: int) -> int:
+        return int(_cost(planes(r0), book, indices[r0 : r0 + rows].reshape(-1)).sum(dtype=np.int64))
+
+    def band_smooth(r0: int, lam: float) -> None:
         img = planes(r0)
         cur = out[r0 : r0 + rows]  # a view: updated in place
         flat = cur.reshape(-1)  # a view too (out is C-contiguous)
         # cost <= limit  <=>  cost <= floor(limit) for integer costs; int32 compares are cheaper
-        limit = np.floor(_cost(img, book, flat) * slack + lam).astype(np.int32)
-        above = out[r0 - 1] if r0 else None  # final already
+        limit = np.floor(_cost(img, book, flat) * (1.0 + strength / 3.0) + lam).astype(np.int32)
+        above = indices[r0 - 1] if r0 else cur[0]
         nb = np.empty_like(cur)
         for _ in range(iterations):
             # left neighbour
@@ -97,13 +104,37 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
             _take(flat, nb.reshape(-1), img, book, limit)
             # upper neighbour
             nb[1:] = cur[:-1]
-            nb[0] = cur[0] if above is None else above
+            nb[0] = cur[0] if r0 == 0 else above
             _take(flat, nb.reshape(-1), img, book, limit)
+
+    workers = min(len(starts), threads or min(4, os.cpu_count() or 1))
+    if workers <= 1:
+        lam = strength * sum(map(band_total, starts)) / out.size
+        for r0 in starts:
+            band_smooth(r0, lam)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:  # numpy releases the GIL in the heavy loops
+        lam = strength * sum(pool.map(band_total, starts)) / out.size
+        list(pool.map(lambda r0: band_smooth(r0, lam), starts))
     return out
 
 
 def _take(cur: np.ndarray, nb: np.ndarray, img: np.ndarray, book: np.ndarray, limit: np.ndarray) -> None:
-    """cur[p] = nb[p] where they differ and nb's entry is within limit[p] (all flat)."""
-    ok = nb != cur
-    ok &= _cost(img, book, nb) <= limit
-    np.copyto(cur, nb, where=ok)
+    """cur[p] = nb[p] where they differ and nb's entry is within limit[p] (all flat).
+
+    When few neighbours differ (smooth or large images, later passes) only
+    those pixels are costed; otherwise every pixel is, which is cheaper than
+    gathering most of them.
+    """
+    differ = nb != cur
+    count = int(np.count_nonzero(differ))
+    if count * SPARSE_BELOW < differ.size:
+        where = np.flatnonzero(differ)
+        take = nb[where]
+        ok = _cost(img[:, where], book, take) <= limit[where]
+        cur[where[ok]] = take[ok]
+    elif count:
+        differ &= _cost(img, book, nb) <= limit
+        np.copyto(cur, nb, where=differ)
