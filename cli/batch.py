@@ -75,7 +75,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
         if args.level is not None and not 1 <= args.level <= 22:
             raise UsageError(f"--level must be 1 to 22, got {args.level}")
         plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force)
-        options = {name: getattr(args, name) for name in _ENCODE_OPTIONS if hasattr(args, name)}
+        options = {name: getattr(args, name) for name in _ENCODE_OPTIONS if getattr(args, name, None) is not None}
         options.update(max_pixels=args.max_pixels, measure=not args.quiet)
     else:
         fmt = args.format or "PNG"

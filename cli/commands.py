@@ -33,6 +33,16 @@ def _k_value(text: str) -> int:
     return value
 
 
+def _rdo_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got '{text}'") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got {text}")
+    return value
+
+
 def add_commands(sub: Any) -> None:
     from vqcodec import DEFAULT_K, DEFAULT_MAX_PIXELS
 
@@ -51,9 +61,13 @@ def add_commands(sub: Any) -> None:
     enc.add_argument("--layout", choices=["stripes", "bytes", "packed"], default=None,
                      help="index layout (default: the smaller of stripes and bytes; "
                      "packed = ⌈log2 k⌉ bits per index)")
-    enc.add_argument("--coder", choices=["bzip2", "zstd"], default=None,
-                     help="entropy coder of the indices (default: bzip2, the smaller files; "
-                     "zstd decodes faster)")
+    enc.add_argument("--coder", choices=["auto", "bzip2", "zstd"], default=None,
+                     help="entropy coder of the indices (default: auto, the smaller file of bzip2 "
+                     "and zstd, zstd on a tie; zstd decodes several times faster)")
+    enc.add_argument("--rdo", type=_rdo_value, default=None, metavar="S",
+                     help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
+                     "colour when it is almost as close (default 0.6; 0 = always the nearest "
+                     "colour; larger = smaller files, lower PSNR)")
     enc.add_argument("--level", type=int, default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--ssim", action="store_true",
@@ -139,6 +153,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         enc = vqcodec.encode_pixels(
             _named(source, name), k=args.k, seed=args.seed, layout=args.layout,
             coder=args.coder, level=args.level, max_pixels=args.max_pixels,
+            **({} if args.rdo is None else {"rdo": args.rdo}),
         )
     except vqcodec.ImageInputError as e:
         raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None

@@ -371,3 +371,23 @@ def test_the_program_runs_openblas_on_one_thread_unless_told(preset):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().split()[-1] == (preset or "1")
+
+
+def test_rdo_and_coder_options(tmp_path):
+    outs = {}
+    for name, opts in {"nearest": ("--rdo", "0"), "default": (), "strong": ("--rdo", "3")}.items():
+        out = tmp_path / f"{name}.vqi"
+        proc = run("encode", SAMPLE, out, "-k", "32", "--json", *opts)
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = json.loads(proc.stdout)
+    # rdo=0 maps every pixel to its nearest colour: the best PSNR, the largest file
+    assert outs["nearest"]["psnr"] > outs["default"]["psnr"] > outs["strong"]["psnr"]
+    assert outs["nearest"]["bytes"] > outs["default"]["bytes"] > outs["strong"]["bytes"]
+    for coder, coder_id in (("zstd", 0), ("bzip2", 1)):
+        out = tmp_path / f"{coder}.vqi"
+        assert run("encode", SAMPLE, out, "-k", "32", "-q", "--coder", coder).returncode == 0
+        assert vqcodec.read_header(out.read_bytes()).index_coder == coder_id
+    for bad in ("-1", "101", "x"):
+        proc = run("encode", SAMPLE, tmp_path / "bad.vqi", "--rdo", bad)
+        assert proc.returncode == 2 and b"rdo must be a number from 0 to 100" in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1

@@ -46,14 +46,21 @@ def test_auto_picks_zstd_where_it_is_smaller():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_default_is_bzip2_on_the_smaller_layout(seed):
+def test_default_is_auto(seed):
     image = photo_like(37, 53, seed)
-    enc = codec.encode_pixels(image, k=16)
+    assert codec.encode_pixels(image, k=16).data == codec.encode_pixels(image, k=16, coder="auto").data
+    assert codec.encode_pixels(halves(), k=2).header.index_coder == container.CODER_ZSTD
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bzip2_takes_the_smaller_layout(seed):
+    image = photo_like(37, 53, seed)
+    enc = codec.encode_pixels(image, k=16, coder="bzip2")
     assert enc.header.index_coder == container.CODER_BZIP2
     sizes = {layout: len(codec.encode_pixels(image, k=16, layout=layout, coder="bzip2").data)
              for layout in ("bytes", "stripes")}
     assert len(enc.data) == min(sizes.values())
-    assert codec.encode_pixels(halves(), k=2).header.index_coder == container.CODER_BZIP2
+    assert codec.encode_pixels(halves(), k=2, coder="bzip2").header.index_coder == container.CODER_BZIP2
 
 
 def test_auto_with_a_layout_is_bzip2():
