@@ -20,7 +20,7 @@ import time
 from typing import Any, Iterator, TextIO
 
 from . import ExitStatus, UsageError
-from .rd import _ProgressBar
+from .progress import ProgressLine
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # encode_pixels's options, passed on when the encode command has them
@@ -123,16 +123,11 @@ def _error_line(what: str, result: Any) -> None:
     print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
 
 
-class _Progress(_ProgressBar):
-    """`encode 12/80 files, 3.4 files/s, 1.2 MB saved` on one \\r-redrawn stderr line.
-
-    rd's bar (terminal only, nothing for a batch over in half a second, at
-    most ten redraws a second, clear()) with a line of its own.
-    """
+class _Progress(ProgressLine):
+    """`encode 12/80 files, 3.4 files/s, 1.2 MB saved` on one \\r-redrawn stderr line."""
 
     def __init__(self, stream: TextIO, total: int, what: str, *, enabled: bool) -> None:
-        super().__init__(stream)
-        self.enabled = self.enabled and enabled
+        super().__init__(stream, enabled=enabled)
         self.total, self.what = total, what
         self.done = self.bytes_in = self.bytes_out = 0
 
@@ -141,21 +136,14 @@ class _Progress(_ProgressBar):
         if result.ok:
             self.bytes_in += result.bytes_in
             self.bytes_out += result.bytes_out
-        now = time.monotonic()
-        if not self.enabled or now - self.start < self.DELAY_S:
+        if not self.due(self.done, self.total):
             return
-        if now - self.last < 0.1 and self.done < self.total:
-            return
-        self.last = now
-        rate = self.done / (now - self.start)
+        rate = self.done / max(time.monotonic() - self.start, 1e-9)
         if self.what == "encode":
             size = f"{_megabytes(self.bytes_in - self.bytes_out)} saved"
         else:
             size = f"{_megabytes(self.bytes_out)} written"
-        line = f"{self.what} {self.done}/{self.total} files, {rate:.1f} files/s, {size}"
-        self.stream.write("\r" + line.ljust(self.shown))
-        self.stream.flush()
-        self.shown = len(line)
+        self.show(f"{self.what} {self.done}/{self.total} files, {rate:.1f} files/s, {size}")
 
 
 def _megabytes(n: int) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from typing import Any, TextIO
+from typing import Any
 
 from . import UsageError
+from .progress import ProgressLine
 
 STDIO = "-"
 
@@ -62,7 +62,7 @@ def add_command(sub: Any) -> None:
         "print per-k means across images: vqcodec's bits per pixel, PSNR, SSIM and speed; "
         "pngquant --nofs at the same k; lossless PNG; WebP, AVIF and JPEG at the smallest "
         "quality that reaches vqcodec's PSNR; then the BD-rate of vqcodec against each "
-        "baseline (needs at least 4 values of k). Images with alpha are measured over "
+        "baseline (needs at least 2 values of k). Images with alpha are measured over "
         "premultiplied RGBA. A file that cannot be read is reported and skipped.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images and folders of images")
@@ -108,39 +108,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
                 raise UsageError(f"--{opt} '{path}' is an input image; choose another output path")
 
 
-class _ProgressBar:
-    """One \\r-updated line on stderr when it is a terminal, drawn only after half a second."""
-
-    DELAY_S = 0.5
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.start = self.last = time.monotonic()
-        self.shown = 0  # characters on the line now
+class _ProgressBar(ProgressLine):
+    """``rd [####....] 12/48 kodim03.png k=64``."""
 
     def __call__(self, done: int, total: int, what: str) -> None:
-        if not self.enabled or total == 0:
-            return
-        now = time.monotonic()
-        if now - self.start < self.DELAY_S or (now - self.last < 0.1 and done < total):
-            return
-        self.last = now
-        try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
-        except (OSError, ValueError):
-            columns = 80
-        filled = 24 * done // total
-        line = f"rd [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} {what}"[: columns - 1]
-        self.stream.write("\r" + line.ljust(self.shown))
-        self.stream.flush()
-        self.shown = len(line)
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r" + " " * self.shown + "\r")
-            self.stream.flush()
-            self.shown = 0
+        if self.due(done, total):
+            filled = 24 * done // total
+            self.show(f"rd [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} {what}")
 
 
 def _have_matplotlib() -> bool:

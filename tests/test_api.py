@@ -165,7 +165,7 @@ def test_decode_to_a_path_does_not_replace_unless_asked(tmp_path):
 
 
 def test_sources_and_targets_of_the_wrong_type():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected a path, bytes or a binary stream, got int"):
         vqcodec.decode(12345)
     with pytest.raises(TypeError, match="path or a binary stream"):
         vqcodec.encode(IMAGE, 12345, k=8)
@@ -281,3 +281,11 @@ def test_py_typed_ships_with_the_package():
     assert (root / "vqcodec" / "py.typed").is_file()
     config = tomllib.loads((root / "pyproject.toml").read_text())
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["vqcodec"]
+
+
+def test_decoding_to_vqi_is_refused(tmp_path):
+    """The plugin makes Pillow write VQI; decode must not silently quantize again."""
+    for dst, fmt in ((tmp_path / "again.vqi", None), (io.BytesIO(), "VQI")):
+        with pytest.raises(vqcodec.OptionError, match="would quantize the image again"):
+            vqcodec.decode(DATA, dst, format=fmt)
+    assert list(tmp_path.iterdir()) == []

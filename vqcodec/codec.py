@@ -251,9 +251,9 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: 
 
 
 def _read_vqi(src: fileio.Source) -> bytes:
-    if isinstance(src, (str, os.PathLike)) or hasattr(src, "read"):
-        return fileio.read_source(src)
-    return src  # bytes-like: parsed without a copy
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return src  # parsed without a copy
+    return fileio.read_source(src)  # a path or a stream; anything else: a clear TypeError
 
 
 def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = container.DEFAULT_MAX_PIXELS

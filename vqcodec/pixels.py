@@ -595,7 +595,16 @@ def _save_format(format: str) -> str:
         fmt = Image.registered_extensions().get("." + format.lower().lstrip("."), fmt)
     if fmt not in Image.SAVE:
         raise OptionError(f"Pillow cannot write {format!r} images; use PNG, WEBP, TIFF or JPEG")
+    _not_vqi(fmt)
     return fmt
+
+
+def _not_vqi(fmt: str) -> None:
+    # The Pillow plugin can write VQI, but a decoder writing it would quantize the
+    # decoded pixels again (k = 256 by default): a silent loss, never what is meant.
+    if fmt == "VQI":
+        raise OptionError("decoding to .vqi would quantize the image again; "
+                          "decode to .png (or copy the .vqi file as it is)")
 
 
 def format_for_path(path: str | os.PathLike[str]) -> str:
@@ -611,4 +620,5 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
         )
     if fmt not in Image.SAVE:
         raise OptionError(f"Pillow cannot write {fmt} files ('{text}'); use .png, .webp or .tiff")
+    _not_vqi(fmt)
     return fmt

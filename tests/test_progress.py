@@ -1,0 +1,51 @@
+"""The progress line shared by `rd` and the batch mode (a fake terminal stream)."""
+
+from __future__ import annotations
+
+import io
+
+from vqcodec.cli.progress import ProgressLine
+from vqcodec.cli.rd import _ProgressBar
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_silent_off_a_terminal_and_in_the_first_moment():
+    pipe = io.StringIO()
+    bar = _ProgressBar(pipe)
+    bar.start -= 10
+    bar(1, 2, "x")
+    assert pipe.getvalue() == ""
+    tty = Terminal()
+    bar = _ProgressBar(tty)
+    bar(1, 2, "x")  # within DELAY_S of the start: nothing yet
+    assert tty.getvalue() == ""
+    assert not ProgressLine(Terminal(), enabled=False).enabled
+
+
+def test_redraws_in_place_and_clears():
+    tty = Terminal()
+    bar = _ProgressBar(tty)
+    bar.start -= 10
+    bar.last -= 10
+    bar(6, 24, "a long name")
+    bar.last -= 10
+    bar(24, 24, "b")  # shorter line: padded over the old one
+    first = "rd [######..................] 6/24 a long name"
+    second = "rd [########################] 24/24 b"
+    assert tty.getvalue() == "\r" + first + "\r" + second.ljust(len(first))
+    bar.clear()
+    assert tty.getvalue().endswith("\r" + " " * len(second) + "\r") and bar.shown == 0
+
+
+def test_at_most_ten_redraws_a_second_but_always_the_last():
+    tty = Terminal()
+    line = ProgressLine(tty)
+    line.start -= 10
+    line.last -= 10
+    assert line.due(1, 3)
+    assert not line.due(2, 3)  # 0.1 s have not passed
+    assert line.due(3, 3)  # the last step is always drawn
