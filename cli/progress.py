@@ -38,6 +38,8 @@ class ProgressLine:
         try:
             columns = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, ValueError):
+            columns = 0
+        if columns < 20:  # unknown (0 under a pseudo-terminal without a size) or absurd
             columns = 80
         line = line[: columns - 1]
         self.stream.write("\r" + line.ljust(self.shown))

@@ -49,3 +49,16 @@ def test_at_most_ten_redraws_a_second_but_always_the_last():
     assert line.due(1, 3)
     assert not line.due(2, 3)  # 0.1 s have not passed
     assert line.due(3, 3)  # the last step is always drawn
+
+
+def test_a_terminal_without_a_size_gets_80_columns(monkeypatch):
+    monkeypatch.setattr("os.get_terminal_size", lambda fd: __import__("os").terminal_size((0, 0)))
+
+    class SizedTerminal(Terminal):
+        def fileno(self) -> int:
+            return 2
+
+    tty = SizedTerminal()
+    line = ProgressLine(tty)
+    line.show("x" * 100)
+    assert tty.getvalue() == "\r" + "x" * 79
