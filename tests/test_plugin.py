@@ -268,3 +268,13 @@ def test_a_vqi_file_is_an_input_image(tmp_path):
     vqcodec.encode(few_colours("RGBA"), str(path), k=8)
     again = vqcodec.encode(str(path), k=8)
     np.testing.assert_array_equal(vqcodec.decode(again), vqcodec.decode(str(path)))
+
+
+def test_rdo_save_parameter_reaches_the_encoder():
+    rng = np.random.default_rng(3)
+    base = np.repeat(np.repeat(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), 4, 0), 4, 1)
+    noisy = np.clip(base.astype(int) + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)
+    image = Image.fromarray(noisy)
+    for rdo in (0, 2.0):
+        assert saved(image, k=32, rdo=rdo) == vqcodec.encode(noisy, k=32, rdo=rdo)
+    assert saved(image, k=32, rdo=0) != saved(image, k=32, rdo=2.0)

@@ -18,7 +18,7 @@ raises our own :class:`~vqcodec.errors.FormatError` family (from
 a vague "cannot identify image file".
 
 Saving takes :func:`vqcodec.encode`'s options as save parameters (``k``,
-``seed``, ``layout``, ``coder``, ``level``); other parameters are ignored,
+``seed``, ``rdo``, ``layout``, ``coder``, ``level``); other parameters are ignored,
 as Pillow's plugins do.  The image is converted by the mode rules of
 :mod:`vqcodec.pixels` (P, 1, I;16, CMYK ... become L, LA, RGB or RGBA).  The
 ICC profile written is the ``icc_profile`` save parameter if given (``None``
@@ -38,7 +38,7 @@ __all__ = ["FORMAT", "EXTENSION", "MIME_TYPE", "SAVE_OPTIONS", "VqiImageFile", "
 FORMAT = "VQI"
 EXTENSION = ".vqi"
 MIME_TYPE = "image/x-vqi"
-SAVE_OPTIONS = ("k", "seed", "layout", "coder", "level")
+SAVE_OPTIONS = ("k", "seed", "rdo", "layout", "coder", "level")
 """The save parameters passed on to :func:`vqcodec.encode`."""
 
 
