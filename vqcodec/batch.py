@@ -102,6 +102,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """True when the file was converted (no error)."""
         return self.error is None
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,6 +122,7 @@ class Plan:
 
     @property
     def total(self) -> int:
+        """Every input: the jobs to run and the ones that failed while planning."""
         return len(self.jobs) + len(self.failed)
 
 
@@ -140,6 +142,7 @@ class Summary:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields, JSON-ready: an infinite mean PSNR becomes None."""
         data = asdict(self)
         data["mean_psnr"] = _finite_or_none(self.mean_psnr)
         return data

@@ -96,9 +96,11 @@ class Header:
 
     @property
     def pixel_count(self) -> int:
+        """width × height."""
         return self.width * self.height
 
     def pack(self) -> bytes:
+        """The 24 bytes of ``HEAD.data`` (spec §4), little-endian."""
         return _HEAD.pack(
             self.width, self.height, self.channels, self.sample_depth,
             self.block_width, self.block_height, self.k, self.index_bits,
