@@ -367,3 +367,21 @@ def test_cli_plot_without_matplotlib_fails_before_the_sweep(folder, tmp_path, mo
     assert code == 2 and captured.out == ""
     assert captured.err == "vqcodec: error: --plot needs matplotlib; pip install 'vqcodec[plot]'\n"
     assert not out_csv.exists()
+
+
+def test_icc_profiles_are_left_out_of_every_codec(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    image = synthetic()
+    Image.fromarray(image).save(tmp_path / "icc.png", icc_profile=icc)
+    Image.fromarray(image).save(tmp_path / "plain.png")
+    runs = {name: rd.sweep([str(tmp_path / f"{name}.png")], ks=(8,), baselines=("png", "webp"))
+            for name in ("icc", "plain")}
+    for codec_name in ("vqcodec", "png", "webp"):
+        sizes = {name: [r.bytes for r in result.rows if r.codec == codec_name]
+                 for name, result in runs.items()}
+        assert sizes["icc"] == sizes["plain"], codec_name
+    assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
+    assert "1 image(s) with an ICC profile: left out" in rd.format_table(runs["icc"])
+    assert "ICC" not in rd.format_table(runs["plain"])

@@ -172,6 +172,7 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # measured, in order
     modes: dict[str, str] = field(default_factory=dict)  # image -> mode
+    icc_images: list[str] = field(default_factory=list)  # measured images that had a profile
     skipped: list[Skipped] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why
     problems: list[str] = field(default_factory=list)  # baseline failures, one line each
@@ -345,6 +346,8 @@ def sweep(
             result.rows.extend(rows)
             result.images.append(path)
             result.modes[path] = px.mode
+            if px.icc_profile:
+                result.icc_images.append(path)
         if progress is not None:
             progress(total, total, "done")
     return result
@@ -367,8 +370,12 @@ def measure_image(
 
     ``baselines`` are run as given (availability is the caller's business;
     pngquant runs only with an executable path).  A baseline that fails is
-    reported through ``on_problem`` and left out of this image's rows.
+    reported through ``on_problem`` and left out of this image's rows.  An
+    ICC profile is left out of every codec's file (pngquant gets none, and
+    a 3 KB profile would swamp a small graphic): the bytes are the pixels'.
     """
+    if px.icc_profile:
+        px = pixels.Pixels(px.array)
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
     rows: list[Row] = []
@@ -818,6 +825,9 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
     if alpha:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
                      + ("; JPEG skipped on them (JPEG has no alpha)" if "jpeg" in result.baselines else ""))
+    if result.icc_images:
+        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: left out of every "
+                     "codec's file, so the bytes compare pixels only")
     for baseline, reason in result.unavailable.items():
         notes.append(f"{NAMES[baseline]} absent: {reason}")
     if "pngquant" in result.measured() and any(k > PNGQUANT_MAX_K for k in result.ks):
