@@ -485,3 +485,69 @@ def test_distinct_chunks_and_the_sorting_fallback(monkeypatch):
     monkeypatch.setattr(qmod, "_TABLE_MAX", 1 << 10)  # RGBA level too big: np.unique
     for got, want in zip(qmod._distinct(img), expected):
         np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------
+# Alpha: premultiplied error
+
+
+def premultiplied(a: np.ndarray) -> np.ndarray:
+    x = a.astype(np.float64)
+    x[..., :-1] *= x[..., -1:] / 255.0
+    return x
+
+
+def alpha_image(seed: int = 0, channels: int = 4) -> np.ndarray:
+    """A logo-like image: colours under a soft alpha ramp, transparent pixels with random hidden colours."""
+    rng = np.random.default_rng(seed)
+    h, w = 48, 64
+    y, x = np.mgrid[:h, :w]
+    colour = np.stack([(x * 4) % 256, (y * 5) % 256, ((x + y) * 3) % 256], -1)[..., : channels - 1]
+    alpha = np.clip((x - 8) * 6, 0, 255)[..., None]
+    hidden = rng.integers(0, 256, colour.shape)
+    colour = np.where(alpha == 0, hidden, colour)
+    return np.concatenate([colour, alpha], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+@pytest.mark.parametrize("k", [2, 4, 16, 64])
+def test_alpha_is_quantized_for_premultiplied_error(channels, k):
+    img = alpha_image(channels=channels)
+    q = quantize(img, k=k)
+    check_invariants(img, q, k)
+    ours = np.mean((premultiplied(img) - premultiplied(reconstruct(q))) ** 2)
+    # the straight-space pipeline (what quantize did before), built from the same parts
+    colors, counts, inverse = qmod._distinct(img)
+    cb, labels = qmod._finish(colors, counts, qmod._learn(colors, counts, k, 0))
+    straight = cb[labels[inverse]].reshape(img.shape)
+    theirs = np.mean((premultiplied(img) - premultiplied(straight)) ** 2)
+    assert ours < theirs
+    if k == 2:
+        return  # two entries: no entry is set aside for transparency
+    # every fully transparent pixel maps to one fully transparent entry
+    transparent = img[..., -1] == 0
+    entries = np.unique(q.indices[transparent])
+    assert len(entries) == 1 and q.codebook[entries[0], -1] == 0
+
+
+def test_opaque_alpha_changes_nothing():
+    rgb = alpha_image()[..., :3]
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], -1)
+    q3, q4 = quantize(rgb, k=16), quantize(rgba, k=16)
+    np.testing.assert_array_equal(q4.codebook[:, :3], q3.codebook)
+    np.testing.assert_array_equal(q4.indices, q3.indices)
+
+
+def test_unpremultiply_inverts_premultiply():
+    colors = np.array([[10, 200, 30, 255], [255, 0, 128, 64], [77, 77, 77, 0], [5, 6, 7, 1]], np.uint8)
+    back = qmod._unpremultiply(qmod._premultiply(colors))
+    np.testing.assert_allclose(back[:2], colors[:2], atol=1e-9)
+    assert back[2].tolist() == [0, 0, 0, 0]  # transparent: the colour is gone
+    np.testing.assert_allclose(back[3], colors[3], atol=1e-9)
+
+
+def test_an_invisible_image_is_one_transparent_entry():
+    img = np.zeros((5, 5, 4), np.uint8)
+    img[..., :3] = np.arange(25).reshape(5, 5, 1)  # 25 hidden colours, all alpha 0
+    q = quantize(img, k=2)
+    assert q.codebook.tolist() == [[0, 0, 0, 0]] and not q.indices.any()

@@ -14,8 +14,16 @@ def nearest(img: np.ndarray, book: np.ndarray) -> np.ndarray:
     return d.argmin(-1)
 
 
+def visible(a):
+    """Colours as rdo compares them: premultiplied (rounded) when the last channel is alpha."""
+    a = a.astype(np.int64)
+    if a.shape[-1] in (2, 4):
+        a[..., :-1] = (a[..., :-1] * a[..., -1:] + 127) // 255
+    return a
+
+
 def cost(img, book, idx):
-    return ((img.astype(np.int64) - book[idx].astype(np.int64)) ** 2).sum(-1)
+    return ((visible(img) - visible(book)[idx]) ** 2).sum(-1)
 
 
 def photo_like(h, w, c=3, seed=0):
@@ -103,3 +111,20 @@ def test_codec_rdo_option():
     for bad in (-1, True, "0.5", 101):
         with pytest.raises(OptionError, match="rdo must be"):
             codec.encode_pixels(img, k=16, rdo=bad)
+
+
+def test_hidden_colours_of_transparent_pixels_cost_nothing():
+    # a transparent left half with random hidden colours: in straight RGBA its "error"
+    # would dominate the image mean and let rdo wreck the visible right half
+    rng = np.random.default_rng(7)
+    img = np.zeros((16, 32, 4), np.uint8)
+    img[:, :16, :3] = rng.integers(0, 256, (16, 16, 3))
+    img[:, 16:] = photo_like(16, 16, c=4)
+    img[:, 16:, 3] = 255
+    book = np.concatenate([np.zeros((1, 4), np.uint8), img[:, 16:].reshape(-1, 4)[::7]])
+    idx = np.argmin(np.stack([((visible(img) - visible(book)[j]) ** 2).sum(-1)
+                              for j in range(len(book))], -1), -1)
+    out = rdo.smooth(img, book, idx.astype(np.uint16), strength=0.75)
+    c0, c1 = cost(img, book, idx), cost(img, book, out)
+    assert c0[:, :16].sum() == 0  # transparent pixels on the zero entry cost nothing
+    assert np.all(c1 <= c0 * 1.25 + 0.75 * c0.mean() + 1e-9)

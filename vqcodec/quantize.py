@@ -44,6 +44,11 @@ nearest entry; unused (or duplicate) entries are dropped and the codebook is
 sorted lexicographically.  Pixels are mapped through the distinct colours,
 never by per-pixel distance computations.
 
+Alpha (LA, RGBA): learning, assignment and the rounded-mean refinement all
+work on premultiplied colours (colour × alpha / 255), the space in which
+errors are seen and :mod:`vqcodec.metrics` measures them; the codebook is
+stored straight.  All fully transparent colours are then one colour.
+
 An image with at most ``k`` distinct colours comes back exactly: the
 codebook is its distinct colours.
 
@@ -139,8 +144,11 @@ class Quantization:
 def quantize(pixels: np.ndarray, /, *, k: int, seed: int = 0) -> Quantization:
     """Quantize ``(H, W, C)`` ``uint8`` pixels (``C`` in 1..4) to at most ``k`` colours.
 
-    Alpha is just another component.  Lossless when the image has at most
-    ``k`` distinct colours.  Raises :class:`OptionError` for a bad ``k``,
+    With alpha (C = 2 or 4) the codebook is learned and the colours
+    assigned over premultiplied colours, where the error is seen (the
+    colour of a transparent pixel is invisible; a half-transparent one's
+    error counts half); the codebook is stored straight.  Lossless when the
+    image has at most ``k`` distinct colours.  Raises :class:`OptionError` for a bad ``k``,
     ``seed`` or array.
     """
     k = _check_k(k)
@@ -150,6 +158,8 @@ def quantize(pixels: np.ndarray, /, *, k: int, seed: int = 0) -> Quantization:
     colors, counts, inverse = _distinct(pixels)
     if len(colors) <= k:
         codebook, labels = colors, None
+    elif c in (2, 4):  # alpha: learn and assign where the error is seen (premultiplied)
+        codebook, labels = _quantize_alpha(colors, counts, k, seed)
     else:
         centroids = _learn(colors, counts, k, seed)
         codebook, labels = _finish(colors, counts, centroids)
@@ -716,37 +726,108 @@ def _best_split(x, w, idx):
 # finishing
 
 
-def _finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
+            premultiplied: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Round the centroids, refine the rounded codebook, assign, drop unused.
 
     Returns the uint8 codebook (lexicographic order, like the distinct colours
     of a lossless codebook) and the codebook index of every distinct colour:
-    its nearest entry, ties to the lowest index.
+    its nearest entry, ties to the lowest index.  With *premultiplied* (the
+    last channel is alpha) the centroids are premultiplied, distances and
+    means are taken over premultiplied colours, and the codebook is stored
+    straight (un-premultiplied, rounded).
     """
-    x = colors.astype(np.float32)
+    space = _premultiply if premultiplied else (lambda a: a)
+    x = space(colors).astype(np.float32)
     w = counts.astype(np.float64)
-    cb = np.clip(np.rint(centroids), 0, 255).astype(np.uint8)
+    straight = _unpremultiply if premultiplied else (lambda a: a)
+    cb = np.clip(np.rint(straight(centroids)), 0, 255).astype(np.uint8)
     labels = None
     for _ in range(_ITER_ROUND if len(cb) <= _PNN_MAX_K else 1):
         cb = _sorted_rows(cb)
-        labels = _nearest(x, cb)[0]
+        labels = _nearest(x, space(cb))[0]
         k = len(cb)
         weight = np.bincount(labels, weights=w, minlength=k)
         full = weight > 0
+        means = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=k)
+                          for j in range(x.shape[1])], 1)[full] / weight[full, None]
         new = cb.copy()
-        for j in range(x.shape[1]):
-            s = np.bincount(labels, weights=w * colors[:, j], minlength=k)
-            new[full, j] = np.clip(np.rint(s[full] / weight[full]), 0, 255)
+        new[full] = np.clip(np.rint(straight(means)), 0, 255)
         if np.array_equal(new, cb):
             break
         cb = new
         labels = None
     if labels is None:
         cb = _sorted_rows(cb)
-        labels = _nearest(x, cb)[0]
+        labels = _nearest(x, space(cb))[0]
     used = np.bincount(labels, minlength=len(cb)) > 0
     remap = np.cumsum(used) - 1  # dropping unused rows keeps the order
     return cb[used], remap[labels]
+
+
+def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook and labels for more than k colours with alpha, over premultiplied colours.
+
+    Fully transparent colours (alpha 0) all get one entry of zeros, kept out
+    of the learning so that a cluster mean can never give them a visible
+    alpha; the other k - 1 entries are learned on the other colours.  At
+    k = 2 that would leave one entry for everything visible, so there all
+    colours are learned together.
+    """
+    clear = colors[:, -1] == 0
+    if not clear.any() or k <= 2:
+        return _finish(colors, counts, _learn_premultiplied(colors, counts, k, seed), premultiplied=True)
+    rest, rest_counts = colors[~clear], counts[~clear]
+    if len(rest) <= k - 1:
+        book = rest
+    else:
+        book = _finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed),
+                       premultiplied=True)[0]
+    zero = np.zeros((1, colors.shape[1]), np.uint8)
+    book = _sorted_rows(np.concatenate([zero, book]))  # the zero row sorts first
+    labels = np.zeros(len(colors), np.intp)
+    if len(rest):
+        labels[~clear] = _nearest(_premultiply(rest).astype(np.float32), _premultiply(book))[0]
+    used = np.bincount(labels, minlength=len(book)) > 0
+    remap = np.cumsum(used) - 1
+    return book[used], remap[labels]
+
+
+def _premultiply(colors: np.ndarray) -> np.ndarray:
+    """(n, C) colours whose last channel is alpha -> float64, colour channels × alpha / 255."""
+    x = colors.astype(np.float64)
+    x[:, :-1] *= x[:, -1:] / 255.0
+    return x
+
+
+def _unpremultiply(p: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_premultiply` (float, clipped to 0..255; colour 0 where alpha is 0)."""
+    out = np.clip(np.asarray(p, dtype=np.float64), 0, 255)
+    alpha = out[:, -1:]
+    np.divide(out[:, :-1] * 255.0, alpha, out=out[:, :-1], where=alpha > 0)
+    out[:, :-1][np.broadcast_to(alpha <= 0, out[:, :-1].shape)] = 0
+    return np.clip(out, 0, 255)
+
+
+def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Premultiplied centroids for colours with alpha (the last channel).
+
+    The squared error of premultiplied colours is what the eye (and
+    :func:`vqcodec.metrics.psnr`) sees: a colour's error counts in
+    proportion to its opacity, and all fully transparent colours are one.
+    k-means runs on the distinct premultiplied colours rounded to integers
+    (weights summed), as :func:`_learn` does on straight colours.
+    """
+    pre = np.rint(_premultiply(colors)).astype(np.uint8)
+    key = np.zeros(len(pre), np.int64)
+    for j in range(pre.shape[1]):
+        key = (key << 8) | pre[:, j]
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    weights = np.bincount(inverse.reshape(-1), weights=counts.astype(np.float64), minlength=len(first))
+    pre = pre[first]
+    if len(pre) <= k:
+        return pre.astype(np.float64)
+    return _learn(pre, weights, k, seed)
 
 
 def _sorted_rows(cb: np.ndarray) -> np.ndarray:

@@ -6,8 +6,10 @@ instead when that entry is almost as close:
 
     cost(neighbour) <= cost(nearest) * (1 + strength / 3) + strength * mean cost
 
-where ``cost`` is the squared error summed over the channels and the mean is
-over the whole image.  Runs of equal indices are what bzip2 (and any coder)
+where ``cost`` is the squared error summed over the channels (over
+premultiplied colours when there is alpha, as the quantizer and the metrics
+measure it: a transparent pixel's hidden colour costs nothing) and the mean
+is over the whole image.  Runs of equal indices are what bzip2 (and any coder)
 codes cheaply, so the map shrinks by more than the error grows: on Kodak
 kodim01-08 at k = 16 / 64 / 256, strength 0.75 makes the files 8 / 5 / 4 %
 smaller for 0.20 / 0.26 / 0.29 dB of PSNR, and the BD-rate against
@@ -82,13 +84,14 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
     h, w = out.shape
     if strength == 0 or out.size == 0:
         return out
-    book = np.ascontiguousarray(codebook.T, dtype=np.int32)
-    channels = book.shape[0]
+    channels = codebook.shape[1]
+    alpha = channels in (2, 4)  # costs over premultiplied colours, as the quantizer measures them
+    book = _planes(codebook, alpha)
     rows = max(1, band_pixels // max(w, 1))
     starts = range(0, h, rows)
 
     def planes(r0: int) -> np.ndarray:
-        return np.ascontiguousarray(pixels[r0 : r0 + rows].reshape(-1, channels).T, dtype=np.int32)
+        return _planes(pixels[r0 : r0 + rows].reshape(-1, channels), alpha)
 
     def band_total(r0: int) -> int:
         return int(_cost(planes(r0), book, indices[r0 : r0 + rows].reshape(-1)).sum(dtype=np.int64))
@@ -123,6 +126,16 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
         lam = strength * sum(pool.map(band_total, starts)) / out.size
         list(pool.map(lambda r0: band_smooth(r0, lam), starts))
     return out
+
+
+def _planes(colors: np.ndarray, alpha: bool) -> np.ndarray:
+    """(N, C) uint8 -> (C, N) int32; with *alpha* the colour channels premultiplied (rounded)."""
+    planes = np.ascontiguousarray(colors.T, dtype=np.int32)
+    if alpha:
+        planes[:-1] *= planes[-1]
+        planes[:-1] += 127
+        planes[:-1] //= 255
+    return planes
 
 
 def _take(cur: np.ndarray, nb: np.ndarray, img: np.ndarray, book: np.ndarray, limit: np.ndarray) -> None:
