@@ -551,3 +551,20 @@ def test_an_invisible_image_is_one_transparent_entry():
     img[..., :3] = np.arange(25).reshape(5, 5, 1)  # 25 hidden colours, all alpha 0
     q = quantize(img, k=2)
     assert q.codebook.tolist() == [[0, 0, 0, 0]] and not q.indices.any()
+
+
+def test_alpha_with_a_large_codebook():
+    """k > 512 takes the pruned nearest-entry search, here over premultiplied float centres."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (60, 80, 4), dtype=np.uint8)
+    img[:10, :, 3] = 0
+    q = quantize(img, k=700)
+    check_invariants(img, q, 700)
+    pre, rec = premultiplied(img), premultiplied(reconstruct(q))
+    # every pixel's entry is its nearest in premultiplied space (up to float32 ties)
+    book = premultiplied(q.codebook)
+    flat = pre.reshape(-1, 4)
+    best = ((flat[:, None, :] - book[None]) ** 2).sum(-1).min(1)
+    got = ((flat - rec.reshape(-1, 4)) ** 2).sum(-1)
+    assert np.all(got <= best + 1e-3)
+    assert (q.codebook[q.indices[:10], -1] == 0).all()
