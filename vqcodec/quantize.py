@@ -760,9 +760,14 @@ def _finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
     if labels is None:
         cb = _sorted_rows(cb)
         labels = _nearest(x, space(cb))[0]
-    used = np.bincount(labels, minlength=len(cb)) > 0
-    remap = np.cumsum(used) - 1  # dropping unused rows keeps the order
-    return cb[used], remap[labels]
+    return _drop_unused(cb, labels)
+
+
+def _drop_unused(book: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The entries some colour uses, and the labels renumbered to them (order kept)."""
+    used = np.bincount(labels, minlength=len(book)) > 0
+    remap = np.cumsum(used) - 1
+    return book[used], remap[labels]
 
 
 def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -788,9 +793,7 @@ def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -
     labels = np.zeros(len(colors), np.intp)
     if len(rest):
         labels[~clear] = _nearest(_premultiply(rest).astype(np.float32), _premultiply(book))[0]
-    used = np.bincount(labels, minlength=len(book)) > 0
-    remap = np.cumsum(used) - 1
-    return book[used], remap[labels]
+    return _drop_unused(book, labels)
 
 
 def _premultiply(colors: np.ndarray) -> np.ndarray:
