@@ -375,10 +375,13 @@ def test_ssim_small_rule_agrees_with_reference_at_11():
     assert metrics.ssim(a, b) == pytest.approx(ref_ssim(a, b), abs=1e-12)
 
 
-def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch, threads):
     """Strips and tiles bound the float64 temporaries: the peak for a large
-    image is far below one float64 copy of it and about that of a small one."""
+    image is far below one float64 copy of it and about that of a small one
+    (each thread has its own tile buffers; both images use every thread)."""
     monkeypatch.setattr(metrics, "_SSIM_TILE_COLS", 512)
+    monkeypatch.setattr(metrics, "_SSIM_THREADS", threads)
 
     def peak_bytes(shape):
         a, b = noisy_pair(shape, seed=16)
@@ -389,10 +392,22 @@ def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch):
         finally:
             tracemalloc.stop()
 
-    small = peak_bytes((60, 600))
-    large = peak_bytes((700, 2100))
-    assert large < 700 * 2100 * 8 / 4
+    small = peak_bytes((8 * 24 + 10, 600))  # 8 strips x 2 tiles: enough for 2 threads
+    large = peak_bytes((1400, 2100))
+    assert large < 1400 * 2100 * 8 / 4
     assert large < small * 1.5
+
+
+def test_ssim_is_the_same_number_on_one_thread_and_on_two(monkeypatch):
+    # tiles are added up in one fixed order, whichever thread computed them
+    a, b = noisy_pair((300, 200, 3), seed=17)
+    monkeypatch.setattr(metrics, "_SSIM_STRIP_ROWS", 8)
+    values = []
+    for threads in (1, 2):
+        monkeypatch.setattr(metrics, "_SSIM_THREADS", threads)
+        values.append(metrics.ssim(a, b))
+    assert values[0] == values[1]
+    assert values[0] == pytest.approx(ref_ssim(a, b), abs=1e-9)
 
 
 # --------------------------------------------------------------------------
