@@ -385,3 +385,37 @@ def test_icc_profiles_are_left_out_of_every_codec(tmp_path):
     assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
     assert "1 image(s) with an ICC profile: left out" in rd.format_table(runs["icc"])
     assert "ICC" not in rd.format_table(runs["plain"])
+
+
+def test_summary_pools_bpp_over_pixels_so_a_tiny_image_does_not_dominate(tmp_path):
+    Image.fromarray(synthetic(64, 96, seed=3)).save(tmp_path / "big.png")
+    Image.fromarray(synthetic(2, 2, seed=4)).save(tmp_path / "tiny.png")
+    result = rd.sweep([str(tmp_path / "big.png"), str(tmp_path / "tiny.png")], ks=(4, 16),
+                      baselines=("png",))
+    for entry in rd.summarize(result):
+        for name in ("vqcodec", "png"):
+            rows = [r for r in result.rows if r.k == entry["k"] and r.codec == name]
+            assert len(rows) == 2
+            pooled = 8 * sum(r.bytes for r in rows) / (64 * 96 + 2 * 2)
+            assert entry[name]["bpp"] == pytest.approx(pooled, rel=1e-12)
+            assert entry[name]["bpp"] < max(r.bpp for r in rows) / 10  # the 4-pixel file's bpp
+            assert entry[name]["bytes"] == sum(r.bytes for r in rows) / 2
+    assert "bpp: all bits / all pixels" in rd.format_table(result)
+
+
+def test_quality_search_bisects_when_the_top_is_lossless(monkeypatch, px):
+    """A lossy coder that is exact from some quality up (PSNR inf) and a lossless
+    vqcodec target: interpolating inf against inf gave NaN (PngSuite found it)."""
+    search = rd._QualitySearch(px, "jpeg")
+    calls = []
+
+    def fake_trial(quality):
+        calls.append(quality)
+        psnr = math.inf if quality >= 73 else 20.0 + quality / 10
+        search.trials[quality] = rd._Trial(quality, b"", 0.0, psnr)
+        return search.trials[quality]
+
+    monkeypatch.setattr(search, "trial", fake_trial)
+    assert search.smallest(math.inf) == (73, True)
+    assert search.smallest(25.0) == (50, True)  # finite targets still interpolate
+    assert len(set(calls)) < 20

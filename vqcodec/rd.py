@@ -541,7 +541,9 @@ class _QualitySearch:
         while hi - lo > 1:
             width = hi - lo
             p_lo, p_hi = self.trials[lo].psnr, self.trials[hi].psnr
-            if interpolate and p_hi > p_lo:
+            # Interpolate between finite numbers only: a lossless result
+            # (PSNR inf) as target or as the upper end bisects instead.
+            if interpolate and p_hi > p_lo and math.isfinite(p_hi) and math.isfinite(target):
                 step = math.ceil((target - p_lo) / (p_hi - p_lo) * width)
                 mid = min(max(lo + step, lo + 1), hi - 1)
             else:
@@ -672,9 +674,12 @@ def _bd(anchor_rate, anchor_psnr, test_rate, test_psnr) -> tuple[float | None, s
 def summarize(result: Result) -> list[dict]:
     """Per k and codec, means over images: bpp, PSNR, SSIM, throughput and more.
 
-    SSIM is a plain mean; PSNR the mean over the images that are not
-    reproduced exactly (``lossless`` counts those; ``inf`` if all are);
-    MP/s is total megapixels / total seconds; ``vqi_over_pngquant`` is the
+    ``bytes`` and SSIM are plain means; ``bpp`` is pooled, all bits over all
+    pixels (a plain mean of bpp would let a 1x1 image's 760 bpp outweigh a
+    folder of photos; on images of one size the two are equal); PSNR is the
+    mean over the images that are not reproduced exactly (``lossless``
+    counts those; ``inf`` if all are); MP/s is total megapixels / total
+    seconds; ``vqi_over_pngquant`` is the
     mean of the per-image size ratios; ``not_reached`` counts lossy rows whose
     quality 100 fell short of vqcodec's PSNR.
     """
@@ -686,11 +691,12 @@ def summarize(result: Result) -> list[dict]:
             rows = [r for r in at_k if r.codec == name]
             if not rows:
                 continue
-            mp = sum(r.width * r.height for r in rows) / 1e6
+            pixel_count = sum(r.width * r.height for r in rows)
+            mp = pixel_count / 1e6
             entry[name] = {
                 "images": len(rows),
                 "bytes": statistics.fmean(r.bytes for r in rows),
-                "bpp": statistics.fmean(r.bpp for r in rows),
+                "bpp": 8 * sum(r.bytes for r in rows) / pixel_count,
                 "psnr": _mean_finite([r.psnr for r in rows]),
                 "lossless": sum(1 for r in rows if r.psnr == math.inf),
                 "ssim": statistics.fmean(r.ssim for r in rows),
@@ -850,6 +856,8 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
     if any(name in result.measured() for name in LOSSY):
         notes.append("WebP/AVIF/JPEG: Pillow at the smallest quality (1-100) whose PSNR reaches "
                      "vqcodec's at that k")
+    if len({r.width * r.height for r in result.rows}) > 1:
+        notes.append("bpp: all bits / all pixels of the images (pooled; the images differ in pixel count)")
     notes.append("MP/s: total megapixels / total seconds; vqcodec in-process (encode once, "
                  "decode median of up to 5 runs)")
     return notes
