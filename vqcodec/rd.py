@@ -857,7 +857,8 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
         notes.append("WebP/AVIF/JPEG: Pillow at the smallest quality (1-100) whose PSNR reaches "
                      "vqcodec's at that k")
     if len({r.width * r.height for r in result.rows}) > 1:
-        notes.append("bpp: all bits / all pixels of the images (pooled; the images differ in pixel count)")
+        notes.append("bpp: all bits / all pixels of the images "
+                     "(pooled; the images differ in pixel count)")
     notes.append("MP/s: total megapixels / total seconds; vqcodec in-process (encode once, "
                  "decode median of up to 5 runs)")
     return notes
