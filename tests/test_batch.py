@@ -201,6 +201,10 @@ def test_summarize():
     s = batch.summarize(rows, 2.0)
     assert (s.ok, s.failed, s.bytes_in, s.bytes_out) == (2, 1, 150, 50)
     assert s.ratio == 3.0 and s.mean_bpp == 20.0 and s.mean_psnr == 30.0
+    # pixel-weighted: a 4-pixel file at 200 bpp barely moves 1000 pixels at 2 bpp
+    mixed = batch.summarize([batch.Result("big", "big.vqi", 900, 250, 1000, 2.0, 30.0),
+                             batch.Result("tiny", "tiny.vqi", 80, 100, 4, 200.0, 20.0)], 1.0)
+    assert mixed.mean_bpp == pytest.approx(8 * 350 / 1004) and mixed.mean_bpp < 3
     lossless = batch.summarize(rows[1:2], 1.0)
     assert lossless.mean_psnr == float("inf") and lossless.as_dict()["mean_psnr"] is None
     json.dumps(rows[1].as_dict(), allow_nan=False)

@@ -129,8 +129,10 @@ class Plan:
 @dataclass(frozen=True)
 class Summary:
     """Totals over a batch.  ``ratio`` is input bytes / output bytes of the
-    files that worked; the means are over those files (PSNR over the finite
-    values: inf only when every measured file was lossless)."""
+    files that worked; the means are over those files: ``mean_bpp``
+    weighted by pixel count (all bits over all pixels, so that one tiny
+    image does not outweigh a folder of photos), ``mean_psnr`` over the
+    finite values (inf only when every measured file was lossless)."""
 
     ok: int
     failed: int
@@ -158,7 +160,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
     good = [r for r in results if r.ok]
     bytes_in = sum(r.bytes_in for r in good)
     bytes_out = sum(r.bytes_out for r in good)
-    bpps = [r.bpp for r in good if r.bpp is not None]
+    weighted = [(r.bpp * r.pixels, r.pixels) for r in good if r.bpp is not None and r.pixels]
     psnrs = [r.psnr for r in good if r.psnr is not None]
     finite = [p for p in psnrs if math.isfinite(p)]
     if finite:
@@ -171,7 +173,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         ratio=bytes_in / bytes_out if bytes_out else None,
-        mean_bpp=sum(bpps) / len(bpps) if bpps else None,
+        mean_bpp=(sum(b for b, _ in weighted) / sum(n for _, n in weighted)) if weighted else None,
         mean_psnr=mean_psnr,
         seconds=seconds,
     )
