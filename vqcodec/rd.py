@@ -41,15 +41,13 @@ Output: :func:`format_table` (the text table), :func:`to_csv`,
 
 from __future__ import annotations
 
-import csv
+# csv, shutil, statistics, subprocess and tempfile are imported where they are
+# used: the CLI imports this module for its defaults on every command, and
+# they cost ~10 ms of a ~0.3 s encode.
 import io
 import json
 import math
 import os
-import shutil
-import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -206,6 +204,8 @@ class Result:
 
     def bd_rate_means(self) -> dict[str, tuple[float | None, str, list[float]]]:
         """baseline -> (mean over images or None, reason when None, per-image values)."""
+        import statistics
+
         out: dict[str, tuple[float | None, str, list[float]]] = {}
         per = self.bd_rates()
         for baseline in dict.fromkeys(b.baseline for b in per):
@@ -303,6 +303,10 @@ def sweep(
     file that could not be read or measured (it is left out, not fatal);
     ``on_problem(message)`` when one baseline fails on one image.
     """
+    import shutil
+    import subprocess
+    import tempfile
+
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
     if pngquant == "":
@@ -429,6 +433,8 @@ class _work_folder:
         self.folder, self.tmp = folder, None
 
     def __enter__(self) -> str:
+        import tempfile
+
         if self.folder is not None:
             return self.folder
         self.tmp = tempfile.TemporaryDirectory(prefix="vqcodec-rd-")
@@ -478,6 +484,8 @@ def _png_row(px: pixels.Pixels, k: int, name: str) -> Row:
 
 
 def _pngquant_row(px: pixels.Pixels, k: int, name: str, exe: str, src_png: str, folder: str) -> Row:
+    import subprocess
+
     out = os.path.join(folder, f"pngquant-{k}.png")
     command = [exe, "--nofs", str(k), "--force", "--output", out, "--", src_png]
     start = time.perf_counter()
@@ -616,6 +624,8 @@ def _pillow_decode(data: bytes, mode: str) -> np.ndarray:
 
 def _median_time(fn: Callable[[], object]) -> float:
     """Median wall time of ``fn`` over up to five runs (fewer past ~0.5 s)."""
+    import statistics
+
     times: list[float] = []
     while len(times) < _DECODE_RUNS and sum(times) < _DECODE_BUDGET_S:
         start = time.perf_counter()
@@ -683,6 +693,8 @@ def summarize(result: Result) -> list[dict]:
     mean of the per-image size ratios; ``not_reached`` counts lossy rows whose
     quality 100 fell short of vqcodec's PSNR.
     """
+    import statistics
+
     out = []
     for k in result.ks:
         entry: dict = {"k": k}
@@ -715,6 +727,8 @@ def summarize(result: Result) -> list[dict]:
 
 
 def _mean_finite(values: list[float]) -> float:
+    import statistics
+
     finite = [v for v in values if math.isfinite(v)]
     return statistics.fmean(finite) if finite else math.inf
 
@@ -866,6 +880,8 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
 
 def to_csv(result: Result) -> str:
     """Every row, with a header line; ``inf`` for a lossless PSNR, empty for None."""
+    import csv
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
