@@ -45,6 +45,7 @@ def files() -> dict[str, bytes]:
     for layout in ("bytes", "packed"):
         out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
     out["bzip2"] = vqcodec.encode(sample_image(), k=8, layout="stripes", coder="bzip2")
+    out["ctx"] = vqcodec.encode(sample_image(), k=8, coder="ctx")  # format 1.1
     return out
 
 
@@ -56,7 +57,7 @@ def decode_or_error(data: bytes):
         return e
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_truncation_is_refused(files, layout):
     data = files[layout]
     for cut in range(len(data)):
@@ -64,7 +65,7 @@ def test_every_truncation_is_refused(files, layout):
             vqcodec.decode(data[:cut])
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_single_byte_change_of_signature_and_header(files, layout):
     data = files[layout]
     expected = vqcodec.decode(data)
@@ -82,7 +83,7 @@ def test_every_single_byte_change_of_signature_and_header(files, layout):
                 assert isinstance(result, VqiError), (offset, value)
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_bit_flip_is_detected(files, layout):
     """Exhaustive over small files: each flip is detected, or is in the free minor-version byte."""
     data = files[layout]
@@ -116,7 +117,7 @@ def test_random_bytes(blob):
 @given(data=st.data())
 def test_random_mutations_of_a_valid_file(files, data):
     """Random splices, overwrites and insertions: an error or (rarely) a valid image, nothing else."""
-    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2"]))])
+    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2", "ctx"]))])
     for _ in range(data.draw(st.integers(1, 4))):
         op = data.draw(st.sampled_from(["set", "insert", "delete"]))
         pos = data.draw(st.integers(0, len(blob) - 1))
