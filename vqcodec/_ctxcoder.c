@@ -23,6 +23,22 @@
 #define LITERAL 4
 #define CONTEXTS 80
 
+/* After a decoding step x >= 2^11 (frequency >= 1, x >= 2^23 before it), so at
+ * most two bytes bring it back to [2^23, 2^31).  Branch-free: the stream is
+ * read from a copy with PADDING zero bytes after it; a pixel reads at most 4
+ * bytes, and every pixel ends with a (predictable) check that src has not
+ * passed the end, so the padding is never overrun. */
+#define PADDING 8
+#define RENORMALISE(x)                                  \
+    do {                                                \
+        uint32_t need_ = (x) < RANS_L;                  \
+        (x) = need_ ? ((x) << 8) | *src : (x);          \
+        src += need_;                                   \
+        need_ = (x) < RANS_L;                           \
+        (x) = need_ ? ((x) << 8) | *src : (x);          \
+        src += need_;                                   \
+    } while (0)
+
 /* Mode context of a pixel: which of its neighbours equal each other, and
  * the mode of the pixel on its left (spec §5.5.2). */
 static inline unsigned context(unsigned l, unsigned u, unsigned ul, unsigned ur, unsigned prev)
@@ -139,18 +155,22 @@ static PyObject *ctx_decode(PyObject *self, PyObject *args)
         error = "array sizes do not match";
         goto done;
     }
-    const uint8_t *src = in.buf, *src_end = src + in.len, *order = ord.buf;
+    const uint8_t *order = ord.buf;
     const uint16_t *mfreq = mf.buf, *mstart = ms.buf, *lfreq = lf.buf, *lstart = ls.buf;
     uint8_t *dst = out.buf;
     uint8_t *zero = PyMem_Calloc((size_t)width + 2, 1);
     uint8_t *lit_symbol = PyMem_Malloc(SCALE);
-    if (!zero || !lit_symbol) {
+    uint8_t *padded = PyMem_Calloc((size_t)in.len + PADDING, 1);
+    if (!zero || !lit_symbol || !padded) {
         PyMem_Free(zero);
         PyMem_Free(lit_symbol);
+        PyMem_Free(padded);
         PyErr_NoMemory();
         goto release;
     }
     Py_BEGIN_ALLOW_THREADS
+    memcpy(padded, in.buf, (size_t)in.len);
+    const uint8_t *src = padded, *src_end = padded + in.len;
     /* slot -> literal symbol (the caller checked the table sums to 4096 or is empty) */
     memset(lit_symbol, 0, SCALE);
     for (unsigned s = 0; s < 256; s++)
@@ -185,15 +205,7 @@ static PyObject *ctx_decode(PyObject *self, PyObject *args)
                     break;
                 }
                 x = f * (x >> SCALE_BITS) + slot - st[s];
-                while (x < RANS_L) {
-                    if (src == src_end) {
-                        error = "stream ends early";
-                        break;
-                    }
-                    x = (x << 8) | *src++;
-                }
-                if (error)
-                    break;
+                RENORMALISE(x);
                 if (s == LITERAL) {
                     slot = x & (SCALE - 1);
                     unsigned r = lit_symbol[slot];
@@ -203,20 +215,16 @@ static PyObject *ctx_decode(PyObject *self, PyObject *args)
                         break;
                     }
                     x = lfreq[r] * (x >> SCALE_BITS) + slot - lstart[r];
-                    while (x < RANS_L) {
-                        if (src == src_end) {
-                            error = "stream ends early";
-                            break;
-                        }
-                        x = (x << 8) | *src++;
-                    }
-                    if (error)
-                        break;
+                    RENORMALISE(x);
                     nb[LITERAL] = order[left * n + r];
                 }
                 unsigned value = nb[s];
                 if ((Py_ssize_t)value >= n) {
                     error = "an index >= k";
+                    break;
+                }
+                if (src > src_end) {
+                    error = "stream ends early";
                     break;
                 }
                 row[i] = (uint8_t)value;
@@ -230,6 +238,7 @@ static PyObject *ctx_decode(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     PyMem_Free(zero);
     PyMem_Free(lit_symbol);
+    PyMem_Free(padded);
 done:
     if (error)
         PyErr_Format(PyExc_ValueError, "%s", error);
@@ -246,7 +255,62 @@ release:
     Py_RETURN_NONE;
 }
 
+/* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries
+ * by squared distance from entry a, ties by index (spec §5.5.2).  Each row is a
+ * radix sort of the keys distance * 512 + index (distance < 2^19 for at most
+ * 4 channels, so 28-bit keys: 4 passes of 7 bits). */
+static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer book;
+    Py_ssize_t n, channels;
+    if (!PyArg_ParseTuple(args, "y*nn", &book, &n, &channels))
+        return NULL;
+    PyObject *result = NULL;
+    if (n < 1 || n > 256 || channels < 1 || channels > 4 || book.len != n * channels) {
+        PyErr_SetString(PyExc_ValueError, "rank_order: codebook size does not match");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, n * n);
+    if (!result)
+        goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    const uint8_t *cb = book.buf;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t keys[256], tmp[256];
+    for (Py_ssize_t a = 0; a < n; a++) {
+        for (Py_ssize_t b = 0; b < n; b++) {
+            uint32_t d = 0;
+            for (Py_ssize_t c = 0; c < channels; c++) {
+                int diff = (int)cb[a * channels + c] - (int)cb[b * channels + c];
+                d += (uint32_t)(diff * diff);
+            }
+            keys[b] = (d << 9) | (uint32_t)b;
+        }
+        uint32_t *src = keys, *dst = tmp;
+        for (int shift = 0; shift < 28; shift += 7) {
+            unsigned count[129] = {0};
+            for (Py_ssize_t i = 0; i < n; i++)
+                count[((src[i] >> shift) & 127) + 1]++;
+            for (int j = 0; j < 128; j++)
+                count[j + 1] += count[j];
+            for (Py_ssize_t i = 0; i < n; i++)
+                dst[count[(src[i] >> shift) & 127]++] = src[i];
+            uint32_t *t = src;
+            src = dst;
+            dst = t;
+        }
+        for (Py_ssize_t r = 0; r < n; r++)
+            out[a * n + r] = (uint8_t)(src[r] & 511);
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&book);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"rank_order", ctx_rank_order, METH_VARARGS, "The rank lists of a codebook (see ctxcoder.py)."},
     {"encode", ctx_encode, METH_VARARGS, "rANS-code the mode and literal symbols (see ctxcoder.py)."},
     {"decode", ctx_decode, METH_VARARGS, "Decode an index map into a writable buffer (see ctxcoder.py)."},
     {NULL, NULL, 0, NULL},
