@@ -115,9 +115,37 @@ def test_c_and_python_write_the_same_stream_and_both_read_it(shape, n):
     assert data == ctxcoder.encode_reference(grid, book)
     assert ctxcoder.decode(data, w, h, book) == grid.tobytes()
     mode_freq, literal_freq, offset = ctxcoder.read_tables(data, n)
-    back = ctxcoder.decode_reference(memoryview(data)[offset:], w, h, ctxcoder.rank_order(book),
-                                     mode_freq, literal_freq)
+    band_rows, streams = ctxcoder.read_streams(data, offset, h)
+    back = np.vstack([ctxcoder.decode_reference(stream, w, min(band_rows, h - top), ctxcoder.rank_order(book),
+                                                mode_freq, literal_freq)
+                      for stream, top in zip(streams, range(0, h, band_rows))])
     np.testing.assert_array_equal(back, grid)
+
+
+@needs_native
+@pytest.mark.parametrize("band_rows", [1, 2, 5, 100])
+def test_bands_are_independent_and_any_band_size_reads_back(band_rows):
+    grid = random_map(21, 13, 17, 9)
+    book = random_book(21, 9)
+    data = ctxcoder.encode(grid, book, band_rows=band_rows)
+    assert data == ctxcoder.encode_reference(grid, book, band_rows=band_rows)
+    assert ctxcoder.decode(data, 17, 13, book) == grid.tobytes()
+    _, _, offset = ctxcoder.read_tables(data, 9)
+    rows, streams = ctxcoder.read_streams(data, offset, 13)
+    assert rows == band_rows and len(streams) == -(-13 // band_rows)
+    # a band's first row sees nothing above it: its symbols are those of the band alone
+    order = ctxcoder.rank_order(book)
+    top = band_rows if band_rows < 13 else 0
+    alone = ctxcoder.symbols(grid[top:top + band_rows], order)
+    parts, _, _ = ctxcoder._model(grid, order, band_rows)
+    for a, b in zip(alone, parts[1 if top else 0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_encoder_cuts_about_100k_pixel_bands():
+    assert ctxcoder.band_rows_for(512, 768) == 130  # a Kodak photo: 4 bands
+    assert ctxcoder.band_rows_for(3, 5) == 3
+    assert ctxcoder.band_rows_for(10, 10**6) == 1
 
 
 def test_python_fallback_decodes_and_the_encoder_declines(monkeypatch):
@@ -246,11 +274,14 @@ def indx_body(data: bytes) -> bytes:
 def test_stream_damage_is_refused_by_both_decoders(ctx_file, monkeypatch):
     body = indx_body(ctx_file)
     _, _, offset = ctxcoder.read_tables(body, 12)
-    cases = {
-        "cut": body[:-1],
-        "extra byte": body + b"\x00",
-        "state": body[:offset] + bytes([body[offset] ^ 0x40]) + body[offset + 1 :],
-        "no state": body[: offset + 2],
+    state = offset + 8  # after the band size and the first band's length
+    length = struct.unpack_from("<I", body, offset + 4)[0]
+    cases = {  # the framing stays right, the stream is wrong
+        "state": body[:state] + bytes([body[state] ^ 0x40]) + body[state + 1 :],
+        "last byte": body[:-1] + bytes([body[-1] ^ 0x01]),
+        "short band": body[: offset + 4] + struct.pack("<I", 2) + body[state : state + 2],
+        "extra byte": (body[: offset + 4] + struct.pack("<I", length + 1) + body[state : state + length]
+                       + b"\x00" + body[state + length :]),
     }
     for name, bad in cases.items():
         for native in (True, False):
@@ -259,6 +290,12 @@ def test_stream_damage_is_refused_by_both_decoders(ctx_file, monkeypatch):
             with pytest.raises(FormatError, match="index coder 2 stream is corrupt"):
                 vqcodec.decode(with_indx(ctx_file, bad))
             monkeypatch.undo()
+    for bad, message in ((body + b"\x00", "1 bytes after the last index coder 2 band"),
+                         (body[:-1], "band 0 needs|band 1 needs|ends before band"),
+                         (body[: offset + 4], "ends before band 0"),
+                         (body[:offset] + bytes(4) + body[offset + 4 :], "band of 0 rows")):
+        with pytest.raises(FormatError, match=message):
+            vqcodec.decode(with_indx(ctx_file, bad))
 
 
 @needs_native
