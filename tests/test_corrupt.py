@@ -8,6 +8,8 @@ VQCODEC_FUZZ_EXAMPLES=100000).
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import struct
 import time
@@ -45,8 +47,21 @@ def files() -> dict[str, bytes]:
     for layout in ("bytes", "packed"):
         out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
     out["bzip2"] = vqcodec.encode(sample_image(), k=8, layout="stripes", coder="bzip2")
-    out["ctx"] = vqcodec.encode(sample_image(), k=8, coder="ctx")  # format 1.1
+    out["ctx"] = ctx_file(sample_image(), k=8)  # format 1.1
     return out
+
+
+def ctx_file(image: np.ndarray, k: int) -> bytes:
+    """A coder-2 file; without the C extension, made by the Python reference coder."""
+    from vqcodec import codec, container, ctxcoder, packing
+
+    if ctxcoder.available():
+        return vqcodec.encode(image, k=k, coder="ctx")
+    enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes")
+    header = dataclasses.replace(enc.header, index_coder=container.CODER_CTX)
+    payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
+    return container.write(header, enc.codebook.tobytes(), payload,
+                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))
 
 
 def decode_or_error(data: bytes):
