@@ -61,9 +61,10 @@ def add_commands(sub: Any) -> None:
     enc.add_argument("--layout", choices=["stripes", "bytes", "packed"], default=None,
                      help="index layout (default: the smaller of stripes and bytes; "
                      "packed = ⌈log2 k⌉ bits per index)")
-    enc.add_argument("--coder", choices=["auto", "bzip2", "zstd"], default=None,
-                     help="entropy coder of the indices (default: auto, the smaller file of bzip2 "
-                     "and zstd, zstd on a tie; zstd decodes several times faster)")
+    enc.add_argument("--coder", choices=["auto", "ctx", "bzip2", "zstd"], default=None,
+                     help="entropy coder of the indices (default: auto = ctx, the context model, "
+                     "for k <= 256 unless zstd or bzip2 gives a smaller file; zstd decodes "
+                     "fastest, ctx is smallest on photos)")
     enc.add_argument("--rdo", type=_rdo_value, default=None, metavar="S",
                      help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import vqcodec
-from vqcodec import codec, container
+from vqcodec import codec, container, ctxcoder, packing
 from vqcodec.errors import FormatError
 
 
@@ -17,19 +17,39 @@ def photo_like(h, w, seed=0):
     return np.clip(base + rng.integers(-20, 21, size=(h, w, 3)), 0, 255).astype(np.uint8)
 
 
+def quick_zstd(enc) -> int:
+    """The size of auto's check: zstd at the quick level on bytes (and packed bits)."""
+    bits = enc.header.index_bits
+    layouts = (packing.BYTES, packing.PACKED) if bits <= 4 else (packing.BYTES,)
+    return min(len(container.compress_index(packing.pack(enc.indices, bits=bits, layout=layout),
+                                            container.CODER_ZSTD, level=codec.ZSTD_QUICK_LEVEL))
+               for layout in layouts)
+
+
 @pytest.mark.parametrize("k", [2, 4, 16, 256, 1000])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_auto_is_the_smallest_candidate(k, seed):
+def test_auto_takes_ctx_when_it_beats_quick_zstd_else_the_smallest(k, seed):
     image = photo_like(37, 53, seed)
     chosen = codec.encode_pixels(image, k=k, coder="auto")
     bzip2 = [codec.encode_pixels(image, k=k, coder="bzip2", layout=layout).data
              for layout in ("stripes", "bytes")]
-    assert len(chosen.data) <= min(len(b) for b in bzip2)
-    if chosen.header.index_coder == container.CODER_BZIP2:
-        assert chosen.data in bzip2
-    else:  # zstd at the same level on the chosen layout
-        layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
-        assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
+    ctx = codec.encode_pixels(image, k=k, coder="ctx").data if k <= 256 and ctxcoder.available() else None
+    if chosen.header.index_coder == container.CODER_CTX:
+        assert chosen.data == ctx
+        assert len(container.read(ctx).index_payload) == 37 * 53
+        # taken because it beat the quick zstd check (the INDX data, not the whole file)
+        indx_len = [s.length for s in vqcodec.read_info(ctx).sections if s.type == "INDX"][0]
+        assert indx_len <= quick_zstd(chosen)
+    else:
+        candidates = bzip2 + ([ctx] if ctx is not None else [])
+        assert len(chosen.data) <= min(len(b) for b in candidates)
+        if chosen.header.index_coder == container.CODER_BZIP2:
+            assert chosen.data in bzip2
+        else:  # zstd at the same level on the chosen layout
+            layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
+            assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
+    if k > 256:
+        assert chosen.header.index_coder != container.CODER_CTX
     np.testing.assert_array_equal(vqcodec.decode(chosen.data), chosen.reconstruct())
 
 
@@ -69,7 +89,7 @@ def test_auto_with_a_layout_is_bzip2():
 
 
 def test_unknown_coder_names_the_choices():
-    with pytest.raises(vqcodec.OptionError, match=r"coder must be one of \['auto', 'bzip2', 'zstd'\]"):
+    with pytest.raises(vqcodec.OptionError, match=r"coder must be one of \['auto', 'bzip2', 'ctx', 'zstd'\]"):
         codec.encode_pixels(halves(), k=2, coder="gzip")
 
 

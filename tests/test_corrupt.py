@@ -8,6 +8,8 @@ VQCODEC_FUZZ_EXAMPLES=100000).
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import struct
 import time
@@ -45,7 +47,21 @@ def files() -> dict[str, bytes]:
     for layout in ("bytes", "packed"):
         out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
     out["bzip2"] = vqcodec.encode(sample_image(), k=8, layout="stripes", coder="bzip2")
+    out["ctx"] = ctx_file(sample_image(), k=8)  # format 1.1
     return out
+
+
+def ctx_file(image: np.ndarray, k: int) -> bytes:
+    """A coder-2 file; without the C extension, made by the Python reference coder."""
+    from vqcodec import codec, container, ctxcoder, packing
+
+    if ctxcoder.available():
+        return vqcodec.encode(image, k=k, coder="ctx")
+    enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes")
+    header = dataclasses.replace(enc.header, index_coder=container.CODER_CTX)
+    payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
+    return container.write(header, enc.codebook.tobytes(), payload,
+                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))
 
 
 def decode_or_error(data: bytes):
@@ -56,7 +72,7 @@ def decode_or_error(data: bytes):
         return e
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_truncation_is_refused(files, layout):
     data = files[layout]
     for cut in range(len(data)):
@@ -64,7 +80,7 @@ def test_every_truncation_is_refused(files, layout):
             vqcodec.decode(data[:cut])
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_single_byte_change_of_signature_and_header(files, layout):
     data = files[layout]
     expected = vqcodec.decode(data)
@@ -82,7 +98,7 @@ def test_every_single_byte_change_of_signature_and_header(files, layout):
                 assert isinstance(result, VqiError), (offset, value)
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2"])
+@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
 def test_every_bit_flip_is_detected(files, layout):
     """Exhaustive over small files: each flip is detected, or is in the free minor-version byte."""
     data = files[layout]
@@ -116,7 +132,7 @@ def test_random_bytes(blob):
 @given(data=st.data())
 def test_random_mutations_of_a_valid_file(files, data):
     """Random splices, overwrites and insertions: an error or (rarely) a valid image, nothing else."""
-    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2"]))])
+    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2", "ctx"]))])
     for _ in range(data.draw(st.integers(1, 4))):
         op = data.draw(st.sampled_from(["set", "insert", "delete"]))
         pos = data.draw(st.integers(0, len(blob) - 1))

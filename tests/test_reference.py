@@ -23,13 +23,17 @@ MANIFEST = json.loads((REF / "manifest.json").read_text())
 
 def test_every_released_version_is_covered():
     versions = {entry["format"] for entry in MANIFEST.values()}
-    assert "1.0" in versions
+    assert {"1.0", "1.1"} <= versions
     assert sorted(p.stem for p in REF.glob("*.vqi")) == sorted(MANIFEST)
     # every index layout and coder of 1.0 is represented
     v10 = [e for e in MANIFEST.values() if e["format"] == "1.0"]
     assert {e["index_layout"] for e in v10} == {0, 1, 2}
     assert {e["index_coder"] for e in v10} == {0, 1}
     assert {len(e["shape"]) == 2 or e["shape"][2] for e in v10} == {True, 2, 3, 4}
+    # 1.1 adds index coder 2 (layout 1 only), in every channel layout
+    v11 = [e for e in MANIFEST.values() if e["format"] == "1.1"]
+    assert {(e["index_layout"], e["index_coder"]) for e in v11} == {(1, 2)}
+    assert {len(e["shape"]) == 2 or e["shape"][2] for e in v11} == {True, 2, 3, 4}
 
 
 @pytest.mark.parametrize("stem", sorted(MANIFEST))

@@ -29,13 +29,15 @@ __all__ = [
     "bits_for",
     "index_payload_size",
     "compress_index",
+    "version_for",
     "write",
     "read",
     "read_header",
 ]
 
 MAGIC = b"\x89VQI\r\n\x1a\n"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)  # the newest version read and written; a file is stamped
+# with the lowest version that holds it (spec §2.1): 1.1 only for index coder 2
 SUPPORTED_MAJOR = 1
 DEFAULT_MAX_PIXELS = 178_956_970
 MAX_ICC_BYTES = 16 * 1024 * 1024
@@ -54,7 +56,8 @@ LAYOUT_STRIPES = 2
 LAYOUTS = {LAYOUT_PACKED: "packed", LAYOUT_BYTES: "bytes", LAYOUT_STRIPES: "stripes"}
 CODER_ZSTD = 0
 CODER_BZIP2 = 1
-CODERS = {CODER_ZSTD: "zstd", CODER_BZIP2: "bzip2"}
+CODER_CTX = 2  # format 1.1
+CODERS = {CODER_ZSTD: "zstd", CODER_BZIP2: "bzip2", CODER_CTX: "ctx"}
 CHANNEL_LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 # zstd: frames must state their content size (RFC 8878 Frame_Content_Size).
@@ -186,13 +189,40 @@ def _bzip2_compress(payload: bytes, threads: int = 0) -> bytes:
     return b"".join(bz2.compress(c, 9) for c in chunks)
 
 
-def compress_index(payload: bytes, coder: int, /, *, level: int = 19, threads: int = 0) -> bytes:
-    """The INDX data for *payload* under index_coder *coder* (zstd at *level*, or bzip2)."""
+def compress_index(payload: bytes, coder: int, /, *, level: int = 19, threads: int = 0,
+                   width: int = 0, codebook: bytes = b"", channels: int = 0) -> bytes:
+    """The INDX data for *payload* under index_coder *coder* (zstd at *level*, or bzip2,
+    or coder 2, which models the map: it needs the image *width* and the *codebook*
+    bytes with their *channels*)."""
+    if coder == CODER_CTX:
+        return _ctx_compress(payload, width, codebook, channels)
     if coder == CODER_BZIP2:
         return _bzip2_compress(payload, threads)
     if coder == CODER_ZSTD:
         return _zstd_compress(payload, level, threads)
     raise FormatError(f"index_coder {coder} is not supported (this writer knows {sorted(CODERS)})")
+
+
+def _codebook_array(codebook: bytes, channels: int):
+    import numpy as np
+
+    return np.frombuffer(codebook, dtype=np.uint8).reshape(-1, channels)
+
+
+def _ctx_compress(payload: bytes, width: int, codebook: bytes, channels: int) -> bytes:
+    import numpy as np
+
+    from . import ctxcoder
+
+    if width < 1 or channels < 1 or len(payload) % width:
+        raise FormatError(f"index_coder 2: a payload of {len(payload)} bytes is not rows of {width}")
+    grid = np.frombuffer(payload, dtype=np.uint8).reshape(-1, width)
+    return ctxcoder.encode(grid, _codebook_array(codebook, channels))
+
+
+def version_for(header: Header) -> tuple[int, int]:
+    """The lowest format version that holds a file with this header (spec §2.1)."""
+    return (1, 1) if header.index_coder == CODER_CTX else (1, 0)
 
 
 def write(
@@ -222,14 +252,16 @@ def write(
             f"INDX: payload of {len(index_payload)} bytes does not fit layout "
             f"{header.index_layout} (size {size})"
         )
-    parts = [MAGIC, bytes(FORMAT_VERSION), _section(b"HEAD", header.pack())]
+    parts = [MAGIC, bytes(version_for(header)), _section(b"HEAD", header.pack())]
     if icc_profile:
         if len(icc_profile) > MAX_ICC_BYTES:
             raise LimitError(f"ICC profile of {len(icc_profile)} bytes is above {MAX_ICC_BYTES}")
         parts.append(_section(b"iccp", _zstd_compress(bytes(icc_profile), 19)))
     parts.append(_section(b"BOOK", bytes(codebook)))
     if coded_index is None:
-        coded_index = compress_index(index_payload, header.index_coder, level=level, threads=threads)
+        coded_index = compress_index(index_payload, header.index_coder, level=level, threads=threads,
+                                     width=header.width, codebook=bytes(codebook),
+                                     channels=header.channels)
     parts.append(_section(b"INDX", coded_index))
     parts.append(_section(b"DONE", b""))
     return b"".join(parts)
@@ -333,6 +365,11 @@ def _check_header(h: Header) -> None:
     if h.index_bits != bits_for(h.k):
         raise FormatError(
             f"HEAD: index_bits = {h.index_bits} does not match k = {h.k} (expected {bits_for(h.k)})"
+        )
+    if h.index_coder == CODER_CTX and (h.index_layout != LAYOUT_BYTES or h.k > 256):
+        raise FormatError(
+            f"HEAD: index_coder 2 needs index_layout 1 and k <= 256, found layout "
+            f"{h.index_layout} and k = {h.k}"
         )
 
 
@@ -475,6 +512,11 @@ def read(
                 payload = b""
             elif header.index_coder == CODER_BZIP2:
                 payload = _bzip2_decompress("INDX", body, size)
+            elif header.index_coder == CODER_CTX:
+                from . import ctxcoder
+
+                payload = ctxcoder.decode(body, header.width, header.height,
+                                          _codebook_array(codebook, header.channels))
             else:
                 payload = _zstd_decompress("INDX", body, exact=size, bound=size)
         elif kind == "iccp":

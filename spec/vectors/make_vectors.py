@@ -22,12 +22,16 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from vqcodec import container, packing  # noqa: E402
 
+only: set[str] = set()
+
 
 def ancillary(kind: bytes, body: bytes) -> bytes:
     return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
 
 
 def vector(name, book, indices, channels, layout, extra=b"", coder=container.CODER_ZSTD):
+    if only and name not in only:
+        return
     book = np.asarray(book, dtype=np.uint8).reshape(-1, channels)
     indices = np.asarray(indices)
     h, w = indices.shape
@@ -47,6 +51,7 @@ def vector(name, book, indices, channels, layout, extra=b"", coder=container.COD
 
 
 if __name__ == "__main__":
+    only.update(sys.argv[1:])  # names to (re)write; none: all
     # 1. RGB 2×2, 4 colours, layout 1 (bytes): red, green / blue, white
     vector("rgb-2x2-bytes", [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
            [[0, 1], [2, 3]], 3, packing.BYTES)
@@ -60,3 +65,7 @@ if __name__ == "__main__":
     # 5. RGB 3×3, 5 entries, layout 2 (stripes) compressed with bzip2 (coder 1)
     vector("rgb-3x3-stripes-bzip2", [0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
            [[0, 1, 2], [3, 4, 0], [1, 2, 3]], 3, packing.STRIPES, coder=container.CODER_BZIP2)
+    # 6. RGB 4×3, 4 entries, layout 1 with the context model (coder 2, format 1.1):
+    #    every mode occurs (left, up, up-right, up-left, literal)
+    vector("rgb-4x3-ctx", [0, 0, 0, 60, 60, 60, 255, 255, 255, 255, 0, 0],
+           [[0, 0, 2, 3], [0, 1, 2, 3], [1, 1, 3, 2]], 3, packing.BYTES, coder=container.CODER_CTX)

@@ -29,7 +29,12 @@ sys.path.insert(0, str(HERE.parents[2]))
 import vqcodec  # noqa: E402
 from vqcodec import container  # noqa: E402
 
-PREFIX = "v{}.{}-".format(*container.FORMAT_VERSION)
+
+
+def prefix(coder: str | None) -> str:
+    """v<version>-: the version the encoder stamps on such a file (spec §2.1)."""
+    version = (1, 1) if coder == "ctx" else (1, 0)
+    return "v{}.{}-".format(*version)
 
 
 def crops() -> dict[str, np.ndarray]:
@@ -58,6 +63,11 @@ CASES = [  # (image, k, layout, coder)
     ("rgb", 300, "stripes", "zstd"),
     ("rgba", 100, "stripes", "bzip2"),
     ("rgba", 5, "bytes", "zstd"),
+    # format 1.1: index coder 2, the context model (layout 1, k <= 256)
+    ("l", 2, "bytes", "ctx"),
+    ("la", 64, "bytes", "ctx"),
+    ("rgb", 256, "bytes", "ctx"),
+    ("rgba", 100, "bytes", "ctx"),
 ]
 
 
@@ -66,12 +76,12 @@ def main() -> None:
     manifest_path = HERE / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     for name, k, layout, coder in CASES:
-        stem = f"{PREFIX}{name}-k{k}-{layout}-{coder}"
+        stem = f"{prefix(coder)}{name}-k{k}-{layout}-{coder}"
         write(stem, images[name], manifest, k=k, layout=layout, coder=coder)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = Image.fromarray(images["rgb"])
     src.info["icc_profile"] = icc
-    write(f"{PREFIX}rgb-k32-icc", src, manifest, k=32)
+    write(f"{prefix(None)}rgb-k32-icc", src, manifest, k=32, coder="bzip2")
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 

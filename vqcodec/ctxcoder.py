@@ -1,0 +1,482 @@
+"""Index coder 2: a context model with rANS (spec/FORMAT.md §5.5).
+
+A leaf: numpy and the compiled loops of ``vqcodec._ctxcoder``.  The
+container hands it the index map (layout 1, one byte per index, so k <= 256)
+with the image's width and the codebook; it returns the INDX data.
+
+The model (all of it static: the tables are counted by the encoder and sent
+before the stream).  Every pixel ``X`` in raster order looks at its
+neighbours left ``L``, up ``U``, up-left ``UL`` and up-right ``UR`` (0
+outside the image) and codes a *mode*: 0 if ``X == L``, else 1 if ``X == U``,
+2 if ``X == UR``, 3 if ``X == UL``, else 4, a literal.  The mode's
+frequency table is chosen by an 80-valued context: which of the neighbours
+are equal to each other (``L == U``, ``U == UR``, ``L == UL``, ``UL == U``)
+and the mode of the pixel on the left.  A literal then codes the *rank* of
+``X`` among the codebook's entries ordered by their distance from ``L``'s
+colour: the decoder sorts the codebook the same way, so colours near the
+left neighbour's get the short codes of one shared table.  On Kodak photos
+this is 8-20 % smaller than bzip2 on the same maps, and decodes at zstd's
+speed (bench/research/explore8_context_model.py for the model's entropy).
+
+The symbols are coded with rANS (32-bit state, byte-wise renormalisation,
+12-bit frequencies).  ``vqcodec._ctxcoder`` (C) runs the two per-pixel
+loops; :func:`encode_reference` and :func:`decode_reference` are the same
+loops in Python, slow but complete: the tests check the two against each
+other, and the decoder falls back to Python when the extension is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from .errors import FormatError, OptionError
+
+__all__ = ["MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
+
+MAX_K = 256  # one byte per index
+MODES = 5
+LITERAL = 4
+CONTEXTS = 80  # 16 equality patterns x 5 modes of the left pixel
+SCALE_BITS = 12
+SCALE = 1 << SCALE_BITS
+RANS_L = 1 << 23
+_BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
+# Coding bands (§5.5.3): the encoder cuts the map into bands of rows of about
+# this many pixels, coded independently (the row above a band counts as
+# outside), so that a decoder can run them on several threads; a Kodak photo
+# gets 4 bands, for 24 bytes and a ~0.1 % larger file.
+CODING_BAND_PIXELS = 100_000
+_DECODE_THREADS = min(2, os.cpu_count() or 1)
+
+try:  # the compiled loops; without them decoding is slow and encoding declines
+    from . import _ctxcoder as _native
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
+
+def available() -> bool:
+    """True when the compiled loops are there (the encoder only uses coder 2 then)."""
+    return _native is not None
+
+
+# --------------------------------------------------------------------------
+# The model
+
+
+def rank_order(codebook: np.ndarray) -> np.ndarray:
+    """(n, n) uint8: ``order[a, r]`` is the entry of rank ``r`` seen from entry ``a``.
+
+    Entries are ranked by the squared difference of their stored values
+    summed over the channels, ties by index; ``order[a, 0] == a`` unless an
+    earlier entry has the same colour.
+    """
+    book = np.ascontiguousarray(codebook, dtype=np.uint8).reshape(len(codebook), -1)
+    n = len(book)
+    if not 1 <= n <= MAX_K:
+        raise OptionError(f"index coder 2 needs 1 to {MAX_K} codebook entries, got {n}")
+    if _native is not None and book.shape[1] <= 4:  # a radix sort per row, ~5x numpy's
+        return np.frombuffer(_native.rank_order(book, n, book.shape[1]), np.uint8).reshape(n, n)
+    wide = book.astype(np.int64)
+    distance = ((wide[:, None, :] - wide[None, :, :]) ** 2).sum(axis=-1)
+    return np.argsort(distance, axis=1, kind="stable").astype(np.uint8)  # ties by index
+
+
+def symbols(grid: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(contexts, modes, ranks) of an (H, W) uint8 index map, uint8 each, raster order.
+
+    ``ranks`` holds the literal's rank where the mode is 4 and 0 elsewhere.
+    The row above the map counts as outside (0): call it once per coding
+    band.  Pieces of rows keep the temporaries small on huge maps.
+    """
+    h, w = grid.shape
+    n = len(order)
+    rank = np.zeros((n, n), dtype=np.uint8)
+    rank[np.arange(n)[:, None], order] = np.arange(n, dtype=np.uint8)[None, :]
+    contexts = np.empty(h * w, dtype=np.uint8)
+    modes = np.empty(h * w, dtype=np.uint8)
+    ranks = np.zeros(h * w, dtype=np.uint8)
+    rows = max(1, _BAND_PIXELS // w)
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        padded = np.zeros((bottom - top + 1, w + 2), dtype=np.uint8)  # 0 outside the image
+        padded[1:, 1:-1] = grid[top:bottom]
+        if top:
+            padded[0, 1:-1] = grid[top - 1]
+        x = padded[1:, 1:-1]
+        left, up, up_left, up_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, :-2], padded[:-1, 2:]
+        mode = np.full(x.shape, LITERAL, dtype=np.uint8)
+        for value, neighbour in ((3, up_left), (2, up_right), (1, up), (0, left)):
+            mode[x == neighbour] = value  # the first match in L, U, UR, UL wins
+        context = (left == up).view(np.uint8) | (up == up_right).view(np.uint8) << 1
+        context |= (left == up_left).view(np.uint8) << 2
+        context |= (up_left == up).view(np.uint8) << 3
+        context *= MODES
+        context[:, 0] += LITERAL  # the mode left of the first column
+        context[:, 1:] += mode[:, :-1]
+        span = slice(top * w, bottom * w)
+        contexts[span] = context.ravel()
+        modes[span] = mode.ravel()
+        literal = mode == LITERAL
+        ranks[span][literal.ravel()] = rank[left[literal], x[literal]]
+    return contexts, modes, ranks
+
+
+def quantize_frequencies(counts: np.ndarray) -> np.ndarray:
+    """Counts -> frequencies summing to 4096, every non-zero count at least 1.
+
+    All zero stays all zero.  Largest remainders get the rounding; the
+    encoder's choice only (decoders check the sums, §5.5.3).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(len(counts), dtype=np.int64)
+    nonzero = counts > 0
+    if int(nonzero.sum()) > SCALE:
+        raise OptionError("more symbols than frequency slots")
+    exact = counts * SCALE / total
+    freq = np.where(nonzero, np.maximum(np.floor(exact), 1), 0).astype(np.int64)
+    missing = SCALE - int(freq.sum())
+    if missing > 0:  # at most one per symbol: to the largest remainders (ties: lower symbol)
+        remainder = np.where(nonzero, exact - np.floor(exact), -1.0)
+        freq[np.lexsort((np.arange(len(counts)), -remainder))[:missing]] += 1
+    while missing < 0:  # the minimum of 1 overshot: take from the largest frequencies
+        j = int(np.argmax(freq))
+        take = min(-missing, int(freq[j]) - 1)
+        freq[j] -= take
+        missing += take
+    return freq
+
+
+# --------------------------------------------------------------------------
+# Tables (§5.5.3)
+
+
+def _leb128(value: int) -> bytes:
+    return bytes([value]) if value < 0x80 else bytes([(value & 0x7F) | 0x80, value >> 7])
+
+
+def write_tables(mode_freq: np.ndarray, literal_freq: np.ndarray) -> bytes:
+    """The table part of the INDX data: which of the 80 mode tables are there, those
+    tables, then the literal table."""
+    used = mode_freq.any(axis=1)
+    out = bytearray(np.packbits(used, bitorder="little").tobytes())  # 10 bytes
+    for row in mode_freq[used]:
+        present = [int(s) for s in np.flatnonzero(row)]
+        out.append(sum(1 << s for s in present))
+        for s in present[:-1]:
+            out += _leb128(int(row[s]))
+    used = np.flatnonzero(literal_freq)
+    count = int(used[-1]) + 1 if len(used) else 0
+    out += _leb128(count)
+    for r in range(count - 1):
+        out += _leb128(int(literal_freq[r]))
+    return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: memoryview) -> None:
+        self.data, self.pos = data, 0
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise FormatError("section INDX: index coder 2 tables are truncated")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def leb128(self) -> int:
+        first = self.byte()
+        if first < 0x80:
+            return first
+        second = self.byte()
+        if second >= 0x80 or second == 0:
+            raise FormatError("section INDX: index coder 2 table value longer than 2 bytes "
+                              "or not minimal")
+        return (first & 0x7F) | (second << 7)
+
+
+def _check_sum(freq: list[int], what: str) -> None:
+    if sum(freq) != SCALE:
+        raise FormatError(f"section INDX: index coder 2 {what} sums to {sum(freq)}, not {SCALE}")
+
+
+def read_tables(data: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mode_freq (80, 5), literal_freq (256,), offset of the stream) from INDX data."""
+    reader = _Reader(memoryview(data).cast("B"))
+    mode_freq = np.zeros((CONTEXTS, MODES), dtype=np.uint16)
+    bitmap = [reader.byte() for _ in range(CONTEXTS // 8)]
+    for context in range(CONTEXTS):
+        if not bitmap[context // 8] >> (context % 8) & 1:
+            continue
+        mask = reader.byte()
+        if mask >> MODES or not mask:
+            raise FormatError(f"section INDX: index coder 2 mode table {context} has mask {mask:#04x}")
+        present = [s for s in range(MODES) if mask >> s & 1]
+        freq = [reader.leb128() for _ in present[:-1]]
+        if any(f == 0 for f in freq):
+            raise FormatError(f"section INDX: index coder 2 mode table {context} has a zero frequency")
+        freq.append(SCALE - sum(freq))
+        if freq[-1] < 1:
+            raise FormatError(f"section INDX: index coder 2 mode table {context} sums past {SCALE}")
+        _check_sum(freq, f"mode table {context}")
+        mode_freq[context, present] = freq
+    count = reader.leb128()
+    if count > n:
+        raise FormatError(f"section INDX: index coder 2 literal table has {count} ranks, k is {n}")
+    literal_freq = np.zeros(MAX_K, dtype=np.uint16)
+    if count:
+        freq = [reader.leb128() for _ in range(count - 1)]
+        last = SCALE - sum(freq)
+        if last < 1:
+            raise FormatError("section INDX: index coder 2 literal table sums past 4096")
+        freq.append(last)
+        _check_sum(freq, "literal table")
+        literal_freq[:count] = freq
+    return mode_freq, literal_freq, reader.pos
+
+
+def _starts(freq: np.ndarray) -> np.ndarray:
+    """Cumulative starts along the last axis (uint16)."""
+    return (np.cumsum(freq, axis=-1, dtype=np.int64) - freq).astype(np.uint16)
+
+
+# --------------------------------------------------------------------------
+# Encoding and decoding
+
+
+def band_rows_for(height: int, width: int) -> int:
+    """Rows per coding band: about CODING_BAND_PIXELS pixels (the encoder's choice)."""
+    return max(1, min(height, CODING_BAND_PIXELS // max(1, width)))
+
+
+def _bands(height: int, band_rows: int) -> list[tuple[int, int]]:
+    return [(top, min(height, top + band_rows)) for top in range(0, height, band_rows)]
+
+
+def _model(grid: np.ndarray, order: np.ndarray, band_rows: int):
+    """The symbols of each band and the shared tables."""
+    parts = [symbols(grid[top:bottom], order) for top, bottom in _bands(grid.shape[0], band_rows)]
+    mode_counts = np.zeros(CONTEXTS * MODES, dtype=np.int64)
+    literal_counts = np.zeros(MAX_K, dtype=np.int64)
+    for contexts, modes, ranks in parts:
+        mode_counts += np.bincount(contexts.astype(np.int64) * MODES + modes, minlength=CONTEXTS * MODES)
+        literal_counts += np.bincount(ranks[modes == LITERAL], minlength=MAX_K)
+    mode_freq = np.stack([quantize_frequencies(row) for row in mode_counts.reshape(CONTEXTS, MODES)])
+    literal_freq = quantize_frequencies(literal_counts)
+    return parts, mode_freq.astype(np.uint16), literal_freq.astype(np.uint16)
+
+
+def _check_grid(indices: np.ndarray, n: int) -> np.ndarray:
+    grid = np.asarray(indices)
+    if grid.ndim != 2 or grid.size == 0:
+        raise OptionError(f"index coder 2 codes an (H, W) index map, got shape {grid.shape}")
+    if grid.max() >= n:
+        raise OptionError(f"index {int(grid.max())} is not below k = {n}")
+    return np.ascontiguousarray(grid, dtype=np.uint8)
+
+
+def _assemble(mode_freq: np.ndarray, literal_freq: np.ndarray, band_rows: int,
+              streams: list[bytes]) -> bytes:
+    out = [write_tables(mode_freq, literal_freq), struct.pack("<I", band_rows)]
+    for stream in streams:
+        out += [struct.pack("<I", len(stream)), stream]
+    return b"".join(out)
+
+
+def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None = None) -> bytes:
+    """The INDX data of an (H, W) index map under coder 2 (needs the compiled loops)."""
+    if _native is None:
+        raise OptionError("index coder 2 needs the compiled extension vqcodec._ctxcoder "
+                          "(reinstall vqcodec with a C compiler)")
+    order = rank_order(codebook)
+    grid = _check_grid(indices, len(order))
+    band_rows = band_rows or band_rows_for(*grid.shape)
+    parts, mode_freq, literal_freq = _model(grid, order, band_rows)
+    tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
+              literal_freq.tobytes(), _starts(literal_freq).tobytes())
+    streams = _map(lambda part: _native.encode(*part, *tables), parts)
+    return _assemble(mode_freq, literal_freq, band_rows, streams)
+
+
+def _map(fn, items: list) -> list:
+    """fn over items, on two threads when there are several (the C loops release
+    the GIL): one started thread takes every other item, this thread the rest
+    (a thread pool's start and shutdown cost more than a Kodak photo's decode)."""
+    if len(items) < 2 or _DECODE_THREADS < 2:
+        return [fn(item) for item in items]
+    import threading
+
+    results: list = [None] * len(items)
+    failure: list[BaseException] = []
+
+    def share(first: int) -> None:
+        for i in range(first, len(items), 2):
+            if failure:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as e:  # re-raised in the caller's thread
+                failure.append(e)
+                return
+
+    helper = threading.Thread(target=share, args=(1,), daemon=True)
+    helper.start()
+    share(0)
+    helper.join()
+    if failure:
+        raise failure[0]
+    return results
+
+
+def read_streams(data: bytes | memoryview, offset: int, height: int
+                 ) -> tuple[int, list[memoryview]]:
+    """(band_rows, one stream per band) after the tables (§5.5.3)."""
+    view = memoryview(data).cast("B")
+    if offset + 4 > len(view):
+        raise FormatError("section INDX: index coder 2 data ends before its band size")
+    band_rows = struct.unpack_from("<I", view, offset)[0]
+    if band_rows < 1:
+        raise FormatError("section INDX: index coder 2 band of 0 rows")
+    pos = offset + 4
+    streams = []
+    for band, _ in enumerate(_bands(height, band_rows)):
+        if pos + 4 > len(view):
+            raise FormatError(f"section INDX: index coder 2 data ends before band {band}")
+        length = struct.unpack_from("<I", view, pos)[0]
+        pos += 4
+        if length > len(view) - pos:
+            raise FormatError(f"section INDX: index coder 2 band {band} needs {length} bytes, "
+                              f"{len(view) - pos} left")
+        streams.append(view[pos : pos + length])
+        pos += length
+    if pos != len(view):
+        raise FormatError(f"section INDX: {len(view) - pos} bytes after the last index coder 2 band")
+    return band_rows, streams
+
+
+def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarray) -> bytes:
+    """The index payload (layout 1, ``width * height`` bytes) from coder-2 INDX data.
+
+    Raises :class:`FormatError` on any inconsistency (spec §5.5.4).
+    """
+    order = rank_order(codebook)
+    n = len(order)
+    mode_freq, literal_freq, offset = read_tables(data, n)
+    band_rows, streams = read_streams(data, offset, height)
+    bands = _bands(height, band_rows)
+    if _native is None:  # pragma: no cover - depends on the build
+        return b"".join(decode_reference(stream, width, bottom - top, order, mode_freq, literal_freq)
+                        .tobytes() for stream, (top, bottom) in zip(streams, bands))
+    out = bytearray(width * height)
+    view = memoryview(out)
+    tables = (order.tobytes(), mode_freq.tobytes(), _starts(mode_freq).tobytes(),
+              literal_freq.tobytes(), _starts(literal_freq).tobytes())
+
+    def run(job: tuple[memoryview, tuple[int, int]]) -> None:
+        stream, (top, bottom) = job
+        _native.decode(stream, view[top * width : bottom * width], width, bottom - top, n, *tables)
+
+    try:
+        _map(run, list(zip(streams, bands)))
+    except ValueError as e:
+        raise FormatError(f"section INDX: index coder 2 stream is corrupt ({e})") from None
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------
+# The same loops in Python (reference and fallback)
+
+
+def encode_reference(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None = None
+                     ) -> bytes:
+    """:func:`encode` without the extension: the same bytes, ~1000x slower."""
+    order = rank_order(codebook)
+    grid = _check_grid(indices, len(order))
+    band_rows = band_rows or band_rows_for(*grid.shape)
+    parts, mode_freq, literal_freq = _model(grid, order, band_rows)
+    mode_start, literal_start = _starts(mode_freq), _starts(literal_freq)
+    streams = []
+    for contexts, modes, ranks in parts:
+        out = bytearray()  # renormalisation bytes, in reverse
+        x = RANS_L
+        for i in range(len(modes) - 1, -1, -1):
+            coded = [(int(mode_freq[contexts[i], modes[i]]), int(mode_start[contexts[i], modes[i]]))]
+            if modes[i] == LITERAL:
+                coded.insert(0, (int(literal_freq[ranks[i]]), int(literal_start[ranks[i]])))
+            for freq, start in coded:
+                x_max = ((RANS_L >> SCALE_BITS) << 8) * freq
+                while x >= x_max:
+                    out.append(x & 0xFF)
+                    x >>= 8
+                x = ((x // freq) << SCALE_BITS) + (x % freq) + start
+        out.reverse()
+        streams.append(x.to_bytes(4, "little") + bytes(out))
+    return _assemble(mode_freq, literal_freq, band_rows, streams)
+
+
+def decode_reference(stream: bytes | memoryview, width: int, height: int, order: np.ndarray,
+                     mode_freq: np.ndarray, literal_freq: np.ndarray) -> np.ndarray:
+    """The decoding loop of §5.5.4 in Python, for one band: (height, width) uint8 indices."""
+    data = bytes(stream)
+    n = len(order)
+    mode_start, literal_start = _starts(mode_freq).tolist(), _starts(literal_freq).tolist()
+    mode_freq_l, literal_freq_l, order_l = mode_freq.tolist(), literal_freq.tolist(), order.tolist()
+    if len(data) < 4:
+        raise FormatError("section INDX: index coder 2 stream is corrupt (stream shorter than its state)")
+    x, pos = int.from_bytes(data[:4], "little"), 4
+
+    def fail(reason: str) -> FormatError:
+        return FormatError(f"section INDX: index coder 2 stream is corrupt ({reason})")
+
+    def renormalise(x: int, pos: int) -> tuple[int, int]:
+        while x < RANS_L:
+            if pos == len(data):
+                raise fail("stream ends early")
+            x, pos = (x << 8) | data[pos], pos + 1
+        return x, pos
+
+    grid = np.zeros((height, width), dtype=np.uint8)
+    previous_row = [0] * width
+    for y in range(height):
+        row = [0] * width
+        left, prev = 0, LITERAL
+        for i in range(width):
+            u = previous_row[i] if y else 0
+            ul = previous_row[i - 1] if y and i else 0
+            ur = previous_row[i + 1] if y and i + 1 < width else 0
+            context = ((left == u) | (u == ur) << 1 | (left == ul) << 2 | (ul == u) << 3) * MODES + prev
+            slot = x & (SCALE - 1)
+            freqs, starts = mode_freq_l[context], mode_start[context]
+            for s in range(MODES):
+                if freqs[s] and starts[s] <= slot < starts[s] + freqs[s]:
+                    break
+            else:
+                raise fail("a mode context without a table")
+            x, pos = renormalise(freqs[s] * (x >> SCALE_BITS) + slot - starts[s], pos)
+            if s < LITERAL:
+                value = (left, u, ur, ul)[s]
+            else:
+                slot = x & (SCALE - 1)
+                for r in range(MAX_K):
+                    if literal_freq_l[r] and literal_start[r] <= slot < literal_start[r] + literal_freq_l[r]:
+                        break
+                else:
+                    raise fail("a literal outside the table")
+                if r >= n or left >= n:
+                    raise fail("a literal outside the table")
+                x, pos = renormalise(literal_freq_l[r] * (x >> SCALE_BITS) + slot - literal_start[r], pos)
+                value = order_l[left][r]
+            if value >= n:
+                raise fail("an index >= k")
+            row[i] = left = value
+            prev = s
+        grid[y] = row
+        previous_row = row
+    if pos != len(data):
+        raise fail("bytes left after the last pixel")
+    if x != RANS_L:
+        raise fail("final state is wrong")
+    return grid
