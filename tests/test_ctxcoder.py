@@ -4,6 +4,7 @@ rules, and corrupt streams."""
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -299,7 +300,8 @@ def test_stream_damage_is_refused_by_both_decoders(ctx_file, monkeypatch):
 
 
 @needs_native
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_random_damage_behind_a_good_crc(ctx_file, data):
     """The CRC is made right, so the context decoder itself meets the damage:
@@ -325,8 +327,6 @@ def test_the_extension_is_built():
     """optional = true in pyproject.toml lets vqcodec install without a compiler;
     CI must still notice a build that silently failed (set VQCODEC_PURE_PYTHON=1
     to run the suite on such an install on purpose)."""
-    import os
-
     if os.environ.get("VQCODEC_PURE_PYTHON") == "1":
         pytest.skip("VQCODEC_PURE_PYTHON=1: testing the Python fallback")
     assert ctxcoder.available(), "vqcodec._ctxcoder did not build: is a C compiler installed?"

@@ -15,8 +15,10 @@ and the mode of the pixel on the left.  A literal then codes the *rank* of
 ``X`` among the codebook's entries ordered by their distance from ``L``'s
 colour: the decoder sorts the codebook the same way, so colours near the
 left neighbour's get the short codes of one shared table.  On Kodak photos
-this is 8-20 % smaller than bzip2 on the same maps, and decodes at zstd's
-speed (bench/research/explore8_context_model.py for the model's entropy).
+this is 6-19 % smaller than the best of bzip2 and zstd on the same maps
+(k = 256 to 16) and decodes about three times as fast as bzip2, though
+slower than zstd (bench/research/explore8_context_model.py for the model's
+entropy).
 
 The symbols are coded with rANS (32-bit state, byte-wise renormalisation,
 12-bit frequencies).  ``vqcodec._ctxcoder`` (C) runs the two per-pixel
