@@ -103,7 +103,7 @@ def symbols(grid: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray
     rows = max(1, _BAND_PIXELS // w)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
-        padded = np.zeros((bottom - top + 1, w + 2), dtype=np.uint8)  # 0 outside the image
+        padded = np.zeros((bottom - top + 1, w + 2), dtype=np.uint8)  # 0 outside the band
         padded[1:, 1:-1] = grid[top:bottom]
         if top:
             padded[0, 1:-1] = grid[top - 1]
