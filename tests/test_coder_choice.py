@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import vqcodec
 from vqcodec import codec, container, ctxcoder, packing
 from vqcodec.errors import FormatError
+
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample.png"
 
 
 def photo_like(h, w, seed=0):
@@ -28,29 +33,35 @@ def quick_zstd(enc) -> int:
 
 @pytest.mark.parametrize("k", [2, 4, 16, 256, 1000])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_auto_takes_ctx_when_it_beats_quick_zstd_else_the_smallest(k, seed):
+def test_auto_on_a_small_map_is_the_smallest_of_every_coder(k, seed):
     image = photo_like(37, 53, seed)
+    assert 37 * 53 <= codec.TRY_EVERY_CODER_PIXELS
     chosen = codec.encode_pixels(image, k=k, coder="auto")
-    bzip2 = [codec.encode_pixels(image, k=k, coder="bzip2", layout=layout).data
-             for layout in ("stripes", "bytes")]
-    ctx = codec.encode_pixels(image, k=k, coder="ctx").data if k <= 256 and ctxcoder.available() else None
-    if chosen.header.index_coder == container.CODER_CTX:
-        assert chosen.data == ctx
-        assert len(container.read(ctx).index_payload) == 37 * 53
-        # taken because it beat the quick zstd check (the INDX data, not the whole file)
-        indx_len = [s.length for s in vqcodec.read_info(ctx).sections if s.type == "INDX"][0]
-        assert indx_len <= quick_zstd(chosen)
+    candidates = [codec.encode_pixels(image, k=k, coder="bzip2", layout=layout).data
+                  for layout in ("stripes", "bytes")]
+    if k <= 256 and ctxcoder.available():
+        candidates.append(codec.encode_pixels(image, k=k, coder="ctx").data)
+    assert len(chosen.data) <= min(len(c) for c in candidates)
+    if chosen.header.index_coder == container.CODER_ZSTD:  # zstd at the same level on its layout
+        layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
+        assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
     else:
-        candidates = bzip2 + ([ctx] if ctx is not None else [])
-        assert len(chosen.data) <= min(len(b) for b in candidates)
-        if chosen.header.index_coder == container.CODER_BZIP2:
-            assert chosen.data in bzip2
-        else:  # zstd at the same level on the chosen layout
-            layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
-            assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
+        assert chosen.data in candidates
     if k > 256:
         assert chosen.header.index_coder != container.CODER_CTX
     np.testing.assert_array_equal(vqcodec.decode(chosen.data), chosen.reconstruct())
+
+
+@pytest.mark.skipif(not ctxcoder.available(), reason="vqcodec._ctxcoder not built")
+def test_auto_on_a_large_map_takes_ctx_when_it_beats_quick_zstd():
+    image = vqcodec.pixels.load(str(SAMPLE)).array  # a Kodak crop, 384x256
+    assert image.shape[0] * image.shape[1] > codec.TRY_EVERY_CODER_PIXELS
+    for k in (16, 256):
+        chosen = codec.encode_pixels(image, k=k, coder="auto")
+        assert chosen.header.index_coder == container.CODER_CTX
+        assert chosen.data == codec.encode_pixels(image, k=k, coder="ctx").data
+        indx = [s.length for s in vqcodec.read_info(chosen.data).sections if s.type == "INDX"][0]
+        assert indx <= quick_zstd(chosen)
 
 
 def halves():

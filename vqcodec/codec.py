@@ -50,6 +50,9 @@ TRY_ALL_PIXELS = 4_000_000
 ZSTD_TRY = 1 / 0.86
 # coder="auto": zstd at this (fast) level is the check that ctx suits the map.
 ZSTD_QUICK_LEVEL = 3
+# coder="auto": maps up to this many pixels try every coder, ctx included (on the
+# PngSuite's 32x32 images ctx's ~30 bytes of tables lose to zstd or bzip2 now and then).
+TRY_EVERY_CODER_PIXELS = 1 << 16
 
 ImageLike = Union[np.ndarray, "Image.Image", pixels.Pixels, fileio.Source]
 
@@ -119,7 +122,8 @@ def _auto_coding(indices: np.ndarray, codebook: np.ndarray, bits: int, level: in
     (k = 256 to 16) and decodes about three times as fast as bzip2,
     so it is taken unless zstd at a fast level (on bytes, and on packed bits
     when an index takes at most 4) already beats it -- long repeats, as in
-    some graphics, or noise -- in which case every coder is tried.
+    some graphics, or noise -- in which case every coder is tried, as on
+    small maps (up to TRY_EVERY_CODER_PIXELS), where trying is cheap.
     """
     from . import ctxcoder
 
@@ -130,7 +134,7 @@ def _auto_coding(indices: np.ndarray, codebook: np.ndarray, bits: int, level: in
         quick = min(len(container.compress_index(packing.pack(indices, bits=bits, layout=layout),
                                                  container.CODER_ZSTD, level=ZSTD_QUICK_LEVEL))
                     for layout in layouts)
-        if len(ctx[2]) <= quick:
+        if len(ctx[2]) <= quick and indices.size > TRY_EVERY_CODER_PIXELS:
             return ctx
     if try_all:
         choice = _choose_coding(indices, bits, level, threads, try_zstd=True)
