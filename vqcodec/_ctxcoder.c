@@ -67,9 +67,10 @@ static PyObject *ctx_encode(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "ctxcoder.encode: array sizes do not match");
         goto done;
     }
-    /* At most 2 symbols per pixel, each at most 12 bits (frequency >= 1):
-     * 3 bytes per pixel, plus the state. */
-    Py_ssize_t cap = 3 * n + 8;
+    /* Hard bound, whatever the statistics: a symbol renormalises at most 2
+     * bytes out (x < 2^31 and x_max >= 2^19), a pixel codes at most 2
+     * symbols, and the state takes 4. */
+    Py_ssize_t cap = 4 * n + 8;
     uint8_t *buf = PyMem_Malloc((size_t)cap);
     if (!buf) {
         PyErr_NoMemory();
