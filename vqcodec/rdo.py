@@ -15,10 +15,12 @@ kodim01-08 at k = 16 / 64 / 256, strength 0.75 makes the files 8 / 5 / 4 %
 smaller for 0.20 / 0.26 / 0.29 dB of PSNR, and the BD-rate against
 pngquant --nofs goes from -20.8 % to -23.2 % (bench/rdo_bench.py; the
 threshold's shape was chosen with bench/research/rdo_sweep.py).  The default
-strength is 0.6: with the default coder ("auto") it keeps PSNR at least
-0.17 dB above pngquant's at k = 16, 64 and 256 while the files stay at
-0.79 / 0.79 / 0.77 of pngquant's bytes (`bench/rdo_bench.py --coder auto
---rdo 0.5,0.6,0.75`; 0.75 gave 0.78 / 0.78 / 0.76 but only +0.07 dB at k = 256).
+strength is 0.6: with the default coder ("auto", the context model since
+format 1.1) it keeps PSNR at least 0.17 dB above pngquant's at k = 16, 64
+and 256 with files at 0.64 / 0.70 / 0.72 of pngquant's bytes, BD-rate
+-32.6 % (`bench/rdo_bench.py --coder auto --rdo 0.3,0.6,0.9`: 0.3 gave
+0.67 / 0.73 / 0.75 and -30.4 %; 0.9 gave 0.62 / 0.68 / 0.70 and -33.6 % but
+-0.04 dB against pngquant at k = 256).
 The threshold scales with the image's own mean error, so one strength suits
 every k; an image quantized without loss (mean cost 0) is left exactly as it
 is, because the codebook's entries are distinct.
