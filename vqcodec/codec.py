@@ -284,8 +284,8 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, overwrite: 
     ``layout`` ("stripes", "bytes" or "packed"; default: the smaller of
     stripes and bytes), ``coder`` ("auto", the default: the context-model
     coder "ctx" (format 1.1) when k <= 256, unless a quick zstd shows the map
-    suits a dictionary coder better, then the smallest file of ctx, bzip2
-    and zstd; for k > 256 the smaller of bzip2 and zstd, bzip2 alone above
+    suits a dictionary coder better, then (and on images of at most 65,536
+    pixels) the smallest file of ctx, bzip2 and zstd; for k > 256 the smaller of bzip2 and zstd, bzip2 alone above
     4 Mpixel; or "ctx", "bzip2", "zstd"),
     ``level`` (zstd level 1-22), ``rdo`` (rate-aware index choice: 0 maps
     every pixel to its nearest entry; the default 0.6 lets a pixel take a
