@@ -4,12 +4,13 @@
  * checks -- is Python (vqcodec/ctxcoder.py), which is also a complete,
  * slower implementation of both loops; the two are tested against each
  * other.  This file only runs the per-pixel loops that numpy cannot
- * vectorise: coding a symbol depends on the previous symbol's state, and
- * decoding a pixel depends on the decoded neighbours.
+ * vectorise (coding a symbol depends on the previous symbol's state, and
+ * decoding a pixel depends on the decoded neighbours), one band at a time,
+ * and sorts the codebook's rank lists.
  *
  * rANS with a 32-bit state, byte-wise renormalisation, L = 2^23, and
  * 12-bit frequencies (every table sums to 4096), as in F. Giesen's public
- * domain ryg_rans.  Both functions release the GIL.
+ * domain ryg_rans.  The functions release the GIL while they loop.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,7 +41,7 @@
     } while (0)
 
 /* Mode context of a pixel: which of its neighbours equal each other, and
- * the mode of the pixel on its left (spec §5.5.2). */
+ * the mode of the pixel on its left (spec §5.5.1). */
 static inline unsigned context(unsigned l, unsigned u, unsigned ul, unsigned ur, unsigned prev)
 {
     unsigned c = (l == u) | ((u == ur) << 1) | ((l == ul) << 2) | ((ul == u) << 3);
@@ -137,7 +138,8 @@ done:
 
 /* decode(stream, out, width, height, n, order, mode_freq, mode_start, lit_freq, lit_start)
  *
- * Writes width * height indices (uint8) into the writable buffer out.
+ * Decodes one band (stream: its u32 state, then its bytes; height: its rows)
+ * into the writable buffer out, width * height indices (uint8).
  * order: uint8[n * n], order[a * n + r] = the entry of rank r from entry a.
  * Raises ValueError with a short reason on any inconsistency; never reads
  * or writes outside the buffers whatever the stream holds. */
