@@ -11,6 +11,7 @@ import zstandard
 from vqcodec import container
 from vqcodec.container import Header
 from vqcodec.errors import FormatError, IntegrityError, LimitError, UnsupportedVersionError
+from vqi_files import rebuild, section, sections
 
 
 def small_file(**overrides) -> tuple[Header, bytes, bytes, bytes]:
@@ -20,22 +21,6 @@ def small_file(**overrides) -> tuple[Header, bytes, bytes, bytes]:
     book = bytes(range(header.k * header.channels))
     payload = bytes([0, 1, 2, 2, 1, 0])
     return header, book, payload, container.write(header, book, payload)
-
-
-def sections(data: bytes):
-    """Independent section walker (spec §2.2) used to check the writer's layout."""
-    pos, out = 10, []
-    while pos < len(data):
-        length, kind = struct.unpack_from("<I4s", data, pos)
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
-        out.append((kind, body, crc))
-        pos += 12 + length
-    return out
-
-
-def section(kind: bytes, body: bytes) -> bytes:
-    return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
 
 
 def test_signature_and_version_bytes():
@@ -96,13 +81,6 @@ def test_crc_formula_check_value():
 
 
 # ------------------------------------------------------------------ refusals
-
-
-def rebuild(data: bytes, replace: dict[bytes, bytes]) -> bytes:
-    out = data[:10]
-    for kind, body, _ in sections(data):
-        out += section(kind, replace.get(kind, body))
-    return out
 
 
 def test_bad_magic():

@@ -13,7 +13,6 @@ import dataclasses
 import os
 import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -30,6 +29,7 @@ from vqcodec.errors import (
     UnsupportedVersionError,
     VqiError,
 )
+from vqi_files import mutate, section
 
 FUZZ_EXAMPLES = int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300"))
 MINOR_VERSION_OFFSET = 9  # spec §2.1: informational, never changes the image
@@ -133,24 +133,12 @@ def test_random_bytes(blob):
 def test_random_mutations_of_a_valid_file(files, data):
     """Random splices, overwrites and insertions: an error or (rarely) a valid image, nothing else."""
     blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2", "ctx"]))])
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.sampled_from(["set", "insert", "delete"]))
-        pos = data.draw(st.integers(0, len(blob) - 1))
-        if op == "set":
-            blob[pos] = data.draw(st.integers(0, 255))
-        elif op == "insert":
-            blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
-        elif len(blob) > 1:
-            del blob[pos : pos + data.draw(st.integers(1, 8))]
-    result = decode_or_error(bytes(blob))
+    blob = mutate(data, blob, max_run=8)
+    result = decode_or_error(blob)
     assert isinstance(result, (VqiError, np.ndarray))
 
 
 # ---------------------------------------------------------------- lying files
-
-
-def section(kind: bytes, body: bytes) -> bytes:
-    return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
 
 
 def forged(width, height, channels=1, k=2, bits=None, layout=1, book=None, indx=None) -> bytes:
