@@ -200,9 +200,13 @@ class _Reader:
         return (first & 0x7F) | (second << 7)
 
 
-def _check_sum(freq: list[int], what: str) -> None:
-    if sum(freq) != SCALE:
-        raise FormatError(f"section INDX: index coder 2 {what} sums to {sum(freq)}, not {SCALE}")
+def _complete(freq: list[int], what: str) -> list[int]:
+    """*freq* with the implied last frequency, 4096 minus the others, which must be >= 1
+    (so every table sums to exactly 4096)."""
+    last = SCALE - sum(freq)
+    if last < 1:
+        raise FormatError(f"section INDX: index coder 2 {what} sums past {SCALE}")
+    return [*freq, last]
 
 
 def read_tables(data: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -220,23 +224,13 @@ def read_tables(data: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarra
         freq = [reader.leb128() for _ in present[:-1]]
         if any(f == 0 for f in freq):
             raise FormatError(f"section INDX: index coder 2 mode table {context} has a zero frequency")
-        freq.append(SCALE - sum(freq))
-        if freq[-1] < 1:
-            raise FormatError(f"section INDX: index coder 2 mode table {context} sums past {SCALE}")
-        _check_sum(freq, f"mode table {context}")
-        mode_freq[context, present] = freq
+        mode_freq[context, present] = _complete(freq, f"mode table {context}")
     count = reader.leb128()
     if count > n:
         raise FormatError(f"section INDX: index coder 2 literal table has {count} ranks, k is {n}")
     literal_freq = np.zeros(MAX_K, dtype=np.uint16)
     if count:
-        freq = [reader.leb128() for _ in range(count - 1)]
-        last = SCALE - sum(freq)
-        if last < 1:
-            raise FormatError("section INDX: index coder 2 literal table sums past 4096")
-        freq.append(last)
-        _check_sum(freq, "literal table")
-        literal_freq[:count] = freq
+        literal_freq[:count] = _complete([reader.leb128() for _ in range(count - 1)], "literal table")
     return mode_freq, literal_freq, reader.pos
 
 
