@@ -240,9 +240,11 @@ def encode_pixels(
     bits = container.bits_for(n)
     zstd_level = _zstd_level(count) if level is None else level
     coded = None
-    if coder_id == container.CODER_CTX and (n > 256 or layout not in (None, "bytes")):
-        raise OptionError(f"coder 'ctx' codes one byte per index: it needs k <= 256 (the image "
-                          f"has {n} colours) and layout 'bytes', got {layout or 'bytes'!r}")
+    if coder_id == container.CODER_CTX and n > 256:
+        raise OptionError(f"coder 'ctx' codes one byte per index, so it needs k <= 256; this "
+                          f"encode has {n} colours (use coder 'bzip2' or 'zstd' above 256)")
+    if coder_id == container.CODER_CTX and layout not in (None, "bytes"):
+        raise OptionError(f"coder 'ctx' needs layout 'bytes', got {layout!r}")
     if layout is None and coder == "auto":
         layout_id, coder_id, coded = _auto_coding(
             indices, codebook, bits, zstd_level, _threads(count), try_all=count <= TRY_ALL_PIXELS)
