@@ -12,7 +12,8 @@ LEAVES = {"errors", "pixels", "quantize", "packing", "container", "metrics", "fi
           "ctxcoder"}
 # The index coders are the container's business, as zstd and bzip2 are: the
 # container may use the context-model coder, and that coder its C loops.
-LEAF_EXTRAS = {"container": {"ctxcoder"}, "ctxcoder": {"_ctxcoder"}}
+LEAF_EXTRAS = {"container": {"ctxcoder"}, "ctxcoder": {"_ctxcoder"}, "rdo": {"_rdo"},
+               "metrics": {"_ssim"}}
 # what each non-leaf module may import from the package
 ALLOWED = {
     "codec": LEAVES,

@@ -128,3 +128,32 @@ def test_hidden_colours_of_transparent_pixels_cost_nothing():
     c0, c1 = cost(img, book, idx), cost(img, book, out)
     assert c0[:, :16].sum() == 0  # transparent pixels on the zero entry cost nothing
     assert np.all(c1 <= c0 * 1.25 + 0.75 * c0.mean() + 1e-9)
+
+
+needs_native = pytest.mark.skipif(rdo._native is None, reason="vqcodec._rdo was not built")
+
+
+@needs_native
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (23, 37), (64, 50)])
+@pytest.mark.parametrize("n", [2, 40, 300])
+def test_compiled_loops_give_numpys_indices(monkeypatch, channels, shape, n):
+    """vqcodec._rdo runs the rule pixel by pixel in place; numpy, every pixel of a pass at
+    once: the same indices, bands and alpha included (uint16 indices when n > 256)."""
+    img, book, idx = case(*shape, c=channels, n=n, dtype=np.uint8 if n <= 256 else np.uint16)
+    if channels in (2, 4):
+        img[..., -1][::3] = 0  # some transparent rows, whose colour costs nothing
+    for strength in (0.3, 0.6, 2.0):
+        native = rdo.smooth(img, book, idx, strength=strength, band_pixels=97)
+        with monkeypatch.context() as m:
+            m.setattr(rdo, "_native", None)
+            reference = rdo.smooth(img, book, idx, strength=strength, band_pixels=97)
+        np.testing.assert_array_equal(native, reference)
+
+
+@needs_native
+def test_compiled_loops_refuse_an_index_outside_the_codebook():
+    img, book, idx = case(8, 8, n=4)
+    idx[3, 3] = 7
+    with pytest.raises(OptionError, match="an index is 7, the codebook has 4 entries"):
+        rdo.smooth(img, book, idx, strength=0.6)
