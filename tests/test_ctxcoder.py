@@ -114,7 +114,7 @@ def test_c_and_python_write_the_same_stream_and_both_read_it(shape, n):
     book = random_book(n, n)
     data = ctxcoder.encode(grid, book)
     assert data == ctxcoder.encode_reference(grid, book)
-    assert ctxcoder.decode(data, w, h, book) == grid.tobytes()
+    assert ctxcoder.decode(data, w, h, book).tobytes() == grid.tobytes()
     mode_freq, literal_freq, offset = ctxcoder.read_tables(data, n)
     band_rows, streams = ctxcoder.read_streams(data, offset, h)
     back = np.vstack([ctxcoder.decode_reference(stream, w, min(band_rows, h - top), ctxcoder.rank_order(book),
@@ -130,7 +130,7 @@ def test_bands_are_independent_and_any_band_size_reads_back(band_rows):
     book = random_book(21, 9)
     data = ctxcoder.encode(grid, book, band_rows=band_rows)
     assert data == ctxcoder.encode_reference(grid, book, band_rows=band_rows)
-    assert ctxcoder.decode(data, 17, 13, book) == grid.tobytes()
+    assert ctxcoder.decode(data, 17, 13, book).tobytes() == grid.tobytes()
     _, _, offset = ctxcoder.read_tables(data, 9)
     rows, streams = ctxcoder.read_streams(data, offset, 13)
     assert rows == band_rows and len(streams) == -(-13 // band_rows)
@@ -141,6 +141,70 @@ def test_bands_are_independent_and_any_band_size_reads_back(band_rows):
     parts, _, _ = ctxcoder._model(grid, order, band_rows)
     for a, b in zip(alone, parts[1 if top else 0]):
         np.testing.assert_array_equal(a, b)
+
+
+def decode_fast(data: bytes, w: int, h: int, book: np.ndarray, *, pixels: bool, threads: int):
+    """vqcodec._ctxcoder.decode_image on its own: (bands it flagged, output)."""
+    n, channels = book.shape
+    mode_freq, literal_freq, offset = ctxcoder.read_tables(data, n)
+    band_rows, streams = ctxcoder.read_streams(data, offset, h)
+    out = bytearray(w * h * (channels if pixels else 1))
+    failed = ctxcoder._native.decode_image(
+        streams, out, w, band_rows, book.tobytes(), channels, pixels, mode_freq.tobytes(),
+        ctxcoder._starts(mode_freq).tobytes(), literal_freq.tobytes(),
+        ctxcoder._starts(literal_freq).tobytes(), threads)
+    return failed, np.frombuffer(out, np.uint8), streams, band_rows
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (9, 1), (7, 16), (40, 31)])
+@pytest.mark.parametrize("band_rows", [1, 3, 8, 1000])
+@pytest.mark.parametrize("n", [1, 5, 256])
+def test_the_fast_decoder_needs_no_second_look_at_good_streams(shape, band_rows, n):
+    """Two bands in lockstep, the last one shorter, odd band counts, any thread
+    count: the indices, and the pixels of 1-4 channels, with no band flagged."""
+    h, w = shape
+    grid = random_map(h + w + n + band_rows, h, w, n)
+    for channels in (1, 2, 3, 4):
+        book = random_book(n + channels, n, channels)
+        data = ctxcoder.encode(grid, book, band_rows=band_rows)
+        for pixels in (False, True):
+            for threads in (1, 2, 3):
+                failed, out, _, _ = decode_fast(data, w, h, book, pixels=pixels, threads=threads)
+                assert failed == []
+                expected = book[grid] if pixels else grid
+                np.testing.assert_array_equal(out, expected.reshape(-1))
+
+
+@needs_native
+@settings(max_examples=int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_the_fast_decoder_accepts_only_what_the_checked_one_does(data):
+    """Damage behind the tables: every band the fast decoder does not flag, the
+    step-by-step decoder of §5.5.4 also decodes, to the same indices."""
+    grid = random_map(5, 30, 23, 40)
+    book = random_book(5, 40)
+    body = bytearray(ctxcoder.encode(grid, book, band_rows=7))
+    _, _, offset = ctxcoder.read_tables(bytes(body), 40)
+    position = data.draw(st.integers(offset + 4, len(body) - 1))
+    for _ in range(data.draw(st.integers(1, 3))):
+        body[position] ^= data.draw(st.integers(1, 255))
+        position = min(len(body) - 1, position + data.draw(st.integers(0, 40)))
+    try:
+        failed, out, streams, band_rows = decode_fast(bytes(body), 23, 30, book, pixels=False, threads=2)
+    except FormatError:  # a band length went wrong: read_streams refuses the framing
+        return
+    order = ctxcoder.rank_order(book).tobytes()
+    mode_freq, literal_freq, _ = ctxcoder.read_tables(bytes(body), 40)
+    tables = (mode_freq.tobytes(), ctxcoder._starts(mode_freq).tobytes(),
+              literal_freq.tobytes(), ctxcoder._starts(literal_freq).tobytes())
+    for band, (top, bottom) in enumerate(ctxcoder._bands(30, band_rows)):
+        if band in failed:
+            continue
+        checked = bytearray(23 * (bottom - top))
+        ctxcoder._native.decode(streams[band], checked, 23, bottom - top, 40, order, *tables)
+        assert bytes(checked) == out[top * 23 : bottom * 23].tobytes()
 
 
 def test_the_encoder_cuts_about_100k_pixel_bands():
@@ -155,7 +219,7 @@ def test_python_fallback_decodes_and_the_encoder_declines(monkeypatch):
     data = ctxcoder.encode_reference(grid, book)
     monkeypatch.setattr(ctxcoder, "_native", None)
     assert not ctxcoder.available()
-    assert ctxcoder.decode(data, 13, 9, book) == grid.tobytes()
+    assert ctxcoder.decode(data, 13, 9, book).tobytes() == grid.tobytes()
     with pytest.raises(OptionError, match="needs the compiled extension"):
         ctxcoder.encode(grid, book)
     image = book[grid]

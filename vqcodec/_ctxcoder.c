@@ -5,8 +5,12 @@
  * slower implementation of both loops; the two are tested against each
  * other.  This file only runs the per-pixel loops that numpy cannot
  * vectorise (coding a symbol depends on the previous symbol's state, and
- * decoding a pixel depends on the decoded neighbours), one band at a time,
- * and sorts the codebook's rank lists.
+ * decoding a pixel depends on the decoded neighbours) and sorts the
+ * codebook's rank lists.  There are two decoders: decode() takes one band
+ * step by step with every check where it can fail, and decode_image() the
+ * whole image fast (two bands in lockstep on each of several threads,
+ * writing indices or pixels), handing any band that fails a check to the
+ * first.
  *
  * rANS with a 32-bit state, byte-wise renormalisation, L = 2^23, and
  * 12-bit frequencies (every table sums to 4096), as in F. Giesen's public
@@ -14,8 +18,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#endif
 
 #define SCALE_BITS 12
 #define SCALE (1u << SCALE_BITS)
@@ -258,10 +266,492 @@ release:
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------
+ * The fast decoder: two bands in lockstep.
+ *
+ * ctx_decode above follows §5.5.4 step by step, with every check at the
+ * pixel where it fails, and is what names an error.  Decoding a pixel is a
+ * chain of dependent loads and multiplies, so one band at a time leaves most
+ * of a core idle; here two bands (lanes) advance together, pixel by pixel.
+ * What the row above gives the context (U == UR, UL == U) and the candidate
+ * indices U, UR, UL are laid out for the whole row before it is decoded.  The
+ * renormalisation reads the 0, 1 or 2 bytes that bring x back to
+ * [2^23, 2^31) at once, from the leading zeros of x.
+ *
+ * Only a symbol of frequency 0 (a context without a table, a literal without
+ * a literal table) is checked per pixel, by folding frequency - 1 into one
+ * word; it and the end of each lane's bytes (a row can overrun them by at
+ * most 4 bytes a pixel, into zero padding) are looked at once a row.  Then,
+ * and when a band does not end exactly, the caller decodes that band again
+ * with ctx_decode, which names the first error or, if there is none after
+ * all, gives the indices.  Nothing else needs a check: with tables that
+ * read_tables accepted, x stays in [2^23, 2^31) from a state in that range
+ * (then the two renormalisation rules agree), and every index is a
+ * neighbour's (or 0) or order[L][r] with r < t <= n. */
+
+#define MAX_LANES 2
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+/* BMI2 and LZCNT (x86-64-v3) where the machine has them, chosen when the module loads */
+#define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DECODER_CLONES
+#endif
+
+typedef struct {
+    uint32_t mode[CONTEXTS * MODES];       /* freq | start << 16 */
+    uint16_t mstart[CONTEXTS * MODES + 8];
+    uint32_t lit_fs[SCALE];                /* slot -> freq | start << 16 of its rank (0: no table) */
+    uint8_t lit_rank[SCALE];               /* slot -> rank */
+    const uint8_t *order;                  /* order[a * 256 + r] */
+} Tables;
+
+typedef struct {
+    uint32_t x;
+    const uint8_t *src, *end; /* padded copy of the bytes after the state; end of the bytes */
+    uint8_t *out;             /* the band's rows: indices, or pixels */
+    Py_ssize_t rows;
+    uint8_t *mem;             /* what holds the copy */
+} Lane;
+
+typedef struct {
+    const Tables *T;
+    Py_ssize_t width;
+    const uint8_t *book; /* entries padded to 4 bytes (3 channels) when writing pixels, else NULL */
+    int channels;
+    uint8_t *ring;  /* 2 rows of (width + 2) * G indices, lanes interleaved, 0 at both ends */
+    uint64_t *cand; /* per position: U << 8 | UR << 16 | UL << 24 | ((U == UR) * 2 + (UL == U) * 8) * 25 << 32 */
+} Decoder;
+
+/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2 */
+#define RENORM(x, src)                                                                  \
+    do {                                                                                \
+        unsigned sh_ = ((unsigned)__builtin_clz((x) | 0x800u) - 1u) & ~7u;              \
+        uint32_t b_ = ((uint32_t)(src)[0] << 8) | (src)[1];                             \
+        (x) = ((x) << sh_) | (b_ >> (16 - sh_));                                        \
+        (src) += sh_ >> 3;                                                              \
+    } while (0)
+
+/* One pixel of lane g at column i.  lp: the left neighbour | its mode * 5 << 8. */
+#define STEP(g)                                                                                    \
+    do {                                                                                           \
+        Py_ssize_t at_ = i * G + (g);                                                              \
+        uint64_t c_ = cand[at_];                                                                   \
+        unsigned l_ = lp##g & 0xff, ul_ = up[at_], u_ = up[at_ + G];                               \
+        unsigned t_ = (unsigned)(c_ >> 32) + ((l_ == u_) + 4 * (l_ == ul_)) * 25 + (lp##g >> 8);   \
+        uint32_t slot_ = x##g & (SCALE - 1);                                                       \
+        const uint16_t *st_ = T->mstart + t_;                                                      \
+        unsigned s_ = (slot_ >= st_[1]) + (slot_ >= st_[2]) + (slot_ >= st_[3]) + (slot_ >= st_[4]); \
+        uint32_t e_ = T->mode[t_ + s_];                                                            \
+        flags |= (e_ & 0xffff) - 1;                                                                \
+        x##g = (e_ & 0xffff) * (x##g >> SCALE_BITS) + slot_ - (e_ >> 16);                          \
+        RENORM(x##g, src##g);                                                                      \
+        unsigned v_ = (unsigned)((c_ | l_) >> (8 * s_)) & 0xff;                                    \
+        if (s_ == LITERAL) {                                                                       \
+            uint32_t slot2_ = x##g & (SCALE - 1), d_ = T->lit_fs[slot2_];                          \
+            flags |= (d_ & 0xffff) - 1;                                                            \
+            x##g = (d_ & 0xffff) * (x##g >> SCALE_BITS) + slot2_ - (d_ >> 16);                     \
+            RENORM(x##g, src##g);                                                                  \
+            v_ = T->order[l_ * 256 + T->lit_rank[slot2_]];                                         \
+        }                                                                                          \
+        cur[at_ + G] = (uint8_t)v_;                                                                \
+        lp##g = v_ | (s_ * MODES) << 8;                                                            \
+    } while (0)
+
+/* Lane g's row, just decoded into the interleaved ring row cur, to its output. */
+static inline void emit_row(const Decoder *D, const uint8_t *cur, int G, int g, uint8_t *out)
+{
+    Py_ssize_t w = D->width;
+    const uint8_t *book = D->book, *c = cur + G + g;
+    if (!book) {
+        for (Py_ssize_t i = 0; i < w; i++)
+            out[i] = c[i * G];
+        return;
+    }
+    switch (D->channels) {
+    case 1:
+        for (Py_ssize_t i = 0; i < w; i++)
+            out[i] = book[c[i * G]];
+        break;
+    case 2:
+        for (Py_ssize_t i = 0; i < w; i++)
+            memcpy(out + 2 * i, book + 2 * c[i * G], 2);
+        break;
+    case 3: /* 4-byte stores from the padded entries; the row's last pixel exactly */
+        for (Py_ssize_t i = 0; i + 1 < w; i++)
+            memcpy(out + 3 * i, book + 4 * c[i * G], 4);
+        memcpy(out + 3 * (w - 1), book + 4 * c[(w - 1) * G], 3);
+        break;
+    default:
+        for (Py_ssize_t i = 0; i < w; i++)
+            memcpy(out + 4 * i, book + 4 * c[i * G], 4);
+        break;
+    }
+}
+
+#define LANE_VARS(g)                                                                               \
+    uint32_t x##g = lanes[(g) < G ? (g) : 0].x;                                                    \
+    const uint8_t *src##g = lanes[(g) < G ? (g) : 0].src;                                          \
+    unsigned lp##g = 0
+
+/* Rows y0 .. y1 - 1 of G lanes in lockstep: 0, or 1 when a check failed
+ * (the lanes' states are then meaningless). */
+static inline __attribute__((always_inline)) int run_lanes(const Decoder *D, Lane *lanes, const int G,
+                                                           Py_ssize_t y0, Py_ssize_t y1)
+{
+    const Tables *T = D->T;
+    const Py_ssize_t w = D->width, row_out = D->book ? w * D->channels : w;
+    const uint64_t *cand = D->cand;
+    uint32_t flags = 0;
+    LANE_VARS(0);
+    LANE_VARS(1);
+    for (Py_ssize_t y = y0; y < y1; y++) {
+        uint8_t *cur = D->ring + (y & 1) * (w + 2) * G;
+        const uint8_t *up = D->ring + ((y + 1) & 1) * (w + 2) * G;
+        for (Py_ssize_t j = 0; j < w * G; j++) {
+            unsigned ul = up[j], u = up[j + G], ur = up[j + 2 * G];
+            D->cand[j] = (u << 8) | (ur << 16) | ((uint32_t)ul << 24)
+                         | (uint64_t)((((u == ur) << 1) | ((ul == u) << 3)) * MODES * MODES) << 32;
+        }
+        lp0 = lp1 = LITERAL * MODES << 8;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            STEP(0);
+            if (G > 1)
+                STEP(1);
+        }
+        if ((flags >> SCALE_BITS) || src0 > lanes[0].end || (G > 1 && src1 > lanes[G - 1].end))
+            return 1;
+        for (int g = 0; g < G; g++)
+            emit_row(D, cur, G, g, lanes[g].out + y * row_out);
+    }
+    lanes[0].x = x0;
+    lanes[0].src = src0;
+    if (G > 1) {
+        lanes[G - 1].x = x1;
+        lanes[G - 1].src = src1;
+    }
+    return 0;
+}
+
+/* G lanes from row y0 to y1; y0 = 0 starts the bands, with 0 above them, and
+ * y0 > 0 goes on with the first lane of two after the second has ended. */
+DECODER_CLONES
+static int run_group(const Decoder *D, Lane *lanes, int G, Py_ssize_t y0, Py_ssize_t y1)
+{
+    Py_ssize_t w = D->width;
+    if (y0 == 0) {
+        memset(D->ring, 0, 2 * (size_t)(w + 2) * (size_t)G);
+    } else if (G == 1) { /* the ring of two lanes, lane 0's part, becomes a ring of one */
+        uint8_t *up = D->ring + ((y0 + 1) & 1) * (w + 2) * 2, *one = D->ring + ((y0 + 1) & 1) * (w + 2);
+        for (Py_ssize_t i = 0; i < w + 2; i++)
+            one[i] = up[2 * i];
+        memset(D->ring + (y0 & 1) * (w + 2), 0, (size_t)(w + 2));
+        one[0] = one[w + 1] = 0;
+    }
+    return G == 1 ? run_lanes(D, lanes, 1, y0, y1) : run_lanes(D, lanes, 2, y0, y1);
+}
+
+/* ------------------------------------------------------------------------
+ * One image on several threads.  The calling thread and threads - 1 helpers
+ * (started with CPython's portable PyThread API; they touch no Python
+ * object) share the work through two counters: first the rank lists, a row
+ * at a time, then the bands, a pair (one group of lanes) at a time, so that
+ * a thread that finishes early takes more. */
+
+static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
+#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
+#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
+#define MAX_THREADS 16
+#else /* no atomics at hand: one thread */
+#define CLAIM(counter) ((counter)++)
+#define DONE(counter) ((counter)++)
+#define COUNT(counter) (counter)
+#define MAX_THREADS 1
+#endif
+
+typedef struct {
+    Tables T;
+    uint8_t order[256 * 256];
+    const uint8_t *book; /* the codebook, n * channels */
+    unsigned n, channels;
+    Py_ssize_t width, band_rows, count, row_out;
+    uint8_t book4[256 * 4]; /* the entries padded to 4 bytes (3 channels) */
+    int pixels;
+    Lane *lanes;
+    uint8_t *failed; /* per band: it did not decode cleanly */
+    uint32_t next_row, rows_done, next_pair;
+    int nomem[MAX_THREADS];
+} Job;
+
+static void decode_pairs(Job *J, int who)
+{
+    for (;;) { /* the rank lists, a row at a time, then wait for the others' rows */
+        unsigned a = CLAIM(J->next_row);
+        if (a >= J->n)
+            break;
+        rank_row(J->book, J->n, J->channels, a, J->order + a * 256);
+        DONE(J->rows_done);
+    }
+    for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+        if (spins > 1000) /* the other thread was descheduled in the middle of a row */
+            sched_yield();
+#endif
+    }
+    Py_ssize_t w = J->width;
+    uint8_t *ring = PyMem_RawMalloc(2 * (size_t)(w + 2) * MAX_LANES);
+    uint64_t *cand = PyMem_RawMalloc((size_t)w * MAX_LANES * sizeof *cand);
+    if (!ring || !cand) {
+        J->nomem[who] = 1;
+        PyMem_RawFree(ring);
+        PyMem_RawFree(cand);
+        return;
+    }
+    Decoder D = {&J->T, w, J->pixels ? J->book4 : NULL, (int)J->channels, ring, cand};
+    for (;;) { /* bands 2p and 2p + 1 in lockstep (those whose state was good) */
+        Py_ssize_t first = (Py_ssize_t)CLAIM(J->next_pair) * MAX_LANES;
+        if (first >= J->count)
+            break;
+        Lane group[MAX_LANES];
+        Py_ssize_t where[MAX_LANES];
+        int G = 0;
+        for (Py_ssize_t b = first; b < J->count && b < first + MAX_LANES; b++)
+            if (!J->failed[b]) {
+                where[G] = b;
+                group[G++] = J->lanes[b];
+            }
+        if (!G)
+            continue;
+        Py_ssize_t common = group[G - 1].rows; /* only the image's last band is shorter */
+        int bad = run_group(&D, group, G, 0, common);
+        if (!bad && common < group[0].rows)
+            bad = run_group(&D, group, 1, common, group[0].rows);
+        for (int g = 0; g < G; g++)
+            if (bad || group[g].x != RANS_L || group[g].src != group[g].end)
+                J->failed[where[g]] = 1;
+    }
+    PyMem_RawFree(ring);
+    PyMem_RawFree(cand);
+}
+
+typedef struct {
+    Job *job;
+    int who;
+    PyThread_type_lock done; /* held until the helper has finished */
+} Helper;
+
+static void helper_main(void *arg)
+{
+    Helper *h = arg;
+    decode_pairs(h->job, h->who);
+    PyThread_release_lock(h->done);
+}
+
+/* decode_image(streams, out, width, band_rows, book, channels, pixels, mode_freq, mode_start,
+ *              lit_freq, lit_start, threads) -> list of int
+ *
+ * streams: every band's stream (state, then bytes), top to bottom; out: the
+ * writable buffer of the image, its indices or (pixels true) its pixels of
+ * `channels` bytes.  book: the codebook, n * channels bytes.  The last band
+ * may have fewer rows than band_rows; out's size says how many.  Returns the
+ * bands that did not decode cleanly (empty when all is well): decode those
+ * with decode().  The tables must be those read_tables accepted. */
+static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *seq;
+    Py_buffer out, bk, mf, ms, lf, ls;
+    Py_ssize_t width, band_rows;
+    int channels, pixels, threads;
+    if (!PyArg_ParseTuple(args, "Ow*nny*ipy*y*y*y*i", &seq, &out, &width, &band_rows, &bk, &channels,
+                          &pixels, &mf, &ms, &lf, &ls, &threads))
+        return NULL;
+    PyObject *fast = NULL, *result = NULL;
+    Py_buffer *streams = NULL;
+    Job *J = NULL;
+    Helper helpers[MAX_THREADS];
+    int started = 0;
+    Py_ssize_t count = 0, got = 0, n = channels >= 1 ? bk.len / channels : 0;
+    Py_ssize_t item = pixels ? channels : 1;
+    fast = PySequence_Fast(seq, "decode_image: streams must be a sequence");
+    if (!fast)
+        goto release;
+    count = PySequence_Fast_GET_SIZE(fast);
+    if (width < 1 || band_rows < 1 || channels < 1 || channels > 4 || bk.len % channels || n < 1
+        || n > 256 || count < 1 || mf.len != 2 * CONTEXTS * MODES || ms.len != mf.len
+        || lf.len != 2 * 256 || ls.len != lf.len || out.len % (width * item)
+        || out.len / (width * item) > count * band_rows
+        || out.len / (width * item) <= (count - 1) * band_rows) {
+        PyErr_SetString(PyExc_ValueError, "decode_image: array sizes do not match");
+        goto release;
+    }
+    Py_ssize_t total_rows = out.len / (width * item);
+    streams = PyMem_Calloc((size_t)count, sizeof *streams);
+    J = PyMem_Calloc(1, sizeof *J);
+    if (J) {
+        J->lanes = PyMem_Calloc((size_t)count, sizeof *J->lanes);
+        J->failed = PyMem_Calloc((size_t)count, 1);
+    }
+    if (!streams || !J || !J->lanes || !J->failed) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    for (; got < count; got++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, got), &streams[got], PyBUF_SIMPLE) < 0)
+            goto release;
+    J->book = bk.buf;
+    J->n = (unsigned)n;
+    J->channels = (unsigned)channels;
+    J->width = width;
+    J->band_rows = band_rows;
+    J->count = count;
+    J->pixels = pixels;
+    int stride = channels == 3 ? 4 : channels;
+    for (Py_ssize_t e = 0; e < n; e++)
+        memcpy(J->book4 + stride * e, J->book + channels * e, (size_t)channels);
+    int nomem = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Tables *T = &J->T;
+    const uint16_t *mfreq = mf.buf, *mstart = ms.buf, *lfreq = lf.buf, *lstart = ls.buf;
+    T->order = J->order;
+    for (int j = 0; j < CONTEXTS * MODES; j++) {
+        T->mode[j] = mfreq[j] | ((uint32_t)mstart[j] << 16);
+        T->mstart[j] = mstart[j];
+    }
+    unsigned covered = 0;
+    for (unsigned r = 0; r < 256; r++)
+        for (unsigned k = 0; k < lfreq[r] && lstart[r] + k < SCALE; k++, covered++) {
+            T->lit_fs[lstart[r] + k] = lfreq[r] | ((uint32_t)lstart[r] << 16);
+            T->lit_rank[lstart[r] + k] = (uint8_t)r;
+        }
+    if (covered != SCALE) /* no literal table: any literal fails the check */
+        memset(T->lit_fs, 0, sizeof T->lit_fs);
+    /* each lane: a padded copy of its bytes */
+    for (Py_ssize_t b = 0; b < count; b++) {
+        Lane *L = &J->lanes[b];
+        Py_ssize_t len = streams[b].len;
+        L->rows = b + 1 < count ? band_rows : total_rows - b * band_rows;
+        L->out = (uint8_t *)out.buf + b * band_rows * width * item;
+        if (len < 4) {
+            J->failed[b] = 1;
+            continue;
+        }
+        L->mem = PyMem_RawMalloc((size_t)(len - 4) + 4 * (size_t)width + 16);
+        if (!L->mem) {
+            nomem = 1;
+            break;
+        }
+        memcpy(L->mem, (const uint8_t *)streams[b].buf + 4, (size_t)(len - 4));
+        memset(L->mem + len - 4, 0, 4 * (size_t)width + 16);
+        const uint8_t *s4 = streams[b].buf;
+        L->x = (uint32_t)s4[0] | ((uint32_t)s4[1] << 8) | ((uint32_t)s4[2] << 16) | ((uint32_t)s4[3] << 24);
+        L->src = L->mem;
+        L->end = L->mem + (len - 4);
+        if (L->x < RANS_L || L->x >= (1u << 31))
+            J->failed[b] = 1; /* the spec's rule and ours could differ: the checked loop decides */
+    }
+    if (!nomem) {
+        Py_ssize_t pairs = (count + MAX_LANES - 1) / MAX_LANES;
+        int want = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+        if (want > pairs)
+            want = (int)pairs;
+        for (; started < want - 1; started++) {
+            Helper *h = &helpers[started];
+            h->job = J;
+            h->who = started + 1;
+            h->done = PyThread_allocate_lock();
+            if (!h->done)
+                break;
+            PyThread_acquire_lock(h->done, WAIT_LOCK);
+            if (PyThread_start_new_thread(helper_main, h) == PYTHREAD_INVALID_THREAD_ID) {
+                PyThread_release_lock(h->done);
+                PyThread_free_lock(h->done);
+                break;
+            }
+        }
+        decode_pairs(J, 0);
+        for (int t = 0; t < started; t++) { /* wait for each helper */
+            PyThread_acquire_lock(helpers[t].done, WAIT_LOCK);
+            PyThread_release_lock(helpers[t].done);
+            PyThread_free_lock(helpers[t].done);
+        }
+        for (int t = 0; t <= started; t++)
+            nomem |= J->nomem[t];
+    }
+    for (Py_ssize_t b = 0; b < count; b++)
+        PyMem_RawFree(J->lanes[b].mem);
+    Py_END_ALLOW_THREADS
+    if (nomem) {
+        PyErr_NoMemory();
+        goto release;
+    }
+    result = PyList_New(0);
+    for (Py_ssize_t b = 0; result && b < count; b++)
+        if (J->failed[b]) {
+            PyObject *v = PyLong_FromSsize_t(b);
+            if (!v || PyList_Append(result, v) < 0)
+                Py_CLEAR(result);
+            Py_XDECREF(v);
+        }
+release:
+    for (Py_ssize_t b = 0; b < got; b++)
+        PyBuffer_Release(&streams[b]);
+    PyMem_Free(streams);
+    if (J) {
+        PyMem_Free(J->lanes);
+        PyMem_Free(J->failed);
+        PyMem_Free(J);
+    }
+    Py_XDECREF(fast);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&bk);
+    PyBuffer_Release(&mf);
+    PyBuffer_Release(&ms);
+    PyBuffer_Release(&lf);
+    PyBuffer_Release(&ls);
+    return result;
+}
+
+/* One row of the rank lists: out[r] = the entry of rank r from entry a, by
+ * squared distance, ties by index (spec §5.5.2).  A stable LSD radix sort of
+ * the distances alone (two passes of 9 bits: a distance is below 2^18 for at
+ * most 4 channels) keeps equal distances in index order. */
+static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
+{
+    uint32_t dist[256];
+    uint8_t tmp[256];
+    unsigned lo[513] = {0}, hi[513] = {0};
+    const uint8_t *e = cb + a * channels;
+    for (unsigned b = 0; b < n; b++) {
+        uint32_t d = 0;
+        for (unsigned c = 0; c < channels; c++) {
+            int diff = (int)e[c] - (int)cb[b * channels + c];
+            d += (uint32_t)(diff * diff);
+        }
+        dist[b] = d;
+        lo[(d & 511) + 1]++;
+        hi[(d >> 9) + 1]++;
+    }
+    for (unsigned j = 0; j < 512; j++) {
+        lo[j + 1] += lo[j];
+        hi[j + 1] += hi[j];
+    }
+    for (unsigned b = 0; b < n; b++)
+        tmp[lo[dist[b] & 511]++] = (uint8_t)b;
+    for (unsigned j = 0; j < n; j++) {
+        unsigned b = tmp[j];
+        out[hi[dist[b] >> 9]++] = (uint8_t)b;
+    }
+}
+
 /* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries
- * by squared distance from entry a, ties by index (spec §5.5.2).  Each row is a
- * radix sort of the keys distance * 512 + index (distance < 2^19 for at most
- * 4 channels, so 28-bit keys: 4 passes of 7 bits). */
+ * by squared distance from entry a, ties by index (spec §5.5.2). */
 static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -280,32 +770,8 @@ static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
     uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
     const uint8_t *cb = book.buf;
     Py_BEGIN_ALLOW_THREADS
-    uint32_t keys[256], tmp[256];
-    for (Py_ssize_t a = 0; a < n; a++) {
-        for (Py_ssize_t b = 0; b < n; b++) {
-            uint32_t d = 0;
-            for (Py_ssize_t c = 0; c < channels; c++) {
-                int diff = (int)cb[a * channels + c] - (int)cb[b * channels + c];
-                d += (uint32_t)(diff * diff);
-            }
-            keys[b] = (d << 9) | (uint32_t)b;
-        }
-        uint32_t *src = keys, *dst = tmp;
-        for (int shift = 0; shift < 28; shift += 7) {
-            unsigned count[129] = {0};
-            for (Py_ssize_t i = 0; i < n; i++)
-                count[((src[i] >> shift) & 127) + 1]++;
-            for (int j = 0; j < 128; j++)
-                count[j + 1] += count[j];
-            for (Py_ssize_t i = 0; i < n; i++)
-                dst[count[(src[i] >> shift) & 127]++] = src[i];
-            uint32_t *t = src;
-            src = dst;
-            dst = t;
-        }
-        for (Py_ssize_t r = 0; r < n; r++)
-            out[a * n + r] = (uint8_t)(src[r] & 511);
-    }
+    for (Py_ssize_t a = 0; a < n; a++)
+        rank_row(cb, (unsigned)n, (unsigned)channels, (unsigned)a, out + a * n);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&book);
@@ -316,6 +782,8 @@ static PyMethodDef methods[] = {
     {"rank_order", ctx_rank_order, METH_VARARGS, "The rank lists of a codebook (see ctxcoder.py)."},
     {"encode", ctx_encode, METH_VARARGS, "rANS-code the mode and literal symbols (see ctxcoder.py)."},
     {"decode", ctx_decode, METH_VARARGS, "Decode an index map into a writable buffer (see ctxcoder.py)."},
+    {"decode_image", ctx_decode_image, METH_VARARGS,
+     "Decode every band of an image, to indices or pixels, on several threads (see ctxcoder.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -309,8 +309,11 @@ def _read_vqi(src: fileio.Source) -> bytes:
 def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = container.DEFAULT_MAX_PIXELS
                   ) -> pixels.Pixels:
     """Decode .vqi bytes (or a path / stream of them) to :class:`Pixels` with the ICC profile."""
-    parsed = container.read(_read_vqi(src), max_pixels=max_pixels)
+    parsed = container.read(_read_vqi(src), max_pixels=max_pixels, samples=True)
     h = parsed.header
+    if parsed.samples is not None:  # index coder 2 looked the codebook up as it decoded
+        array = parsed.samples.reshape(h.height, h.width, h.channels)
+        return pixels.Pixels(array, parsed.icc_profile)
     book = np.frombuffer(parsed.codebook, dtype=np.uint8).reshape(h.k, h.channels)
     flat = packing.unpack(
         parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k,

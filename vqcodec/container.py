@@ -14,8 +14,12 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import FormatError, IntegrityError, LimitError, UnsupportedVersionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 __all__ = [
     "MAGIC",
@@ -131,6 +135,10 @@ class Container:
     index_payload: bytes
     icc_profile: bytes | None
     sections: tuple[SectionInfo, ...]
+    # read(..., samples=True) with an index coder that looks the codebook up as
+    # it decodes (coder 2): the image's samples (H x W x channels bytes), and
+    # index_payload is empty
+    samples: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- sizes
@@ -456,18 +464,23 @@ def read(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     inflate: bool = True,
+    samples: bool = False,
 ) -> Container:
     """Parse and check a whole file (spec §7). Raises a VqiError subclass on any defect.
 
     With ``inflate=False`` the INDX section is checked (framing, CRC) but not
     decompressed, and ``index_payload`` is empty: for describing a file of
-    any size without the cost or risk of inflating it.
+    any size without the cost or risk of inflating it.  With ``samples=True``
+    an index coder that can does the codebook lookup as it decodes (index
+    coder 2, on its decoding threads): ``samples`` then holds the image and
+    ``index_payload`` is empty; other coders give ``index_payload`` as usual.
     """
     view = memoryview(data).cast("B")
     version = _check_signature(view)
     header: Header | None = None
     codebook: bytes | None = None
     payload: bytes | None = None
+    image: np.ndarray | None = None
     icc: bytes | None = None
     sections: list[SectionInfo] = []
     done = False
@@ -515,8 +528,9 @@ def read(
             elif header.index_coder == CODER_CTX:
                 from . import ctxcoder
 
-                payload = ctxcoder.decode(body, header.width, header.height,
-                                          _codebook_array(codebook, header.channels))
+                decoded = ctxcoder.decode(body, header.width, header.height,
+                                          _codebook_array(codebook, header.channels), pixels=samples)
+                payload, image = (b"", decoded) if samples else (decoded.tobytes(), None)
             else:
                 payload = _zstd_decompress("INDX", body, exact=size, bound=size)
         elif kind == "iccp":
@@ -536,4 +550,4 @@ def read(
     if not done:
         raise FormatError("truncated file: it ends before the DONE section")
     assert codebook is not None and payload is not None
-    return Container(version, header, codebook, payload, icc, tuple(sections))
+    return Container(version, header, codebook, payload, icc, tuple(sections), image)
