@@ -329,6 +329,7 @@ def test_ssim_symmetric_and_bounded():
 
 @pytest.mark.parametrize("rows, cols", [(1, 1), (2, 3), (3, 5), (7, 13), (1000, 4096)])
 def test_ssim_tiles_equal_whole_image(monkeypatch, rows, cols):
+    monkeypatch.setattr(metrics, "_native", None)  # the numpy tiles
     a, b = noisy_pair((41, 52, 3), seed=12)
     b[:15] = a[:15]  # some tiles identical (the shortcut), others not
     whole = ref_ssim(a, b)
@@ -338,6 +339,7 @@ def test_ssim_tiles_equal_whole_image(monkeypatch, rows, cols):
 
 
 def test_ssim_column_blocks_and_gemm_chunks(monkeypatch):
+    monkeypatch.setattr(metrics, "_native", None)  # the numpy tiles
     a, b = smooth_pair((40, 90, 3), seed=13)
     expected = ref_ssim(a, b)
     for block, gemm in [(1, 1), (5, 100), (200, 1 << 30)]:
@@ -375,11 +377,18 @@ def test_ssim_small_rule_agrees_with_reference_at_11():
     assert metrics.ssim(a, b) == pytest.approx(ref_ssim(a, b), abs=1e-12)
 
 
+@pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch, threads):
+def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch, threads, native):
     """Strips and tiles bound the float64 temporaries: the peak for a large
     image is far below one float64 copy of it and about that of a small one
-    (each thread has its own tile buffers; both images use every thread)."""
+    (each thread has its own tile buffers; both images use every thread).
+    The compiled loops keep a window's height of filtered rows per thread:
+    memory that grows with the width only."""
+    if native and metrics._native is None:
+        pytest.skip("vqcodec._ssim was not built")
+    if not native:
+        monkeypatch.setattr(metrics, "_native", None)
     monkeypatch.setattr(metrics, "_SSIM_TILE_COLS", 512)
     monkeypatch.setattr(metrics, "_SSIM_THREADS", threads)
 
@@ -395,7 +404,10 @@ def test_ssim_working_memory_does_not_grow_with_the_image(monkeypatch, threads):
     small = peak_bytes((8 * 24 + 10, 600))  # 8 strips x 2 tiles: enough for 2 threads
     large = peak_bytes((1400, 2100))
     assert large < 1400 * 2100 * 8 / 4
-    assert large < small * 1.5
+    if native:  # (11 + 1) rows of 4 float64 per output column, per thread
+        assert large < threads * 12 * 4 * 8 * 2100 * 1.1 + 50_000
+    else:
+        assert large < small * 1.5
 
 
 def test_ssim_is_the_same_number_on_one_thread_and_on_two(monkeypatch):
@@ -588,3 +600,23 @@ def test_measure_indexed_checks():
             metrics.measure_indexed(original, book, idx, ssim_max_pixels=bad, **options)
         with pytest.raises(OptionError, match="ssim_max_pixels: expected a pixel count >= 0 or None"):
             metrics.measure(original, book[idx], ssim_max_pixels=bad, **options)
+
+
+@pytest.mark.skipif(metrics._native is None, reason="vqcodec._ssim was not built")
+@pytest.mark.parametrize("shape", [(1, 1), (3, 20), (11, 11), (40, 33, 2), (64, 130, 3), (150, 97, 4)])
+@pytest.mark.parametrize("alpha", ["premultiplied", "straight"])
+def test_ssim_compiled_loops_equal_numpys(monkeypatch, shape, alpha):
+    """vqcodec._ssim filters rows in a ring; numpy, tiles with matrix products: the
+    same SSIM up to rounding, identical windows included, on 1 or 2 threads and
+    with chunks of any size."""
+    a, b = noisy_pair(shape, seed=sum(shape), noise=30)
+    b[: shape[0] // 3] = a[: shape[0] // 3]
+    native = metrics.ssim(a, b, alpha=alpha)
+    with monkeypatch.context() as m:
+        m.setattr(metrics, "_native", None)
+        reference = metrics.ssim(a, b, alpha=alpha)
+    assert native == pytest.approx(reference, abs=1e-12)
+    for rows, threads in ((1, 2), (7, 1), (1000, 2)):
+        monkeypatch.setattr(metrics, "_SSIM_NATIVE_ROWS", rows)
+        monkeypatch.setattr(metrics, "_SSIM_THREADS", threads)
+        assert metrics.ssim(a, b, alpha=alpha) == pytest.approx(reference, abs=1e-12)
