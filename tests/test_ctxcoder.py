@@ -88,6 +88,28 @@ def test_symbols_do_not_depend_on_the_band_size(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@needs_native
+@pytest.mark.parametrize("shape", SHAPES + [(40, 130)])
+@pytest.mark.parametrize("n", [1, 3, 256])
+def test_c_symbols_and_counts_equal_numpys(shape, n):
+    grid = random_map(sum(shape) + n, *shape, n)
+    order = ctxcoder.rank_order(random_book(n, n))
+    contexts, modes, ranks, mode_counts, literal_counts = ctxcoder._native.symbols(
+        grid, shape[1], n, order.tobytes())
+    expected = ctxcoder.symbols(grid, order)
+    for got, want in zip((contexts, modes, ranks), expected):
+        np.testing.assert_array_equal(np.frombuffer(got, np.uint8), want)
+    c, m, r = expected
+    np.testing.assert_array_equal(np.frombuffer(mode_counts, np.uint64),
+                                  np.bincount(c.astype(int) * 5 + m, minlength=400))
+    np.testing.assert_array_equal(np.frombuffer(literal_counts, np.uint64),
+                                  np.bincount(r[m == 4], minlength=256))
+    if n < 256:
+        grid[-1, -1] = n  # not below k
+        with pytest.raises(ValueError, match="not below k"):
+            ctxcoder._native.symbols(grid, shape[1], n, order.tobytes())
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 10**6), min_size=1, max_size=300))
 def test_frequencies_sum_to_4096_and_keep_every_symbol(counts):

@@ -5,8 +5,9 @@
  * slower implementation of both loops; the two are tested against each
  * other.  This file only runs the per-pixel loops that numpy cannot
  * vectorise (coding a symbol depends on the previous symbol's state, and
- * decoding a pixel depends on the decoded neighbours) and sorts the
- * codebook's rank lists.  There are two decoders: decode() takes one band
+ * decoding a pixel depends on the decoded neighbours), works out a band's
+ * symbols and counts them in one pass (numpy's ctxcoder.symbols() is the
+ * definition), and sorts the codebook's rank lists.  There are two decoders: decode() takes one band
  * step by step with every check where it can fail, and decode_image() the
  * whole image fast (two bands in lockstep on each of several threads,
  * writing indices or pixels), handing any band that fails a check to the
@@ -141,6 +142,86 @@ done:
     PyBuffer_Release(&ms);
     PyBuffer_Release(&lf);
     PyBuffer_Release(&ls);
+    return result;
+}
+
+/* symbols(grid, width, n, order) -> (contexts, modes, ranks, mode_counts, literal_counts)
+ *
+ * The symbols of one band (grid: its rows of width indices, each < n; the
+ * row above counts as outside), as ctxcoder.symbols() defines them, and
+ * their counts: mode_counts[c * 5 + m] and literal_counts[r], uint64 each.
+ * order: uint8[n * n] (rank_order). */
+static PyObject *ctx_symbols(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer grid, ord;
+    Py_ssize_t width, n;
+    if (!PyArg_ParseTuple(args, "y*nny*", &grid, &width, &n, &ord))
+        return NULL;
+    PyObject *result = NULL, *ctx = NULL, *mode = NULL, *lit = NULL, *mc = NULL, *lc = NULL;
+    uint8_t *zero = NULL, rank[256 * 256];
+    Py_ssize_t count = grid.len;
+    if (width < 1 || n < 1 || n > 256 || count % width || ord.len != n * n) {
+        PyErr_SetString(PyExc_ValueError, "ctxcoder.symbols: array sizes do not match");
+        goto done;
+    }
+    ctx = PyBytes_FromStringAndSize(NULL, count);
+    mode = PyBytes_FromStringAndSize(NULL, count);
+    lit = PyBytes_FromStringAndSize(NULL, count);
+    mc = PyBytes_FromStringAndSize(NULL, CONTEXTS * MODES * 8);
+    lc = PyBytes_FromStringAndSize(NULL, 256 * 8);
+    zero = PyMem_Calloc((size_t)width + 2, 1);
+    if (!ctx || !mode || !lit || !mc || !lc || !zero) {
+        if (!zero)
+            PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *g = grid.buf, *order = ord.buf;
+    uint8_t *c = (uint8_t *)PyBytes_AS_STRING(ctx), *m = (uint8_t *)PyBytes_AS_STRING(mode),
+            *r = (uint8_t *)PyBytes_AS_STRING(lit);
+    uint64_t *mcount = (uint64_t *)PyBytes_AS_STRING(mc), *lcount = (uint64_t *)PyBytes_AS_STRING(lc);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(mcount, 0, CONTEXTS * MODES * 8);
+    memset(lcount, 0, 256 * 8);
+    for (Py_ssize_t a = 0; a < n; a++) /* rank[a][v]: the position of v in order[a] */
+        for (Py_ssize_t k = 0; k < n; k++)
+            rank[a * 256 + order[a * n + k]] = (uint8_t)k;
+    for (Py_ssize_t y = 0; y < count / width && !bad; y++) {
+        const uint8_t *row = g + y * width, *up = y ? row - width : zero + 1;
+        unsigned prev = LITERAL, left = 0;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            unsigned v = row[i], u = up[i], ul = i ? up[i - 1] : 0, ur = i + 1 < width ? up[i + 1] : 0;
+            if (v >= (unsigned)n) {
+                bad = 1;
+                break;
+            }
+            unsigned s = v == left ? 0 : v == u ? 1 : v == ur ? 2 : v == ul ? 3 : LITERAL;
+            unsigned t = context(left, u, ul, ur, prev);
+            Py_ssize_t p = y * width + i;
+            c[p] = (uint8_t)t;
+            m[p] = (uint8_t)s;
+            r[p] = s == LITERAL ? rank[left * 256 + v] : 0;
+            mcount[t * MODES + s]++;
+            lcount[r[p]] += s == LITERAL;
+            left = v;
+            prev = s;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "ctxcoder.symbols: an index is not below k");
+    else
+        result = PyTuple_Pack(5, ctx, mode, lit, mc, lc);
+done:
+    Py_XDECREF(ctx);
+    Py_XDECREF(mode);
+    Py_XDECREF(lit);
+    Py_XDECREF(mc);
+    Py_XDECREF(lc);
+    PyMem_Free(zero);
+    PyBuffer_Release(&grid);
+    PyBuffer_Release(&ord);
     return result;
 }
 
@@ -780,6 +861,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"rank_order", ctx_rank_order, METH_VARARGS, "The rank lists of a codebook (see ctxcoder.py)."},
+    {"symbols", ctx_symbols, METH_VARARGS, "One band's symbols and their counts (see ctxcoder.py)."},
     {"encode", ctx_encode, METH_VARARGS, "rANS-code the mode and literal symbols (see ctxcoder.py)."},
     {"decode", ctx_decode, METH_VARARGS, "Decode an index map into a writable buffer (see ctxcoder.py)."},
     {"decode_image", ctx_decode_image, METH_VARARGS,

@@ -277,14 +277,25 @@ def _bands(height: int, band_rows: int) -> list[tuple[int, int]]:
     return [(top, min(height, top + band_rows)) for top in range(0, height, band_rows)]
 
 
-def _model(grid: np.ndarray, order: np.ndarray, band_rows: int):
-    """The symbols of each band and the shared tables."""
-    parts = [symbols(grid[top:bottom], order) for top, bottom in _bands(grid.shape[0], band_rows)]
+def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool = False):
+    """The symbols of each band and the shared tables (*native*: the symbols
+    and counts from the C loop, the same as :func:`symbols` gives)."""
     mode_counts = np.zeros(CONTEXTS * MODES, dtype=np.int64)
     literal_counts = np.zeros(MAX_K, dtype=np.int64)
-    for contexts, modes, ranks in parts:
-        mode_counts += np.bincount(contexts.astype(np.int64) * MODES + modes, minlength=CONTEXTS * MODES)
-        literal_counts += np.bincount(ranks[modes == LITERAL], minlength=MAX_K)
+    parts = []
+    for top, bottom in _bands(grid.shape[0], band_rows):
+        if native:
+            *part, modes, literals = _native.symbols(grid[top:bottom], grid.shape[1], len(order),
+                                                     order.tobytes())
+            mode_counts += np.frombuffer(modes, np.uint64).astype(np.int64)
+            literal_counts += np.frombuffer(literals, np.uint64).astype(np.int64)
+        else:
+            part = symbols(grid[top:bottom], order)
+            contexts, modes, ranks = part
+            mode_counts += np.bincount(contexts.astype(np.int64) * MODES + modes,
+                                       minlength=CONTEXTS * MODES)
+            literal_counts += np.bincount(ranks[modes == LITERAL], minlength=MAX_K)
+        parts.append(tuple(part))
     mode_freq = np.stack([quantize_frequencies(row) for row in mode_counts.reshape(CONTEXTS, MODES)])
     literal_freq = quantize_frequencies(literal_counts)
     return parts, mode_freq.astype(np.uint16), literal_freq.astype(np.uint16)
@@ -315,7 +326,7 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
     order = rank_order(codebook)
     grid = _check_grid(indices, len(order))
     band_rows = band_rows or band_rows_for(*grid.shape)
-    parts, mode_freq, literal_freq = _model(grid, order, band_rows)
+    parts, mode_freq, literal_freq = _model(grid, order, band_rows, native=True)
     tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
               literal_freq.tobytes(), _starts(literal_freq).tobytes())
     streams = _map(lambda part: _native.encode(*part, *tables), parts)
