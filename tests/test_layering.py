@@ -13,7 +13,7 @@ LEAVES = {"errors", "pixels", "quantize", "packing", "container", "metrics", "fi
 # The index coders are the container's business, as zstd and bzip2 are: the
 # container may use the context-model coder, and that coder its C loops.
 LEAF_EXTRAS = {"container": {"ctxcoder"}, "ctxcoder": {"_ctxcoder"}, "rdo": {"_rdo"},
-               "metrics": {"_ssim"}}
+               "metrics": {"_ssim"}, "quantize": {"_quantize"}}
 # what each non-leaf module may import from the package
 ALLOWED = {
     "codec": LEAVES,

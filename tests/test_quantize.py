@@ -258,6 +258,29 @@ def test_assign_float_inputs():
     np.testing.assert_allclose(d(got), d(want), rtol=0, atol=0.1)
 
 
+@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.parametrize("c", [1, 2, 3, 4])
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 300, 1024])
+@pytest.mark.parametrize("n", [1, 5, 3000])
+def test_compiled_search_equals_the_matrix_products(monkeypatch, c, k, n):
+    """vqcodec._quantize against numpy's matrix products: the same labels on
+    integer colours (both exact), duplicate entries going to the lower index,
+    and as near on float centroids."""
+    rng = np.random.default_rng(c * 1000 + k + n)
+    colors = rng.integers(0, 256, (n, c)).astype(np.float32)
+    codebook = rng.integers(0, 256, (k, c)).astype(np.float64)
+    codebook[k // 2 :: 3] = codebook[: len(codebook[k // 2 :: 3])]
+    np.testing.assert_array_equal(qmod._nearest_native(colors, codebook),
+                                  qmod._nearest_numpy(colors, codebook))
+    floats = codebook + rng.uniform(-0.5, 0.5, codebook.shape)
+    d = lambda idx: ((colors.astype(np.float64) - floats[idx]) ** 2).sum(1)  # noqa: E731
+    np.testing.assert_allclose(d(qmod._nearest_native(colors, floats)),
+                               d(qmod._nearest_numpy(colors, floats)), rtol=1e-5, atol=0.05)
+    monkeypatch.setattr(qmod, "_native", None)  # and the fallback is the numpy path
+    np.testing.assert_array_equal(qmod._nearest(colors, codebook)[0],
+                                  qmod._nearest_numpy(colors, codebook))
+
+
 @pytest.mark.parametrize(
     "colors, codebook, match",
     [
