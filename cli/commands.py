@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -43,7 +42,14 @@ def _rdo_value(text: str) -> float:
     return value
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: Any, *, only: str | None = None) -> None:
+    """Add the sub-commands' parsers (*only*: that one alone)."""
+    for name, add in COMMANDS.items():
+        if only in (None, name):
+            add(sub)
+
+
+def _add_encode(sub: Any) -> None:
     from vqcodec import DEFAULT_K, DEFAULT_MAX_PIXELS
 
     enc = sub.add_parser(
@@ -77,6 +83,10 @@ def add_commands(sub: Any) -> None:
     _common_output_options(enc, DEFAULT_MAX_PIXELS)
     enc.set_defaults(handler=cmd_encode)
 
+
+def _add_decode(sub: Any) -> None:
+    from vqcodec import DEFAULT_MAX_PIXELS
+
     dec = sub.add_parser(
         "decode",
         help="rebuild an image from .vqi",
@@ -90,13 +100,17 @@ def add_commands(sub: Any) -> None:
     _common_output_options(dec, DEFAULT_MAX_PIXELS)
     dec.set_defaults(handler=cmd_decode)
 
+
+def _add_info(sub: Any) -> None:
     info = sub.add_parser("info", help="show a .vqi file's header and sections",
                           description="Check a .vqi file (all CRCs) and show its header fields and sections.")
     info.add_argument("input", help=".vqi file, or - for stdin")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=cmd_info)
 
-    rd.add_command(sub)
+
+# the sub-commands, in the order --help lists them
+COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command}
 
 
 def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None:
@@ -251,7 +265,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "bytes": len(out), "icc_profile": px.icc_profile is not None, "seconds": seconds,
     }
     if args.json:
-        _say(args, json.dumps(fields))
+        _say(args, report.dumps(fields))
     else:
         _say(args, f"{name} -> {fields['output']}: {px.width}×{px.height} {px.mode}, "
                    f"{fmt.upper()} {len(out):,} bytes, {seconds:.2f} s")
@@ -282,7 +296,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                      for s in info.sections],
     }
     if args.json:
-        print(json.dumps(fields))
+        print(report.dumps(fields))
         return 0
     print(f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp")
     for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
@@ -292,3 +306,4 @@ def cmd_info(args: argparse.Namespace) -> int:
     for s in info.sections:
         print(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
     return 0
+
