@@ -74,16 +74,20 @@ static int below(const void *idx, Py_ssize_t count, unsigned n, int wide)
     return count == 0 || high < n;
 }
 
-/* Take the neighbour's index where it costs at most the limit (where it is the
- * same index, taking it changes nothing). */
-ALWAYS_INLINE void consider(void *cur, Py_ssize_t p, unsigned nb, const uint8_t *px,
-                            const uint8_t *book, const int32_t *limit, const int channels,
-                            const int wide)
+/* Take the neighbour's index where it costs at most the limit; 1 if it changed.
+ * A neighbour with the pixel's own index changes nothing and is not costed
+ * (after the first passes most are). */
+ALWAYS_INLINE int consider(void *cur, Py_ssize_t p, unsigned nb, const uint8_t *px,
+                           const uint8_t *book, const int32_t *limit, const int channels,
+                           const int wide)
 {
-    /* branch-free: whether a neighbour is taken is a coin toss to the predictor */
     unsigned now = get(cur, p, wide);
+    if (nb == now)
+        return 0;
+    /* branch-free: whether a neighbour is taken is a coin toss to the predictor */
     int take = cost(px + p * channels, book + nb * channels, channels) <= limit[p];
     put(cur, p, take ? nb : now, wide);
+    return take;
 }
 
 ALWAYS_INLINE void smooth_loops(void *cur, const void *above, const uint8_t *px, const uint8_t *book,
@@ -95,19 +99,22 @@ ALWAYS_INLINE void smooth_loops(void *cur, const void *above, const uint8_t *px,
         limit[p] = (int32_t)floor((double)cost(px + p * channels, book + get(cur, p, wide) * channels,
                                                channels) * factor + lam);
     for (int it = 0; it < iterations; it++) {
+        Py_ssize_t changed = 0;
         for (Py_ssize_t y = 0; y < rows; y++) /* left neighbours, each row right to left */
             for (Py_ssize_t x = width - 1; x > 0; x--) {
                 Py_ssize_t p = y * width + x;
-                consider(cur, p, get(cur, p - 1, wide), px, book, limit, channels, wide);
+                changed += consider(cur, p, get(cur, p - 1, wide), px, book, limit, channels, wide);
             }
         for (Py_ssize_t y = rows - 1; y > 0; y--) /* upper neighbours, bottom row first */
             for (Py_ssize_t x = 0; x < width; x++) {
                 Py_ssize_t p = y * width + x;
-                consider(cur, p, get(cur, p - width, wide), px, book, limit, channels, wide);
+                changed += consider(cur, p, get(cur, p - width, wide), px, book, limit, channels, wide);
             }
         if (above) /* the band's first row looks at the input row above the band */
             for (Py_ssize_t x = 0; x < width; x++)
-                consider(cur, x, get(above, x, wide), px, book, limit, channels, wide);
+                changed += consider(cur, x, get(above, x, wide), px, book, limit, channels, wide);
+        if (!changed) /* a pass that changes nothing: so would every later one */
+            break;
     }
 }
 

@@ -28,12 +28,13 @@ is, because the codebook's entries are distinct.
 The rule: every pixel looks at its neighbours' indices as they were before
 the pass, left then up, ``iterations`` times, so runs can grow.  In numpy
 (complete, and the reference) that is every pixel of a pass at once, on
-bands of 1 Mpixel of rows so memory stays bounded on very large images
-(~35 MB per band in flight); once few neighbours differ, only those pixels
-are costed.  ``vqcodec._rdo`` runs the same rule pixel by pixel in place
-(walking each pass against its direction, so a neighbour is read before it
-changes), with the same indices (the tests check the two against each
-other).  The result depends only on the inputs and the constants here: it
+bands of at most 256 kpixel of rows so memory stays bounded on very large
+images (~9 MB per band in flight); once few neighbours differ, only those
+pixels are costed.  ``vqcodec._rdo`` runs the same rule pixel by pixel in
+place (walking each pass against its direction, so a neighbour is read
+before it changes, skipping a neighbour that already has the pixel's index
+and stopping once a pass changes nothing), with the same indices (the tests
+check the two against each other).  The bands run on up to 4 threads.  The result depends only on the inputs and the constants here: it
 is the encoder's choice, and the format does not know about it.
 """
 
@@ -54,7 +55,10 @@ __all__ = ["DEFAULT_STRENGTH", "smooth"]
 
 DEFAULT_STRENGTH = 0.6
 ITERATIONS = 4
-BAND_PIXELS = 1 << 20  # pixels per band of rows (a few int32 planes of this size at a time)
+# Pixels per band of rows at most (bands are as even as the rows allow): numpy
+# holds a few int32 planes of a band at a time, and the bands run on up to 4
+# threads (a Kodak photo: 2 bands of 256 rows).
+BAND_PIXELS = 1 << 18
 SPARSE_BELOW = 4  # cost only the differing pixels when they are under 1/4 of the band
 
 
@@ -94,7 +98,8 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
     h, w = out.shape
     if strength == 0 or out.size == 0:
         return out
-    rows = max(1, band_pixels // max(w, 1))
+    bands = -(-h * w // max(1, band_pixels))
+    rows = max(1, -(-h // bands))
     starts = range(0, h, rows)
 
     if _native is not None and out.dtype in (np.uint8, np.uint16) and len(codebook) <= 65536:
