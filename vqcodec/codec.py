@@ -129,12 +129,28 @@ def _auto_coding(indices: np.ndarray, codebook: np.ndarray, bits: int, level: in
 
     ctx = None
     if len(codebook) <= ctxcoder.MAX_K and ctxcoder.available():
-        ctx = (packing.BYTES, container.CODER_CTX, ctxcoder.encode(indices, codebook))
         layouts = (packing.BYTES, packing.PACKED) if bits <= 4 else (packing.BYTES,)
-        quick = min(len(container.compress_index(packing.pack(indices, bits=bits, layout=layout),
-                                                 container.CODER_ZSTD, level=ZSTD_QUICK_LEVEL))
-                    for layout in layouts)
-        if len(ctx[2]) <= quick and indices.size > TRY_EVERY_CODER_PIXELS:
+        quick: list = []
+
+        def estimate() -> None:  # zstd releases the GIL: on another thread, beside ctx
+            try:
+                quick.append(min(len(container.compress_index(
+                    packing.pack(indices, bits=bits, layout=layout), container.CODER_ZSTD,
+                    level=ZSTD_QUICK_LEVEL)) for layout in layouts))
+            except BaseException as e:  # re-raised below, in the caller's thread
+                quick.append(e)
+
+        import threading
+
+        helper = threading.Thread(target=estimate)
+        helper.start()
+        try:
+            ctx = (packing.BYTES, container.CODER_CTX, ctxcoder.encode(indices, codebook))
+        finally:
+            helper.join()
+        if isinstance(quick[0], BaseException):
+            raise quick[0]
+        if len(ctx[2]) <= quick[0] and indices.size > TRY_EVERY_CODER_PIXELS:
             return ctx
     if try_all:
         choice = _choose_coding(indices, bits, level, threads, try_zstd=True)

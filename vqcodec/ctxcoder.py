@@ -282,20 +282,23 @@ def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool 
     and counts from the C loop, the same as :func:`symbols` gives)."""
     mode_counts = np.zeros(CONTEXTS * MODES, dtype=np.int64)
     literal_counts = np.zeros(MAX_K, dtype=np.int64)
+    bands = _bands(grid.shape[0], band_rows)
     parts = []
-    for top, bottom in _bands(grid.shape[0], band_rows):
-        if native:
-            *part, modes, literals = _native.symbols(grid[top:bottom], grid.shape[1], len(order),
-                                                     order.tobytes())
+    if native:  # the C pass releases the GIL: the bands on two threads
+        table = order.tobytes()
+        for *part, modes, literals in _map(
+                lambda band: _native.symbols(grid[band[0] : band[1]], grid.shape[1], len(order), table),
+                bands):
             mode_counts += np.frombuffer(modes, np.uint64).astype(np.int64)
             literal_counts += np.frombuffer(literals, np.uint64).astype(np.int64)
-        else:
-            part = symbols(grid[top:bottom], order)
-            contexts, modes, ranks = part
+            parts.append(tuple(part))
+    else:
+        for top, bottom in bands:
+            contexts, modes, ranks = part = symbols(grid[top:bottom], order)
             mode_counts += np.bincount(contexts.astype(np.int64) * MODES + modes,
                                        minlength=CONTEXTS * MODES)
             literal_counts += np.bincount(ranks[modes == LITERAL], minlength=MAX_K)
-        parts.append(tuple(part))
+            parts.append(part)
     mode_freq = np.stack([quantize_frequencies(row) for row in mode_counts.reshape(CONTEXTS, MODES)])
     literal_freq = quantize_frequencies(literal_counts)
     return parts, mode_freq.astype(np.uint16), literal_freq.astype(np.uint16)
