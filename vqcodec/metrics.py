@@ -629,26 +629,30 @@ def measure_indexed(
     """:func:`measure` of ``original`` against ``codebook[indices]``, without that image.
 
     ``codebook`` is ``(n, C)`` uint8 with the original's ``C`` channels,
-    ``indices`` an ``(H, W)`` array of integers below ``n``.  The squared
-    error is summed over strips of rows decoded one at a time, so a
-    100-megapixel image needs no second full-size copy; the decoded image is
-    made whole only when SSIM is measured (at most ``ssim_max_pixels``).
+    ``indices`` an ``(H, W)`` array of integers below ``n``.  The decoded
+    image is made whole only when SSIM is measured (at most
+    ``ssim_max_pixels``); otherwise the squared error is summed over strips
+    of rows decoded one at a time, so a 100-megapixel image needs no second
+    full-size copy.
     """
     ref = _as_hwc(original, "original")
     book, idx = _check_indexed(ref, codebook, indices)
     _check_sizes(nbytes, ssim_max_pixels)
     height, width, channels = ref.shape
-    rows = max(1, min(height, _STRIP_BUDGET_BYTES // (8 * width * channels)))
-    strip = np.empty(rows * width * channels, dtype=np.uint8)
-    sse = 0.0
-    for top in range(0, height, rows):
-        part = idx[top : top + rows]
-        decoded = _buffer(strip, (*part.shape, channels))
-        np.take(book, part, axis=0, out=decoded)
-        sse += _sum_squared_error(ref[top : top + rows], decoded, "premultiplied")
     value = None
-    if ssim_max_pixels is None or width * height <= ssim_max_pixels:
-        value = ssim(ref, np.take(book, idx, axis=0))
+    if ssim_max_pixels is None or width * height <= ssim_max_pixels:  # SSIM needs it whole
+        decoded = np.take(book, idx, axis=0)
+        sse = _sum_squared_error(ref, decoded, "premultiplied")
+        value = ssim(ref, decoded)
+    else:
+        rows = max(1, min(height, _STRIP_BUDGET_BYTES // (8 * width * channels)))
+        strip = np.empty(rows * width * channels, dtype=np.uint8)
+        sse = 0.0
+        for top in range(0, height, rows):
+            part = idx[top : top + rows]
+            decoded = _buffer(strip, (*part.shape, channels))
+            np.take(book, part, axis=0, out=decoded)
+            sse += _sum_squared_error(ref[top : top + rows], decoded, "premultiplied")
     return _report(
         ref, sse, value, nbytes=nbytes, k=k, bits_per_index=bits_per_index, mode=mode,
         input_bytes=input_bytes, seconds=seconds,
