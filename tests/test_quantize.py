@@ -281,6 +281,60 @@ def test_compiled_search_equals_the_matrix_products(monkeypatch, c, k, n):
                                   qmod._nearest_numpy(colors, codebook))
 
 
+@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.parametrize("trial", range(24))
+def test_compiled_box_splits_are_numpys_bit_for_bit(monkeypatch, trial):
+    """The C box splitting takes every sum in numpy's order: the same boxes."""
+    rng = np.random.default_rng(trial)
+    n, c, target = int(rng.integers(1, 2500)), int(rng.integers(1, 5)), int(rng.integers(1, 400))
+    x = rng.integers(0, 256, (n, c)).astype(np.float64)
+    if trial % 3 == 0:
+        x += rng.random((n, c))  # cell means: not integers
+    if trial % 4 == 0:
+        x = np.round(x / 32) * 32  # few distinct values: ties and unsplittable boxes
+    w = rng.integers(1, 50, n).astype(np.float64)
+    labels, m = qmod._split(x, w, target)
+    monkeypatch.setattr(qmod, "_native", None)
+    want_labels, want_m = qmod._split(x, w, target)
+    assert m == want_m
+    np.testing.assert_array_equal(labels, want_labels)
+
+
+def weighted_sse(x, w, centroids):
+    d = ((x[:, None, :] - centroids[None]) ** 2).sum(-1)
+    return float(w @ d.min(1))
+
+
+@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.parametrize("trial", range(12))
+def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
+    """C Lloyd (Hamerly's bounds) against numpy's Lloyd from the same start: the
+    same error up to float32 rounding, empty clusters re-seeded, and centroids
+    dropped when every colour sits on one."""
+    rng = np.random.default_rng(100 + trial)
+    n, c = int(rng.integers(300, 3000)), int(rng.integers(2, 5))
+    k = int(rng.integers(2, 80))
+    x = rng.integers(0, 256, (n, c)).astype(np.float64)
+    w = rng.integers(1, 30, n).astype(np.float64)
+    start = x[rng.choice(n, k, replace=False)] + rng.normal(0, 3, (k, c))
+    if trial % 3 == 0:
+        start[: k // 2] = 1000.0  # far away: empty clusters on the first pass
+    got = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
+    monkeypatch.setattr(qmod, "_native", None)
+    want = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
+    assert got.shape == want.shape
+    assert weighted_sse(x, w, got) == pytest.approx(weighted_sse(x, w, want), rel=2e-3)
+    # 5 colours, 8 equal centroids: one takes every colour, 5 empty ones get the
+    # colours, and once every colour sits on a centroid the last 2 are dropped
+    few = x[:5]
+    start = np.vstack([few[:1] + 0.5] * 8)
+    want = qmod._lloyd(few, np.ones(5), start, iters=10, tol=0)
+    monkeypatch.undo()
+    got = qmod._lloyd(few, np.ones(5), start, iters=10, tol=0)
+    assert len(got) == 6 and weighted_sse(few, np.ones(5), got) == 0
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize(
     "colors, codebook, match",
     [

@@ -1,4 +1,5 @@
-/* vqcodec._quantize: the nearest-codeword search of vqcodec/quantize.py.
+/* vqcodec._quantize: the loops of vqcodec/quantize.py -- the nearest-codeword
+ * search, Lloyd's iterations and the box splits (each below has its note).
  *
  * quantize.py defines the search (squared Euclidean distance, ties to the
  * lowest index) and keeps a numpy version (matrix products, then argmin);
@@ -11,7 +12,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LANES 8
@@ -119,8 +122,563 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------
+ * Lloyd's iterations (quantize._lloyd), with Hamerly's bounds.
+ *
+ * Each iteration assigns every point its nearest centre (the float32 search
+ * above, from the float64 centres rounded to float32), then moves every
+ * centre with points to their weighted mean (float64 sums in point order,
+ * as numpy's bincount makes them).  Hamerly (2010): a point keeps an upper
+ * bound u on the distance to its centre and a lower bound l on the distance
+ * to any other; when the centres move by d, u grows by its centre's d and l
+ * shrinks by the largest other d.  A point whose u is at most max(l, half the
+ * distance from its centre to the nearest other centre) cannot have changed
+ * centre and is not searched; after the first iterations that is most of
+ * them.  Empty clusters are re-seeded with the worst-fitting points as in
+ * quantize._lloyd, after which every point is searched again. */
+
+/* The nearest centre of one point, its squared distance, and the second
+ * smallest squared distance (float32, ties to the lowest index). */
+static inline __attribute__((always_inline)) int32_t search2(const float *point, const int dim,
+                                                             const vf *blocks, Py_ssize_t nblocks,
+                                                             float *best_out, float *second_out)
+{
+    vi step, here;
+    for (int l = 0; l < LANES; l++) {
+        step[l] = LANES;
+        here[l] = l;
+    }
+    vf x[MAX_DIM];
+    for (int j = 0; j < dim; j++)
+        x[j] = (vf){0} + point[j];
+    vf best = (vf){0} + __builtin_inff(), second = best;
+    vi which = here - here;
+    for (Py_ssize_t b = 0; b < nblocks; b++) {
+        const vf *c = blocks + b * dim;
+        vf t = x[0] - c[0], d = t * t;
+        for (int j = 1; j < dim; j++) {
+            t = x[j] - c[j];
+            d += t * t;
+        }
+        vi nearer = d < best;
+        vf larger = (vf)(((vi)best & nearer) | ((vi)d & ~nearer)); /* max(best, d), best on a tie */
+        vi second_nearer = larger < second;
+        second = (vf)(((vi)larger & second_nearer) | ((vi)second & ~second_nearer));
+        which = (here & nearer) | (which & ~nearer);
+        best = (vf)(((vi)d & nearer) | ((vi)best & ~nearer));
+        here += step;
+    }
+    int lane = 0;
+    for (int l = 1; l < LANES; l++)
+        if (best[l] < best[lane] || (best[l] == best[lane] && which[l] < which[lane]))
+            lane = l;
+    float s = second[lane];
+    for (int l = 0; l < LANES; l++)
+        if (l != lane && best[l] < s)
+            s = best[l];
+    *best_out = best[lane];
+    *second_out = s;
+    return which[lane];
+}
+
+static void fill_blocks(vf *blocks, const double *c, Py_ssize_t k, int dim)
+{
+    Py_ssize_t nblocks = (k + LANES - 1) / LANES;
+    for (Py_ssize_t i = 0; i < nblocks * LANES; i++) /* padding: a centre no point is nearer to */
+        for (int j = 0; j < dim; j++)
+            blocks[(i / LANES) * dim + j][i % LANES] = i < k ? (float)c[i * dim + j] : 3.0e18f;
+}
+
+typedef struct {
+    Py_ssize_t n, k;
+    int dim;
+    const double *x, *w;
+    const float *x32;
+    double *c; /* k * dim, updated in place */
+    int32_t *label;
+    double *upper, *lower;
+    double *weight, *sums, *moved, *half;
+    double *old;
+    vf *blocks;
+} Lloyd;
+
+SEARCH_CLONES
+static void assign_pass(Lloyd *L, int everyone)
+{
+    const int dim = L->dim;
+    Py_ssize_t nblocks = (L->k + LANES - 1) / LANES;
+    for (Py_ssize_t i = 0; i < L->n; i++) {
+        int32_t a = L->label[i];
+        if (!everyone) {
+            double m = L->lower[i] > L->half[a] ? L->lower[i] : L->half[a];
+            if (L->upper[i] <= m)
+                continue;
+            double u = 0; /* tighten the upper bound: the exact distance to its centre */
+            for (int j = 0; j < dim; j++) {
+                float t = L->x32[i * dim + j] - (float)L->c[a * dim + j];
+                u += (double)(t * t);
+            }
+            L->upper[i] = sqrt(u);
+            if (L->upper[i] <= m)
+                continue;
+        }
+        float best, second;
+        switch (dim) {
+        case 1: L->label[i] = search2(L->x32 + i, 1, L->blocks, nblocks, &best, &second); break;
+        case 2: L->label[i] = search2(L->x32 + 2 * i, 2, L->blocks, nblocks, &best, &second); break;
+        case 3: L->label[i] = search2(L->x32 + 3 * i, 3, L->blocks, nblocks, &best, &second); break;
+        default: L->label[i] = search2(L->x32 + 4 * i, 4, L->blocks, nblocks, &best, &second); break;
+        }
+        L->upper[i] = sqrt((double)best);
+        L->lower[i] = sqrt((double)second);
+    }
+}
+
+/* half[j]: half the distance from centre j to the nearest other centre */
+static void half_gaps(Lloyd *L)
+{
+    const int dim = L->dim;
+    for (Py_ssize_t a = 0; a < L->k; a++)
+        L->half[a] = INFINITY;
+    for (Py_ssize_t a = 0; a < L->k; a++)
+        for (Py_ssize_t b = a + 1; b < L->k; b++) {
+            double d = 0;
+            for (int j = 0; j < dim; j++) {
+                double t = L->c[a * dim + j] - L->c[b * dim + j];
+                d += t * t;
+            }
+            if (d < L->half[a])
+                L->half[a] = d;
+            if (d < L->half[b])
+                L->half[b] = d;
+        }
+    for (Py_ssize_t a = 0; a < L->k; a++)
+        L->half[a] = 0.5 * sqrt(L->half[a]);
+}
+
+/* The points by decreasing err, ties to the lower index (as a stable argsort
+ * of -err) -- only the first `want` are needed. */
+typedef struct {
+    double err;
+    Py_ssize_t i;
+} Worst;
+
+static int by_worst(const void *pa, const void *pb)
+{
+    const Worst *a = pa, *b = pb;
+    if (a->err != b->err)
+        return a->err > b->err ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* lloyd(x, w, centroids, dim, iters, tol) -> bytes of the centroids (float64)
+ *
+ * x: n * dim float64, w: n float64, centroids: k * dim float64.  The result
+ * holds k or fewer centroids (fewer when every point sits on a centroid and
+ * clusters stay empty, as quantize._lloyd drops them). */
+static PyObject *lloyd(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer xb, wb, cb;
+    int dim, iters;
+    double tol;
+    if (!PyArg_ParseTuple(args, "y*y*y*iid", &xb, &wb, &cb, &dim, &iters, &tol))
+        return NULL;
+    PyObject *result = NULL;
+    Lloyd L;
+    memset(&L, 0, sizeof L);
+    float *x32 = NULL;
+    Worst *worst = NULL;
+    Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim;
+    if (dim < 1 || dim > MAX_DIM || xb.len % row || cb.len % row || cb.len == 0
+        || wb.len != xb.len / dim) {
+        PyErr_SetString(PyExc_ValueError, "lloyd: buffer sizes do not match");
+        goto done;
+    }
+    L.n = xb.len / row;
+    L.k = cb.len / row;
+    L.dim = dim;
+    L.x = xb.buf;
+    L.w = wb.buf;
+    Py_ssize_t n = L.n, k = L.k, nblocks = (k + LANES - 1) / LANES;
+    x32 = PyMem_Malloc((size_t)(n * dim + 1) * sizeof(float));
+    L.c = PyMem_Malloc((size_t)(k * dim) * sizeof(double));
+    L.old = PyMem_Malloc((size_t)(k * dim) * sizeof(double));
+    L.label = PyMem_Calloc((size_t)n + 1, sizeof(int32_t));
+    L.upper = PyMem_Malloc((size_t)(n + 1) * sizeof(double));
+    L.lower = PyMem_Malloc((size_t)(n + 1) * sizeof(double));
+    L.weight = PyMem_Malloc((size_t)k * sizeof(double));
+    L.sums = PyMem_Malloc((size_t)(k * dim) * sizeof(double));
+    L.moved = PyMem_Malloc((size_t)k * sizeof(double));
+    L.half = PyMem_Malloc((size_t)k * sizeof(double));
+    L.blocks = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
+    worst = PyMem_Malloc((size_t)(n + 1) * sizeof(Worst));
+    if (!x32 || !L.c || !L.old || !L.label || !L.upper || !L.lower || !L.weight || !L.sums || !L.moved
+        || !L.half || !L.blocks || !worst) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    L.x32 = x32;
+    memcpy(L.c, cb.buf, (size_t)cb.len);
+    Py_BEGIN_ALLOW_THREADS
+    double xq = 0; /* sum of w * |x|^2, in point order */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double q = 0;
+        for (int j = 0; j < dim; j++) {
+            x32[i * dim + j] = (float)L.x[i * dim + j];
+            q += L.x[i * dim + j] * L.x[i * dim + j];
+        }
+        xq += L.w[i] * q;
+    }
+    double prev = INFINITY;
+    int everyone = 1;
+    for (int it = 0; it < iters; it++) {
+        fill_blocks(L.blocks, L.c, k, dim);
+        if (!everyone)
+            half_gaps(&L);
+        assign_pass(&L, everyone);
+        everyone = 0;
+        memset(L.weight, 0, (size_t)k * sizeof(double));
+        memset(L.sums, 0, (size_t)(k * dim) * sizeof(double));
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int32_t a = L.label[i];
+            L.weight[a] += L.w[i];
+            for (int j = 0; j < dim; j++)
+                L.sums[a * dim + j] += L.w[i] * L.x[i * dim + j];
+        }
+        memcpy(L.old, L.c, (size_t)(k * dim) * sizeof(double));
+        double fit = 0;
+        Py_ssize_t empty = 0;
+        for (Py_ssize_t a = 0; a < k; a++) {
+            if (L.weight[a] > 0) {
+                for (int j = 0; j < dim; j++) {
+                    L.c[a * dim + j] = L.sums[a * dim + j] / L.weight[a];
+                    fit += L.sums[a * dim + j] * L.c[a * dim + j];
+                }
+            } else {
+                empty++;
+            }
+        }
+        double sse = xq - fit;
+        if (empty) { /* the worst-fitting points become the empty clusters' centroids */
+            Py_ssize_t count = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int32_t a = L.label[i];
+                double e = 0;
+                for (int j = 0; j < dim; j++) {
+                    double t = L.x[i * dim + j] - L.c[a * dim + j];
+                    e += t * t;
+                }
+                e *= L.w[i];
+                if (e > 0) {
+                    worst[count].err = e;
+                    worst[count++].i = i;
+                }
+            }
+            qsort(worst, (size_t)count, sizeof *worst, by_worst);
+            Py_ssize_t filled = 0, kept = 0;
+            for (Py_ssize_t a = 0; a < k; a++) {
+                if (L.weight[a] > 0 || filled < count) {
+                    if (!(L.weight[a] > 0)) {
+                        memcpy(L.c + a * dim, L.x + worst[filled].i * dim, (size_t)dim * sizeof(double));
+                        filled++;
+                    }
+                    if (kept != a)
+                        memcpy(L.c + kept * dim, L.c + a * dim, (size_t)dim * sizeof(double));
+                    kept++;
+                }
+            }
+            everyone = 1; /* centres jumped: search every point again */
+            if (kept < k) { /* every point sits on a centroid: drop the rest, stop */
+                k = kept;
+                break;
+            }
+            prev = sse;
+            continue;
+        }
+        if (prev - sse <= tol * sse)
+            break;
+        prev = sse;
+        /* the bounds follow the centres */
+        double top = 0, next = 0;
+        Py_ssize_t top_at = -1;
+        for (Py_ssize_t a = 0; a < k; a++) {
+            double d = 0;
+            for (int j = 0; j < dim; j++) {
+                double t = L.c[a * dim + j] - L.old[a * dim + j];
+                d += t * t;
+            }
+            L.moved[a] = sqrt(d) * (1 + 1e-12) + 1e-9; /* a little slack for rounding */
+            if (L.moved[a] > top) {
+                next = top;
+                top = L.moved[a];
+                top_at = a;
+            } else if (L.moved[a] > next) {
+                next = L.moved[a];
+            }
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int32_t a = L.label[i];
+            L.upper[i] += L.moved[a];
+            L.lower[i] -= a == top_at ? next : top;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBytes_FromStringAndSize((const char *)L.c, (Py_ssize_t)(k * dim) * (Py_ssize_t)sizeof(double));
+done:
+    PyMem_Free(x32);
+    PyMem_Free(L.c);
+    PyMem_Free(L.old);
+    PyMem_Free(L.label);
+    PyMem_Free(L.upper);
+    PyMem_Free(L.lower);
+    PyMem_Free(L.weight);
+    PyMem_Free(L.sums);
+    PyMem_Free(L.moved);
+    PyMem_Free(L.half);
+    PyMem_Free(L.blocks);
+    PyMem_Free(worst);
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&wb);
+    PyBuffer_Release(&cb);
+    return result;
+}
+
+/* ------------------------------------------------------------------------
+ * Box splitting (quantize._split), the same arithmetic in the same order.
+ *
+ * Rounds: every box with positive error (the largest first when fewer cuts
+ * remain) is cut across its axis of largest variance where the two halves'
+ * total squared error is smallest, between positions ordered by the integer
+ * part of the coordinate (stable counting sorts).  Every sum is taken in the
+ * order numpy takes it (bincount: point order; cumsum: one running sum over
+ * all the boxes' points, a half's sums being differences of it), so the
+ * result is numpy's, bit for bit (the tests compare them). */
+
+typedef struct {
+    double sse;
+    Py_ssize_t box;
+} Candidate;
+
+static int by_sse(const void *pa, const void *pb)
+{
+    const Candidate *a = pa, *b = pb;
+    if (a->sse != b->sse)
+        return a->sse > b->sse ? -1 : 1;
+    return a->box < b->box ? -1 : a->box > b->box;
+}
+
+/* split(x, w, dim, target, labels) -> number of boxes
+ *
+ * x: n * dim float64 (values in [0, 255] are cut by their integer part), w: n
+ * float64, labels: writable n int64 (each point's box, from 0). */
+static PyObject *split(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer xb, wb, lb;
+    int dim;
+    Py_ssize_t target;
+    if (!PyArg_ParseTuple(args, "y*y*inw*", &xb, &wb, &dim, &target, &lb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim, n = dim >= 1 ? xb.len / row : 0;
+    uint8_t *xi = NULL, *frozen = NULL, *v = NULL;
+    double *wx = NULL, *wq = NULL, *wqt = NULL, *box_w = NULL, *box_s = NULL, *var = NULL, *cum = NULL;
+    Py_ssize_t *rank = NULL, *sel = NULL, *tmp = NULL, *starts = NULL, *cut = NULL;
+    int *axis = NULL;
+    Candidate *cand = NULL;
+    if (dim < 1 || dim > MAX_DIM || xb.len % row || wb.len != n * (Py_ssize_t)sizeof(double)
+        || lb.len != n * (Py_ssize_t)sizeof(int64_t) || target < 1) {
+        PyErr_SetString(PyExc_ValueError, "split: buffer sizes do not match");
+        goto done;
+    }
+    Py_ssize_t cap = target + 1; /* boxes */
+    xi = PyMem_Malloc((size_t)(n * dim + 1));
+    v = PyMem_Malloc((size_t)n + 1);
+    wx = PyMem_Malloc((size_t)(n * dim + 1) * sizeof(double));
+    wq = PyMem_Malloc((size_t)(n * dim + 1) * sizeof(double));
+    wqt = PyMem_Malloc((size_t)(n + 1) * sizeof(double));
+    cum = PyMem_Malloc((size_t)(n + 1) * (size_t)(2 + dim) * sizeof(double));
+    box_w = PyMem_Malloc((size_t)cap * sizeof(double));
+    box_s = PyMem_Malloc((size_t)cap * 2 * dim * sizeof(double));
+    var = PyMem_Malloc((size_t)cap * dim * sizeof(double));
+    frozen = PyMem_Calloc((size_t)cap, 1);
+    rank = PyMem_Malloc((size_t)cap * sizeof(Py_ssize_t));
+    axis = PyMem_Malloc((size_t)cap * sizeof(int));
+    cand = PyMem_Malloc((size_t)cap * sizeof(Candidate));
+    sel = PyMem_Malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    tmp = PyMem_Malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    starts = PyMem_Malloc((size_t)(cap + 1) * sizeof(Py_ssize_t));
+    cut = PyMem_Malloc((size_t)(cap + 1) * sizeof(Py_ssize_t));
+    if (!xi || !v || !wx || !wq || !wqt || !cum || !box_w || !box_s || !var || !frozen || !rank || !axis
+        || !cand || !sel || !tmp || !starts || !cut) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const double *x = xb.buf, *w = wb.buf;
+    int64_t *labels = lb.buf;
+    Py_ssize_t m = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double total = 0;
+        for (int j = 0; j < dim; j++) {
+            double value = x[i * dim + j];
+            double clipped = value < 0 ? 0 : value > 255 ? 255 : value;
+            xi[i * dim + j] = (uint8_t)clipped;
+            wx[j * n + i] = w[i] * value;
+            wq[j * n + i] = wx[j * n + i] * value;
+        }
+        for (int j = 0; j < dim; j++) /* np.sum over the channels: in channel order */
+            total = j ? total + wq[j * n + i] : wq[i];
+        wqt[i] = total;
+        labels[i] = 0;
+    }
+    while (m < target) {
+        memset(box_w, 0, (size_t)m * sizeof(double));
+        memset(box_s, 0, (size_t)m * 2 * dim * sizeof(double));
+        for (Py_ssize_t i = 0; i < n; i++) { /* bincount: in point order */
+            Py_ssize_t b = (Py_ssize_t)labels[i];
+            box_w[b] += w[i];
+            for (int j = 0; j < dim; j++) {
+                box_s[(b * dim + j) * 2] += wx[j * n + i];
+                box_s[(b * dim + j) * 2 + 1] += wq[j * n + i];
+            }
+        }
+        double top = 0;
+        for (Py_ssize_t b = 0; b < m; b++) {
+            double sse = 0, weight = box_w[b] > 1e-300 ? box_w[b] : 1e-300;
+            for (int j = 0; j < dim; j++) {
+                double s1 = box_s[(b * dim + j) * 2], s2 = box_s[(b * dim + j) * 2 + 1];
+                var[b * dim + j] = s2 - s1 * s1 / weight;
+                sse = j ? sse + var[b * dim + j] : var[b * dim];
+            }
+            int a = 0;
+            for (int j = 1; j < dim; j++)
+                if (var[b * dim + j] > var[b * dim + a])
+                    a = j;
+            axis[b] = a;
+            cand[b].sse = sse;
+            cand[b].box = b;
+            if (b == 0 || sse > top)
+                top = sse;
+        }
+        double threshold = 1e-9 * (top > 1.0 ? top : 1.0);
+        Py_ssize_t count = 0;
+        for (Py_ssize_t b = 0; b < m; b++)
+            if (cand[b].sse > threshold && !frozen[b])
+                cand[count++] = cand[b];
+        if (!count)
+            break;
+        qsort(cand, (size_t)count, sizeof *cand, by_sse);
+        if (count > target - m)
+            count = target - m;
+        for (Py_ssize_t b = 0; b < m; b++)
+            rank[b] = -1;
+        for (Py_ssize_t r = 0; r < count; r++)
+            rank[cand[r].box] = r;
+        /* the candidates' points by box rank, then by v, then by index: two
+         * stable counting sorts (by v, then by rank) */
+        Py_ssize_t ns = 0, hist[257];
+        memset(hist, 0, sizeof hist);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (rank[labels[i]] >= 0) {
+                uint8_t value = xi[i * dim + axis[labels[i]]];
+                hist[value + 1]++;
+                tmp[ns++] = i;
+            }
+        for (int b = 0; b < 256; b++)
+            hist[b + 1] += hist[b];
+        for (Py_ssize_t t = 0; t < ns; t++) {
+            Py_ssize_t i = tmp[t];
+            sel[hist[xi[i * dim + axis[labels[i]]]]++] = i;
+        }
+        for (Py_ssize_t r = 0; r <= count; r++)
+            starts[r] = 0;
+        for (Py_ssize_t t = 0; t < ns; t++)
+            starts[rank[labels[sel[t]]] + 1]++;
+        for (Py_ssize_t r = 0; r < count; r++)
+            starts[r + 1] += starts[r];
+        for (Py_ssize_t r = 0; r <= count; r++)
+            cut[r] = starts[r];
+        for (Py_ssize_t t = 0; t < ns; t++) {
+            Py_ssize_t i = sel[t];
+            tmp[cut[rank[labels[i]]]++] = i;
+        }
+        Py_ssize_t *order = tmp;
+        /* running sums over all of them (numpy's cumsum): w, wqt, wx[j] */
+        double *cw = cum, *cq = cum + ns, *cx = cum + 2 * ns;
+        double aw = 0, aq = 0, ax[MAX_DIM] = {0, 0, 0, 0};
+        for (Py_ssize_t t = 0; t < ns; t++) {
+            Py_ssize_t i = order[t];
+            cw[t] = aw = t ? aw + w[i] : w[i];
+            cq[t] = aq = t ? aq + wqt[i] : wqt[i];
+            for (int j = 0; j < dim; j++)
+                cx[j * ns + t] = ax[j] = t ? ax[j] + wx[j * n + i] : wx[j * n + i];
+            v[t] = xi[i * dim + axis[labels[i]]];
+        }
+        Py_ssize_t made = 0;
+        for (Py_ssize_t r = 0; r < count; r++) {
+            Py_ssize_t first = starts[r], last = starts[r + 1] - 1, at = -1;
+            double best = INFINITY;
+            for (Py_ssize_t t = first; t < last; t++) {
+                if (!(v[t] < v[t + 1]))
+                    continue;
+                double lw = cw[t] - (first ? cw[first - 1] : 0.0), rw = cw[last] - cw[t];
+                if (!(lw > 0) || !(rw > 0))
+                    continue;
+                double lq = cq[t] - (first ? cq[first - 1] : 0.0), rq = cq[last] - cq[t];
+                double cost = lq + rq;
+                for (int j = 0; j < dim; j++) {
+                    const double *c = cx + j * ns;
+                    double lx = c[t] - (first ? c[first - 1] : 0.0), rx = c[last] - c[t];
+                    cost -= lx * lx / lw + rx * rx / rw;
+                }
+                if (cost < best) { /* the first position of the smallest cost */
+                    best = cost;
+                    at = t;
+                }
+            }
+            if (at < 0 || !isfinite(best)) {
+                frozen[cand[r].box] = 1;
+                continue;
+            }
+            Py_ssize_t id = m + made++;
+            frozen[id] = 0;
+            for (Py_ssize_t t = at + 1; t <= last; t++)
+                labels[order[t]] = id;
+        }
+        m += made;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(m);
+done:
+    PyMem_Free(xi);
+    PyMem_Free(v);
+    PyMem_Free(wx);
+    PyMem_Free(wq);
+    PyMem_Free(wqt);
+    PyMem_Free(cum);
+    PyMem_Free(box_w);
+    PyMem_Free(box_s);
+    PyMem_Free(var);
+    PyMem_Free(frozen);
+    PyMem_Free(rank);
+    PyMem_Free(axis);
+    PyMem_Free(cand);
+    PyMem_Free(sel);
+    PyMem_Free(tmp);
+    PyMem_Free(starts);
+    PyMem_Free(cut);
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&wb);
+    PyBuffer_Release(&lb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "Nearest centre of each point (see quantize.py)."},
+    {"split", split, METH_VARARGS, "Variance-minimising box splits (see quantize.py)."},
+    {"lloyd", lloyd, METH_VARARGS, "Weighted Lloyd iterations with Hamerly's bounds (see quantize.py)."},
     {NULL, NULL, 0, NULL},
 };
 
