@@ -300,6 +300,21 @@ def test_compiled_box_splits_are_numpys_bit_for_bit(monkeypatch, trial):
     np.testing.assert_array_equal(labels, want_labels)
 
 
+@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 80), (300, 400)])
+@pytest.mark.parametrize("levels", [2, 17, 256])
+def test_compiled_distinct_rgb_equals_numpys(monkeypatch, shape, levels):
+    rng = np.random.default_rng(levels + shape[0])
+    img = (rng.integers(0, levels, (*shape, 3)) * (255 // max(levels - 1, 1))).astype(np.uint8)
+    img[:, 1::2] = img[:, ::2][:, : img[:, 1::2].shape[1]]  # runs of one colour
+    got = qmod._distinct(img)
+    monkeypatch.setattr(qmod, "_native", None)
+    want = qmod._distinct(img)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def weighted_sse(x, w, centroids):
     d = ((x[:, None, :] - centroids[None]) ** 2).sum(-1)
     return float(w @ d.min(1))

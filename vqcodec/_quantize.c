@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define LANES 8
 #define MAX_DIM 4
@@ -675,8 +678,132 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------
+ * Distinct RGB colours (quantize._distinct for 3 channels).
+ *
+ * A bitmap of the 2^24 keys (R << 16 | G << 8 | B) is marked; a key's rank
+ * among the marked ones is the running count of set bits before its block
+ * of 8 words plus those before it in the block.  numpy's level-by-level
+ * tables give the same result, but their pages are touched sparsely, and in
+ * a fresh process (every 'vqcodec encode') the page faults are most of their
+ * cost; the bitmap is 2 MiB, asked for as one huge page. */
+
+static uint64_t *key_bitmap(void **base)
+{
+    size_t size = (size_t)1 << 21;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    void *p = NULL;
+    if (posix_memalign(&p, size, size) == 0) {
+        madvise(p, size, MADV_HUGEPAGE);
+        memset(p, 0, size);
+        *base = p;
+        return p;
+    }
+#endif
+    *base = calloc(1, size);
+    return *base;
+}
+
+/* Mark the keys, count them, and give every pixel its key's rank; the number
+ * of distinct keys.  (POPCNT where the CPU has it.) */
+SEARCH_CLONES
+static uint32_t mark_and_rank(const uint8_t *p, Py_ssize_t n, uint64_t *bits, uint32_t *before, int32_t *ids)
+{
+    const size_t blocks = ((size_t)1 << 18) / 8;
+    uint32_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t key = (uint32_t)p[3 * i] << 16 | (uint32_t)p[3 * i + 1] << 8 | p[3 * i + 2];
+        bits[key >> 6] |= (uint64_t)1 << (key & 63);
+    }
+    for (size_t b = 0; b < blocks; b++) {
+        before[b] = total;
+        for (int j = 0; j < 8; j++)
+            total += (uint32_t)__builtin_popcountll(bits[8 * b + j]);
+    }
+    uint32_t last_key = 0xffffffffu;
+    int32_t last_id = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t key = (uint32_t)p[3 * i] << 16 | (uint32_t)p[3 * i + 1] << 8 | p[3 * i + 2];
+        if (key != last_key) { /* neighbouring pixels are often the same colour */
+            size_t w = key >> 6;
+            uint32_t rank = before[w >> 3]
+                            + (uint32_t)__builtin_popcountll(bits[w] & (((uint64_t)1 << (key & 63)) - 1));
+            for (size_t j = w & ~(size_t)7; j < w; j++)
+                rank += (uint32_t)__builtin_popcountll(bits[j]);
+            last_key = key;
+            last_id = (int32_t)rank;
+        }
+        ids[i] = last_id;
+    }
+    return total;
+}
+
+/* distinct3(pixels, ids) -> (colours, counts)
+ *
+ * pixels: n * 3 bytes; ids: a writable buffer of n int32, each pixel's colour
+ * id.  colours: the distinct colours in key order (3 bytes each); counts:
+ * their pixel counts (int64). */
+static PyObject *distinct3(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer pix, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &pix, &out))
+        return NULL;
+    PyObject *result = NULL, *colours = NULL, *counts = NULL;
+    void *base = NULL;
+    uint64_t *bits = NULL;
+    uint32_t *before = NULL;
+    Py_ssize_t n = pix.len / 3;
+    if (pix.len % 3 || out.len != n * 4) {
+        PyErr_SetString(PyExc_ValueError, "distinct3: buffer sizes do not match");
+        goto done;
+    }
+    const size_t words = (size_t)1 << 18, blocks = words / 8;
+    bits = key_bitmap(&base);
+    before = PyMem_Malloc(blocks * sizeof *before);
+    if (!bits || !before) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint32_t total;
+    Py_BEGIN_ALLOW_THREADS
+    total = mark_and_rank(pix.buf, n, bits, before, out.buf);
+    Py_END_ALLOW_THREADS
+    colours = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total * 3);
+    counts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total * 8);
+    if (!colours || !counts)
+        goto done;
+    uint8_t *c = (uint8_t *)PyBytes_AS_STRING(colours);
+    int64_t *k = (int64_t *)PyBytes_AS_STRING(counts);
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t at = 0;
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t m = bits[w]; m; m &= m - 1) {
+            uint32_t key = (uint32_t)(w << 6) | (uint32_t)__builtin_ctzll(m);
+            c[3 * at] = (uint8_t)(key >> 16);
+            c[3 * at + 1] = (uint8_t)(key >> 8);
+            c[3 * at + 2] = (uint8_t)key;
+            at++;
+        }
+    memset(k, 0, (size_t)total * 8);
+    const int32_t *ids = out.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        k[ids[i]]++;
+    Py_END_ALLOW_THREADS
+    result = PyTuple_Pack(2, colours, counts);
+done:
+    Py_XDECREF(colours);
+    Py_XDECREF(counts);
+    free(base);
+    PyMem_Free(before);
+    PyBuffer_Release(&pix);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "Nearest centre of each point (see quantize.py)."},
+    {"distinct3", distinct3, METH_VARARGS, "Distinct RGB colours, counts and ids (see quantize.py)."},
     {"split", split, METH_VARARGS, "Variance-minimising box splits (see quantize.py)."},
     {"lloyd", lloyd, METH_VARARGS, "Weighted Lloyd iterations with Hamerly's bounds (see quantize.py)."},
     {NULL, NULL, 0, NULL},
