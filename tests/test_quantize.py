@@ -321,6 +321,24 @@ def weighted_sse(x, w, centroids):
 
 
 @pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.parametrize("trial", range(10))
+def test_compiled_ward_merging_matches_numpys(monkeypatch, trial):
+    """C merging (float64 costs) against numpy's (float32 matrix products): k
+    clusters, each the weighted mean of the means merged into it, and the same
+    error up to a near tie going the other way."""
+    rng = np.random.default_rng(200 + trial)
+    m, c = int(rng.integers(20, 1200)), int(rng.integers(1, 5))
+    k = int(rng.integers(1, m))
+    means = rng.uniform(0, 255, (m, c))
+    weight = rng.integers(1, 100, m).astype(np.float64)
+    got = qmod._ward_merge(means, weight, k)
+    monkeypatch.setattr(qmod, "_native", None)
+    want = qmod._ward_merge(means, weight, k)
+    assert got.shape == want.shape == (k, c)
+    assert weighted_sse(means, weight, got) == pytest.approx(weighted_sse(means, weight, want), rel=0.02)
+
+
+@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("trial", range(12))
 def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
     """C Lloyd (Hamerly's bounds) against numpy's Lloyd from the same start: the

@@ -801,9 +801,192 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------
+ * Ward's merging (quantize._ward_merge): the same rounds -- reciprocal
+ * nearest pairs under Ward's cost, the cheaper half of them merged per
+ * round, only the clusters whose neighbour was merged looked at again --
+ * with the costs in float64 (numpy's come from float32 matrix products, so a
+ * near tie may go the other way; the error is the same to rounding). */
+
+typedef struct {
+    double cost;
+    Py_ssize_t i;
+} Pair;
+
+static int by_cost(const void *pa, const void *pb)
+{
+    const Pair *a = pa, *b = pb;
+    if (a->cost != b->cost)
+        return a->cost < b->cost ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+typedef double vd __attribute__((vector_size(32)));
+typedef int64_t vl __attribute__((vector_size(32)));
+#define DLANES 4
+
+/* The clusters laid out for the neighbour search: per block of 4 clusters,
+ * dim rows of coordinates, then their 1 / weight (padding: far away). */
+static void ward_blocks(vd *blocks, const double *c, const double *wt, Py_ssize_t count, int dim)
+{
+    Py_ssize_t nblocks = (count + DLANES - 1) / DLANES;
+    for (Py_ssize_t i = 0; i < nblocks * DLANES; i++) {
+        vd *b = blocks + (i / DLANES) * (dim + 1);
+        for (int q = 0; q < dim; q++)
+            b[q][i % DLANES] = i < count ? c[i * dim + q] : 1e150;
+        b[dim][i % DLANES] = i < count ? 1.0 / wt[i] : 0.0;
+    }
+}
+
+/* the nearest other cluster of i under cost |c_i - c_j|^2 / (1/w_i + 1/w_j),
+ * ties to the lowest j */
+SEARCH_CLONES
+static void ward_neighbour(const vd *blocks, const double *c, const double *wt, Py_ssize_t count, int dim,
+                           Py_ssize_t i, Py_ssize_t *nbr, double *cost)
+{
+    Py_ssize_t nblocks = (count + DLANES - 1) / DLANES;
+    vd x[MAX_DIM], best = (vd){0} + INFINITY;
+    for (int q = 0; q < dim; q++)
+        x[q] = (vd){0} + c[i * dim + q];
+    vd inv = (vd){0} + 1.0 / wt[i];
+    vl here = {0, 1, 2, 3}, which = here - here, step = (vl){0} + DLANES, self = (vl){0} + i;
+    for (Py_ssize_t b = 0; b < nblocks; b++) {
+        const vd *blk = blocks + b * (dim + 1);
+        vd t = x[0] - blk[0], d = t * t;
+        for (int q = 1; q < dim; q++) {
+            t = x[q] - blk[q];
+            d += t * t;
+        }
+        d /= inv + blk[dim];
+        vl nearer = (d < best) & (here != self);
+        which = (here & nearer) | (which & ~nearer);
+        best = (vd)(((vl)d & nearer) | ((vl)best & ~nearer));
+        here += step;
+    }
+    int lane = 0;
+    for (int l = 1; l < DLANES; l++)
+        if (best[l] < best[lane] || (best[l] == best[lane] && which[l] < which[lane]))
+            lane = l;
+    nbr[i] = best[lane] < INFINITY ? (Py_ssize_t)which[lane] : (i == 0 ? (count > 1) : 0);
+    cost[i] = best[lane];
+}
+
+/* ward(means, weight, dim, k) -> bytes of the merged centroids (k * dim float64) */
+static PyObject *ward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer mb, wb;
+    int dim;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*y*in", &mb, &wb, &dim, &k))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim, count = dim >= 1 ? mb.len / row : 0;
+    double *c = NULL, *wt = NULL, *cost = NULL;
+    Py_ssize_t *nbr = NULL, *newpos = NULL;
+    uint8_t *todo = NULL, *touched = NULL, *gone = NULL;
+    Pair *pairs = NULL;
+    vd *blocks = NULL;
+    if (dim < 1 || dim > MAX_DIM || mb.len % row || wb.len != count * (Py_ssize_t)sizeof(double)
+        || k < 1 || count < 1) {
+        PyErr_SetString(PyExc_ValueError, "ward: buffer sizes do not match");
+        goto done;
+    }
+    c = PyMem_Malloc((size_t)mb.len);
+    wt = PyMem_Malloc((size_t)wb.len);
+    cost = PyMem_Malloc((size_t)count * sizeof(double));
+    nbr = PyMem_Malloc((size_t)count * sizeof(Py_ssize_t));
+    newpos = PyMem_Malloc((size_t)count * sizeof(Py_ssize_t));
+    todo = PyMem_Malloc((size_t)count);
+    touched = PyMem_Malloc((size_t)count);
+    gone = PyMem_Malloc((size_t)count);
+    pairs = PyMem_Malloc((size_t)count * sizeof(Pair));
+    blocks = PyMem_Malloc((size_t)((count + DLANES - 1) / DLANES * (dim + 1)) * sizeof(vd) + 32);
+    if (!c || !wt || !cost || !nbr || !newpos || !todo || !touched || !gone || !pairs || !blocks) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(c, mb.buf, (size_t)mb.len);
+    memcpy(wt, wb.buf, (size_t)wb.len);
+    Py_BEGIN_ALLOW_THREADS
+    memset(todo, 1, (size_t)count);
+    while (count > k) {
+        ward_blocks(blocks, c, wt, count, dim);
+        for (Py_ssize_t i = 0; i < count; i++)
+            if (todo[i])
+                ward_neighbour(blocks, c, wt, count, dim, i, nbr, cost);
+        Py_ssize_t mutual = 0;
+        for (Py_ssize_t i = 0; i < count; i++)
+            if (nbr[nbr[i]] == i && i < nbr[i]) {
+                pairs[mutual].cost = cost[i];
+                pairs[mutual++].i = i;
+            }
+        if (!mutual) { /* possible only through rounding: merge the cheapest pair */
+            Py_ssize_t a = 0;
+            for (Py_ssize_t i = 1; i < count; i++)
+                if (cost[i] < cost[a])
+                    a = i;
+            pairs[mutual].cost = cost[a];
+            pairs[mutual++].i = a;
+        }
+        qsort(pairs, (size_t)mutual, sizeof *pairs, by_cost);
+        Py_ssize_t take = (mutual + 1) / 2;
+        if (take > count - k)
+            take = count - k;
+        if (take < 1)
+            take = 1;
+        memset(touched, 0, (size_t)count);
+        memset(gone, 0, (size_t)count);
+        for (Py_ssize_t t = 0; t < take; t++) {
+            Py_ssize_t a = pairs[t].i, b = nbr[a];
+            double total = wt[a] + wt[b];
+            for (int q = 0; q < dim; q++)
+                c[a * dim + q] = (c[a * dim + q] * wt[a] + c[b * dim + q] * wt[b]) / total;
+            wt[a] = total;
+            touched[a] = touched[b] = 1;
+            gone[b] = 1;
+        }
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            newpos[i] = gone[i] ? kept - 1 : kept;
+            if (!gone[i])
+                kept++;
+        }
+        Py_ssize_t at = 0;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (gone[i])
+                continue;
+            memmove(c + at * dim, c + i * dim, (size_t)dim * sizeof(double));
+            wt[at] = wt[i];
+            cost[at] = cost[i];
+            todo[at] = touched[i] || touched[nbr[i]];
+            nbr[at] = newpos[nbr[i]] < 0 ? 0 : newpos[nbr[i]];
+            at++;
+        }
+        count = kept;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBytes_FromStringAndSize((const char *)c, count * row);
+done:
+    PyMem_Free(c);
+    PyMem_Free(wt);
+    PyMem_Free(cost);
+    PyMem_Free(nbr);
+    PyMem_Free(newpos);
+    PyMem_Free(todo);
+    PyMem_Free(touched);
+    PyMem_Free(gone);
+    PyMem_Free(pairs);
+    PyMem_Free(blocks);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&wb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "Nearest centre of each point (see quantize.py)."},
     {"distinct3", distinct3, METH_VARARGS, "Distinct RGB colours, counts and ids (see quantize.py)."},
+    {"ward", ward, METH_VARARGS, "Ward's merging of weighted clusters (see quantize.py)."},
     {"split", split, METH_VARARGS, "Variance-minimising box splits (see quantize.py)."},
     {"lloyd", lloyd, METH_VARARGS, "Weighted Lloyd iterations with Hamerly's bounds (see quantize.py)."},
     {NULL, NULL, 0, NULL},

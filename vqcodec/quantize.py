@@ -74,12 +74,13 @@ fallback)
     The distinct colours of an RGB image (a bitmap of the 2^24 keys: numpy's
     sparse tables cost page faults in a fresh process, 13 ms of a Kodak
     photo's encode against 4.6), the box splits (bit for bit numpy's: every
-    sum is taken in numpy's order), the nearest-codeword search, and Lloyd's
-    iterations with
+    sum is taken in numpy's order), Ward's merging (costs in float64 where
+    numpy's matrix products give float32, so a near tie may go the other
+    way), the nearest-codeword search, and Lloyd's iterations with
     Hamerly's bounds (a colour whose distance to its centroid is within the
     bounds is not searched again; the error is numpy's up to float32
     rounding).  On a Kodak photo at k = 256 they take the quantizer from
-    ~60 ms to ~35.
+    ~60 ms to ~30 (mean PSNR of the 8 photos 40.637 -> 40.635 dB).
 
 Everything is deterministic: the same input and ``seed`` give the same
 output, whatever the thread count or timing.
@@ -587,6 +588,10 @@ def _ward_merge(means: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     to a third one than the nearer of its parts -- so a cluster whose nearest
     neighbour was not merged keeps it; only the others are recomputed.
     """
+    if _native is not None and 1 <= means.shape[1] <= 4:
+        out = _native.ward(np.ascontiguousarray(means, np.float64), np.ascontiguousarray(weight, np.float64),
+                           means.shape[1], k)
+        return np.frombuffer(out, np.float64).reshape(-1, means.shape[1]).copy()
     c = means.copy()
     wt = weight.copy()
     count = len(c)
