@@ -121,12 +121,36 @@ def _blas_one_thread() -> None:
                 return
 
 
+# commands after which the process may end at once (see main)
+_QUICK_EXIT = ("encode", "decode", "info")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (never raises for a user's mistake).
 
-    With ``argv=None`` (the ``vqcodec`` program) the process is ours, and
-    OpenBLAS is kept to one thread (:func:`_blas_one_thread`).
+    With ``argv=None`` (the ``vqcodec`` program) the process is ours:
+    OpenBLAS is kept to one thread (:func:`_blas_one_thread`), and after a
+    single-file encode, decode or info the process ends as soon as its
+    output is flushed, without the interpreter's teardown (freeing every
+    module: ~20 ms, a tenth of a Kodak encode; the files it wrote are
+    complete, fsynced and closed by then, and these commands leave no
+    thread, pool or temporary file behind).
     """
+    holder: list = []
+    status = _main(argv, holder)
+    if argv is None and holder and holder[0].command in _QUICK_EXIT \
+            and getattr(holder[0], "output_dir", None) is None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken pipe: nothing more to say
+                pass
+        os._exit(int(status))
+    return status
+
+
+def _main(argv: Sequence[str] | None, holder: list) -> int:
+    """:func:`main`'s work; *holder* receives the parsed arguments."""
     from vqcodec.errors import VqiError
 
     prog = "vqcodec"
@@ -139,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
+        holder.append(args)
         if not getattr(args, "handler", None):
             parser.print_help(sys.stderr)
             return ExitStatus.USAGE

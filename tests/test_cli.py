@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -125,6 +126,22 @@ def test_stdin_stdout_pipe(small_png):
     assert b"PSNR" in proc.stderr  # the report goes to stderr when stdout carries data
     dec = run("decode", "-", "-", "-q", stdin=proc.stdout)
     assert dec.returncode == 0 and dec.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_quick_exit_loses_no_output(tmp_path):
+    """encode/decode end the process without the interpreter's teardown: every byte
+    written to a pipe still arrives (a full PNG of the sample photo through
+    stdout, the report line after it), and the exit status is the command's."""
+    vqi = tmp_path / "s.vqi"
+    assert run("encode", SAMPLE, vqi, "-k", "32").returncode == 0
+    dec = run("decode", vqi, "-")
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout[-12:-4] == b"\x00\x00\x00\x00IEND"  # the PNG's last chunk, whole
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(dec.stdout))),
+                                  vqcodec.decode(vqi.read_bytes()))
+    assert dec.stderr.decode().count("\n") == 1  # and the report, on stderr
+    bad = run("decode", tmp_path / "missing.vqi", tmp_path / "x.png")
+    assert bad.returncode == 2 and bad.stdout == b""
 
 
 def test_info(tmp_path, small_png):
