@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -142,6 +143,9 @@ done:
 
 /* The nearest centre of one point, its squared distance, and the second
  * smallest squared distance (float32, ties to the lowest index). */
+/* relative slack on the bounds, for the float32 distances they come from */
+#define SLACK 1e-6
+
 static inline __attribute__((always_inline)) int32_t search2(const float *point, const int dim,
                                                              const vf *blocks, Py_ssize_t nblocks,
                                                              float *best_out, float *second_out)
@@ -205,23 +209,25 @@ typedef struct {
     vf *blocks;
 } Lloyd;
 
+/* Points first .. last - 1: each keeps its centre if its bounds allow, else
+ * is searched (and gets fresh bounds). */
 SEARCH_CLONES
-static void assign_pass(Lloyd *L, int everyone)
+static void assign_pass(Lloyd *L, int everyone, Py_ssize_t first, Py_ssize_t last)
 {
     const int dim = L->dim;
     Py_ssize_t nblocks = (L->k + LANES - 1) / LANES;
-    for (Py_ssize_t i = 0; i < L->n; i++) {
+    for (Py_ssize_t i = first; i < last; i++) {
         int32_t a = L->label[i];
         if (!everyone) {
             double m = L->lower[i] > L->half[a] ? L->lower[i] : L->half[a];
             if (L->upper[i] <= m)
                 continue;
-            double u = 0; /* tighten the upper bound: the exact distance to its centre */
+            double u = 0; /* tighten the upper bound: the distance to its centre */
             for (int j = 0; j < dim; j++) {
                 float t = L->x32[i * dim + j] - (float)L->c[a * dim + j];
                 u += (double)(t * t);
             }
-            L->upper[i] = sqrt(u);
+            L->upper[i] = sqrt(u) * (1 + SLACK);
             if (L->upper[i] <= m)
                 continue;
         }
@@ -232,31 +238,63 @@ static void assign_pass(Lloyd *L, int everyone)
         case 3: L->label[i] = search2(L->x32 + 3 * i, 3, L->blocks, nblocks, &best, &second); break;
         default: L->label[i] = search2(L->x32 + 4 * i, 4, L->blocks, nblocks, &best, &second); break;
         }
-        L->upper[i] = sqrt((double)best);
-        L->lower[i] = sqrt((double)second);
+        L->upper[i] = sqrt((double)best) * (1 + SLACK);
+        L->lower[i] = sqrt((double)second) * (1 - SLACK);
     }
 }
 
-/* half[j]: half the distance from centre j to the nearest other centre */
+/* half[j]: half the distance from centre j to the nearest other centre (the
+ * float32 search of the centres themselves: the second nearest is the
+ * nearest other, 0 for a duplicate) */
+SEARCH_CLONES
 static void half_gaps(Lloyd *L)
 {
-    const int dim = L->dim;
-    for (Py_ssize_t a = 0; a < L->k; a++)
-        L->half[a] = INFINITY;
-    for (Py_ssize_t a = 0; a < L->k; a++)
-        for (Py_ssize_t b = a + 1; b < L->k; b++) {
-            double d = 0;
-            for (int j = 0; j < dim; j++) {
-                double t = L->c[a * dim + j] - L->c[b * dim + j];
-                d += t * t;
-            }
-            if (d < L->half[a])
-                L->half[a] = d;
-            if (d < L->half[b])
-                L->half[b] = d;
+    Py_ssize_t nblocks = (L->k + LANES - 1) / LANES;
+    float point[MAX_DIM], best, second;
+    for (Py_ssize_t a = 0; a < L->k; a++) {
+        for (int j = 0; j < L->dim; j++)
+            point[j] = (float)L->c[a * L->dim + j];
+        switch (L->dim) {
+        case 1: search2(point, 1, L->blocks, nblocks, &best, &second); break;
+        case 2: search2(point, 2, L->blocks, nblocks, &best, &second); break;
+        case 3: search2(point, 3, L->blocks, nblocks, &best, &second); break;
+        default: search2(point, 4, L->blocks, nblocks, &best, &second); break;
         }
-    for (Py_ssize_t a = 0; a < L->k; a++)
-        L->half[a] = 0.5 * sqrt(L->half[a]);
+        L->half[a] = L->k > 1 ? 0.5 * sqrt((double)second) * (1 - SLACK) : INFINITY;
+    }
+}
+
+typedef struct {
+    Lloyd *L;
+    int everyone;
+    Py_ssize_t first, last;
+    PyThread_type_lock done;
+} Share;
+
+static void assign_share(void *arg)
+{
+    Share *share = arg;
+    assign_pass(share->L, share->everyone, share->first, share->last);
+    PyThread_release_lock(share->done);
+}
+
+/* assign_pass over all the points, on two threads when there are many (each
+ * point's result depends on that point alone: the same either way) */
+static void assign_all(Lloyd *L, int everyone, PyThread_type_lock done)
+{
+    Py_ssize_t half = L->n / 2;
+    if (done && L->n >= 4096) {
+        Share share = {L, everyone, half, L->n, done};
+        PyThread_acquire_lock(done, WAIT_LOCK);
+        if (PyThread_start_new_thread(assign_share, &share) != PYTHREAD_INVALID_THREAD_ID) {
+            assign_pass(L, everyone, 0, half);
+            PyThread_acquire_lock(done, WAIT_LOCK); /* the helper has finished */
+            PyThread_release_lock(done);
+            return;
+        }
+        PyThread_release_lock(done);
+    }
+    assign_pass(L, everyone, 0, L->n);
 }
 
 /* The points by decreasing err, ties to the lower index (as a stable argsort
@@ -292,6 +330,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     memset(&L, 0, sizeof L);
     float *x32 = NULL;
     Worst *worst = NULL;
+    PyThread_type_lock done = NULL;
     Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim;
     if (dim < 1 || dim > MAX_DIM || xb.len % row || cb.len % row || cb.len == 0
         || wb.len != xb.len / dim) {
@@ -323,6 +362,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     }
     L.x32 = x32;
     memcpy(L.c, cb.buf, (size_t)cb.len);
+    done = PyThread_allocate_lock(); /* NULL: one thread */
     Py_BEGIN_ALLOW_THREADS
     double xq = 0; /* sum of w * |x|^2, in point order */
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -339,7 +379,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
         fill_blocks(L.blocks, L.c, k, dim);
         if (!everyone)
             half_gaps(&L);
-        assign_pass(&L, everyone);
+        assign_all(&L, everyone, done);
         everyone = 0;
         memset(L.weight, 0, (size_t)k * sizeof(double));
         memset(L.sums, 0, (size_t)(k * dim) * sizeof(double));
@@ -441,6 +481,8 @@ done:
     PyMem_Free(L.half);
     PyMem_Free(L.blocks);
     PyMem_Free(worst);
+    if (done)
+        PyThread_free_lock(done);
     PyBuffer_Release(&xb);
     PyBuffer_Release(&wb);
     PyBuffer_Release(&cb);
