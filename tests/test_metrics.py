@@ -620,3 +620,16 @@ def test_ssim_compiled_loops_equal_numpys(monkeypatch, shape, alpha):
         monkeypatch.setattr(metrics, "_SSIM_NATIVE_ROWS", rows)
         monkeypatch.setattr(metrics, "_SSIM_THREADS", threads)
         assert metrics.ssim(a, b, alpha=alpha) == pytest.approx(reference, abs=1e-12)
+
+
+@pytest.mark.skipif(metrics._native is None, reason="vqcodec._ssim was not built")
+@pytest.mark.parametrize("shape", [(1, 1), (7, 9, 3), (300, 400, 3), (181, 181, 2)])
+def test_compiled_sse_equals_the_integer_sum(monkeypatch, shape):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = rng.integers(0, 256, shape, dtype=np.uint8)
+    b[: shape[0] // 2] = 255 - a[: shape[0] // 2]  # large differences: 255^2 in every lane
+    want = int(((a.astype(np.int64) - b) ** 2).sum())
+    assert metrics._integer_sse(a, b) == want
+    monkeypatch.setattr(metrics, "_native", None)
+    assert metrics._integer_sse(a, b) == want
