@@ -130,16 +130,19 @@ ALWAYS_INLINE void smooth_loops(void *cur, const void *above, const uint8_t *px,
     default: CALL_WITH(4, 1); break;                                          \
     }
 
-/* The buffers both functions take, checked; NULL and an exception if wrong. */
+/* The buffers both functions take, checked; 0 and an exception if wrong.
+ * With alpha, px and book are premultiplied copies (owned, to be freed, made
+ * by premultiply_all without the GIL); without, the inputs themselves. */
 typedef struct {
     Py_ssize_t count, n;
-    uint8_t *px, *book; /* premultiplied copies, to be freed */
+    const uint8_t *px, *book;
+    uint8_t *own_px, *own_book;
 } Prepared;
 
 static int prepare(Prepared *out, const Py_buffer *pix, const Py_buffer *idx, const Py_buffer *book,
                    int channels, int alpha, int wide)
 {
-    out->px = out->book = NULL;
+    out->px = out->book = out->own_px = out->own_book = NULL;
     Py_ssize_t item = wide ? 2 : 1;
     if (channels < 1 || channels > 4 || idx->len % item || book->len % channels
         || pix->len != idx->len / item * channels || book->len == 0
@@ -149,15 +152,28 @@ static int prepare(Prepared *out, const Py_buffer *pix, const Py_buffer *idx, co
     }
     out->count = idx->len / item;
     out->n = book->len / channels;
-    out->px = PyMem_Malloc((size_t)pix->len + 1);
-    out->book = PyMem_Malloc((size_t)book->len);
-    if (!out->px || !out->book) {
-        PyMem_Free(out->px);
-        PyMem_Free(out->book);
+    if (!alpha) {
+        out->px = pix->buf;
+        out->book = book->buf;
+        return 1;
+    }
+    out->px = out->own_px = PyMem_Malloc((size_t)pix->len + 1);
+    out->book = out->own_book = PyMem_Malloc((size_t)book->len);
+    if (!out->own_px || !out->own_book) {
+        PyMem_Free(out->own_px);
+        PyMem_Free(out->own_book);
         PyErr_NoMemory();
         return 0;
     }
     return 1;
+}
+
+static void premultiply_all(Prepared *prep, const Py_buffer *pix, const Py_buffer *book, int channels)
+{
+    if (prep->own_px) {
+        premultiply(pix->buf, prep->own_px, prep->count, channels, 1);
+        premultiply(book->buf, prep->own_book, prep->n, channels, 1);
+    }
 }
 
 /* total_cost(pixels, indices, codebook, channels, alpha, wide) -> int
@@ -178,8 +194,7 @@ static PyObject *total_cost(PyObject *self, PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         ok = below(idx.buf, prep.count, (unsigned)prep.n, wide);
         if (ok) {
-            premultiply(pix.buf, prep.px, prep.count, channels, alpha);
-            premultiply(book.buf, prep.book, prep.n, channels, alpha);
+            premultiply_all(&prep, &pix, &book, channels);
 #define TOTAL(C, W)                                                                          \
     for (Py_ssize_t p = 0; p < prep.count; p++)                                               \
         total += cost(prep.px + p * (C), prep.book + get(idx.buf, p, W) * (C), C)
@@ -192,8 +207,8 @@ static PyObject *total_cost(PyObject *self, PyObject *args)
         else
             PyErr_SetString(PyExc_ValueError, "rdo: an index is not below the codebook size");
     }
-    PyMem_Free(prep.px);
-    PyMem_Free(prep.book);
+    PyMem_Free(prep.own_px);
+    PyMem_Free(prep.own_book);
     PyBuffer_Release(&pix);
     PyBuffer_Release(&idx);
     PyBuffer_Release(&book);
@@ -216,7 +231,7 @@ static PyObject *smooth_band(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*w*y*y*nippddi", &pix, &idx, &above, &book, &width, &channels,
                           &alpha, &wide, &strength, &lam, &iterations))
         return NULL;
-    Prepared prep = {0, 0, NULL, NULL};
+    Prepared prep = {0, 0, NULL, NULL, NULL, NULL};
     int32_t *limit = NULL;
     Py_ssize_t item = wide ? 2 : 1;
     if (width < 1 || idx.len % (width * item) || (above.len && above.len != width * item)
@@ -236,8 +251,7 @@ static PyObject *smooth_band(PyObject *self, PyObject *args)
     ok = below(idx.buf, prep.count, (unsigned)prep.n, wide)
          && below(above.buf, above.len / item, (unsigned)prep.n, wide);
     if (ok) {
-        premultiply(pix.buf, prep.px, prep.count, channels, alpha);
-        premultiply(book.buf, prep.book, prep.n, channels, alpha);
+        premultiply_all(&prep, &pix, &book, channels);
         Py_ssize_t rows = prep.count / width;
         const void *up = above.len ? above.buf : NULL;
         double factor = 1.0 + strength / 3.0;
@@ -251,8 +265,8 @@ static PyObject *smooth_band(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "rdo: an index is not below the codebook size");
 done:
     PyMem_Free(limit);
-    PyMem_Free(prep.px);
-    PyMem_Free(prep.book);
+    PyMem_Free(prep.own_px);
+    PyMem_Free(prep.own_book);
     PyBuffer_Release(&pix);
     PyBuffer_Release(&idx);
     PyBuffer_Release(&above);
