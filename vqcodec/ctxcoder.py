@@ -299,7 +299,10 @@ def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool 
                                        minlength=CONTEXTS * MODES)
             literal_counts += np.bincount(ranks[modes == LITERAL], minlength=MAX_K)
             parts.append(part)
-    mode_freq = np.stack([quantize_frequencies(row) for row in mode_counts.reshape(CONTEXTS, MODES)])
+    counts = mode_counts.reshape(CONTEXTS, MODES)
+    mode_freq = np.zeros((CONTEXTS, MODES), dtype=np.int64)
+    for context in np.flatnonzero(counts.any(axis=1)):  # an unused context stays all zero
+        mode_freq[context] = quantize_frequencies(counts[context])
     literal_freq = quantize_frequencies(literal_counts)
     return parts, mode_freq.astype(np.uint16), literal_freq.astype(np.uint16)
 
