@@ -371,6 +371,8 @@ release:
  * neighbour's (or 0) or order[L][r] with r < t <= n. */
 
 #define MAX_LANES 2
+#define BUCKET_SHIFT 6
+#define BUCKETS (SCALE >> BUCKET_SHIFT)
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 /* BMI2 and LZCNT (x86-64-v3) where the machine has them, chosen when the module loads */
@@ -382,6 +384,10 @@ release:
 typedef struct {
     uint32_t mode[CONTEXTS * MODES];       /* freq | start << 16 */
     uint16_t mstart[CONTEXTS * MODES + 8];
+    /* bucket[t * BUCKETS + b]: the mode of every slot of bucket b (slots
+     * b * 64 .. b * 64 + 63) of the table at t, or 0x80 when the bucket holds
+     * a boundary between modes (then the starts are compared) */
+    uint8_t bucket[CONTEXTS * MODES * BUCKETS];
     uint32_t lit_fs[SCALE];                /* slot -> freq | start << 16 of its rank (0: no table) */
     uint8_t lit_rank[SCALE];               /* slot -> rank */
     const uint8_t *order;                  /* order[a * 256 + r] */
@@ -421,8 +427,11 @@ typedef struct {
         unsigned l_ = lp##g & 0xff, ul_ = up[at_], u_ = up[at_ + G];                               \
         unsigned t_ = (unsigned)(c_ >> 32) + ((l_ == u_) + 4 * (l_ == ul_)) * 25 + (lp##g >> 8);   \
         uint32_t slot_ = x##g & (SCALE - 1);                                                       \
-        const uint16_t *st_ = T->mstart + t_;                                                      \
-        unsigned s_ = (slot_ >= st_[1]) + (slot_ >= st_[2]) + (slot_ >= st_[3]) + (slot_ >= st_[4]); \
+        unsigned s_ = T->bucket[t_ * BUCKETS + (slot_ >> BUCKET_SHIFT)];                          \
+        if (__builtin_expect(s_ >= 0x80, 0)) { /* a bucket with a boundary: compare the starts */ \
+            const uint16_t *st_ = T->mstart + t_;                                                  \
+            s_ = (slot_ >= st_[1]) + (slot_ >= st_[2]) + (slot_ >= st_[3]) + (slot_ >= st_[4]);   \
+        }                                                                                          \
         uint32_t e_ = T->mode[t_ + s_];                                                            \
         flags |= (e_ & 0xffff) - 1;                                                                \
         x##g = (e_ & 0xffff) * (x##g >> SCALE_BITS) + slot_ - (e_ >> 16);                          \
@@ -705,6 +714,15 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
         T->mode[j] = mfreq[j] | ((uint32_t)mstart[j] << 16);
         T->mstart[j] = mstart[j];
     }
+    for (int t = 0; t < CONTEXTS * MODES; t += MODES) /* the modes' symbol of each bucket */
+        for (unsigned b = 0; b < BUCKETS; b++) {
+            unsigned lo = b << BUCKET_SHIFT, hi = lo + (1u << BUCKET_SHIFT) - 1, first = 0, last = 0;
+            for (int m = 1; m < MODES; m++) {
+                first += lo >= mstart[t + m];
+                last += hi >= mstart[t + m];
+            }
+            T->bucket[t * BUCKETS + b] = (uint8_t)(first == last ? first : 0x80);
+        }
     unsigned covered = 0;
     for (unsigned r = 0; r < 256; r++)
         for (unsigned k = 0; k < lfreq[r] && lstart[r] + k < SCALE; k++, covered++) {
