@@ -394,10 +394,14 @@ def test_random_damage_behind_a_good_crc(ctx_file, data):
     assert out.shape == (24, 33, 3)
 
 
-def test_the_extension_is_built():
+def test_the_extensions_are_built():
     """optional = true in pyproject.toml lets vqcodec install without a compiler;
     CI must still notice a build that silently failed (set VQCODEC_PURE_PYTHON=1
     to run the suite on such an install on purpose)."""
     if os.environ.get("VQCODEC_PURE_PYTHON") == "1":
         pytest.skip("VQCODEC_PURE_PYTHON=1: testing the Python fallback")
+    from vqcodec import metrics, quantize, rdo
+
     assert ctxcoder.available(), "vqcodec._ctxcoder did not build: is a C compiler installed?"
+    for module, name in ((quantize, "_quantize"), (rdo, "_rdo"), (metrics, "_ssim")):
+        assert module._native is not None, f"vqcodec.{name} did not build"
