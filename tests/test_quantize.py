@@ -191,7 +191,7 @@ def test_deterministic_whatever_the_threads(monkeypatch):
     img[::3, ::5] = 17
     monkeypatch.setattr(qmod, "_PARALLEL_MIN", 0)
     threaded = quantize(img, k=48)
-    monkeypatch.setattr(qmod, "_cpu_count", lambda: 1)
+    monkeypatch.setattr(qmod, "cores", lambda: 1)
     single = quantize(img, k=48)
     np.testing.assert_array_equal(threaded.codebook, single.codebook)
     np.testing.assert_array_equal(threaded.indices, single.indices)

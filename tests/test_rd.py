@@ -419,3 +419,17 @@ def test_quality_search_bisects_when_the_top_is_lossless(monkeypatch, px):
     assert search.smallest(math.inf) == (73, True)
     assert search.smallest(25.0) == (50, True)  # finite targets still interpolate
     assert len(set(calls)) < 20
+
+
+def test_a_failing_pngquant_is_reported_and_the_rest_measured(px, tmp_path):
+    """A baseline that fails (here a pngquant that exits 3) is reported through
+    on_problem and left out; the other codecs' rows are still made."""
+    fake = tmp_path / "pngquant"
+    fake.write_text("#!/bin/sh\necho 'no such luck' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    problems = []
+    rows = rd.measure_image(px, ks=(8, 16), baselines=("pngquant", "png"), pngquant=str(fake),
+                            workdir=str(tmp_path), on_problem=problems.append)
+    assert {r.codec for r in rows} == {"vqcodec", "png"}
+    assert len(problems) == 1
+    assert "pngquant" in problems[0] and "status 3: no such luck" in problems[0]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from . import container, fileio, packing, pixels, rdo as rdo_
+from ._threads import map_in_order
 from .errors import OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,27 +131,18 @@ def _auto_coding(indices: np.ndarray, codebook: np.ndarray, bits: int, level: in
     ctx = None
     if len(codebook) <= ctxcoder.MAX_K and ctxcoder.available():
         layouts = (packing.BYTES, packing.PACKED) if bits <= 4 else (packing.BYTES,)
-        quick: list = []
 
-        def estimate() -> None:  # zstd releases the GIL: on another thread, beside ctx
-            try:
-                quick.append(min(len(container.compress_index(
-                    packing.pack(indices, bits=bits, layout=layout), container.CODER_ZSTD,
-                    level=ZSTD_QUICK_LEVEL)) for layout in layouts))
-            except BaseException as e:  # re-raised below, in the caller's thread
-                quick.append(e)
+        def estimate() -> int:  # zstd releases the GIL: on another thread, beside ctx
+            return min(len(container.compress_index(
+                packing.pack(indices, bits=bits, layout=layout), container.CODER_ZSTD,
+                level=ZSTD_QUICK_LEVEL)) for layout in layouts)
 
-        import threading
+        def context_model() -> bytes:
+            return ctxcoder.encode(indices, codebook)
 
-        helper = threading.Thread(target=estimate)
-        helper.start()
-        try:
-            ctx = (packing.BYTES, container.CODER_CTX, ctxcoder.encode(indices, codebook))
-        finally:
-            helper.join()
-        if isinstance(quick[0], BaseException):
-            raise quick[0]
-        if len(ctx[2]) <= quick[0] and indices.size > TRY_EVERY_CODER_PIXELS:
+        coded, quick = map_in_order(lambda task: task(), [context_model, estimate], 2)
+        ctx = (packing.BYTES, container.CODER_CTX, coded)
+        if len(ctx[2]) <= quick and indices.size > TRY_EVERY_CODER_PIXELS:
             return ctx
     if try_all:
         choice = _choose_coding(indices, bits, level, threads, try_zstd=True)

@@ -36,11 +36,11 @@ applied (bench/decode_bench.py).
 
 from __future__ import annotations
 
-import os
 import struct
 
 import numpy as np
 
+from ._threads import cores, map_in_order
 from .errors import FormatError, OptionError
 
 __all__ = ["MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
@@ -58,7 +58,7 @@ _BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
 # outside), so that a decoder can run them on several threads; a Kodak photo
 # gets 4 bands, for 24 bytes and a ~0.1 % larger file.
 CODING_BAND_PIXELS = 100_000
-_DECODE_THREADS = min(2, os.cpu_count() or 1)
+_DECODE_THREADS = min(2, cores())
 
 try:  # the compiled loops; without them decoding is slow and encoding declines
     from . import _ctxcoder as _native
@@ -341,32 +341,8 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
 
 def _map(fn, items: list) -> list:
     """fn over items, on two threads when there are several (the C loops release
-    the GIL): one started thread takes every other item, this thread the rest
-    (a thread pool's start and shutdown cost more than a Kodak photo's decode)."""
-    if len(items) < 2 or _DECODE_THREADS < 2:
-        return [fn(item) for item in items]
-    import threading
-
-    results: list = [None] * len(items)
-    failure: list[BaseException] = []
-
-    def share(first: int) -> None:
-        for i in range(first, len(items), 2):
-            if failure:
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException as e:  # re-raised in the caller's thread
-                failure.append(e)
-                return
-
-    helper = threading.Thread(target=share, args=(1,), daemon=True)
-    helper.start()
-    share(0)
-    helper.join()
-    if failure:
-        raise failure[0]
-    return results
+    the GIL)."""
+    return map_in_order(fn, items, _DECODE_THREADS)
 
 
 def read_streams(data: bytes | memoryview, offset: int, height: int

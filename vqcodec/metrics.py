@@ -63,6 +63,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._threads import map_in_order
 from .errors import OptionError
 
 try:  # SSIM's filtering loops in C (vqcodec/_ssim.c); numpy below is the reference
@@ -477,23 +478,9 @@ def _in_order(run, items: list, workers: int) -> list[float]:
     workers-th to each), the results put back in the items' order."""
     if workers <= 1:
         return run(items)
-    import threading
-
-    parts: list[list[float] | None] = [None] * workers
-
-    def work(i: int) -> None:
-        parts[i] = run(items[i::workers])
-
-    helpers = [threading.Thread(target=work, args=(i,)) for i in range(1, workers)]
-    for helper in helpers:
-        helper.start()
-    work(0)
-    for helper in helpers:
-        helper.join()
+    parts = map_in_order(lambda i: run(items[i::workers]), list(range(workers)), workers)
     sums = [0.0] * len(items)
     for i, part in enumerate(parts):
-        if part is None:
-            raise RuntimeError("ssim: a worker thread failed")  # pragma: no cover
         sums[i::workers] = part
     return sums
 

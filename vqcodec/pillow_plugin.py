@@ -27,7 +27,7 @@ or ``b""`` writes none), else the image's ``info["icc_profile"]``.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO
 
 from PIL import Image, ImageFile
 

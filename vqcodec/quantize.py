@@ -89,12 +89,11 @@ output, whatever the thread count or timing.
 from __future__ import annotations
 
 import math
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from vqcodec._threads import cores, map_in_order
 from vqcodec.errors import OptionError
 
 try:  # the nearest-codeword search in C (vqcodec/_quantize.c); numpy below is the reference
@@ -994,34 +993,11 @@ def _augment(centers: np.ndarray) -> np.ndarray:
 
 def _in_parallel(run, n: int, step: int, work: int) -> None:
     """run(lo, hi) over [0, n), split in two threads when the work is large."""
-    threads = min(2, _cpu_count())
-    if threads < 2 or work < _PARALLEL_MIN or n < 2 * step:
+    if work < _PARALLEL_MIN or n < 2 * step:
         run(0, n)
         return
     half = (n // 2 // step) * step
-    errors: list[BaseException] = []
-
-    def guarded() -> None:
-        try:
-            run(0, half)
-        except BaseException as e:  # re-raised in the caller's thread
-            errors.append(e)
-
-    t = threading.Thread(target=guarded, daemon=True)
-    t.start()
-    try:
-        run(half, n)
-    finally:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    map_in_order(lambda span: run(*span), [(half, n), (0, half)], min(2, cores()))
 
 
 def _kd_blocks(points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -304,7 +304,6 @@ def sweep(
     ``on_problem(message)`` when one baseline fails on one image.
     """
     import shutil
-    import subprocess
     import tempfile
 
     ks = check_ks(ks)
@@ -378,6 +377,8 @@ def measure_image(
     ICC profile is left out of every codec's file (pngquant gets none, and
     a 3 KB profile would swamp a small graphic): the bytes are the pixels'.
     """
+    import subprocess  # for the error a failing pngquant raises
+
     if px.icc_profile:
         px = pixels.Pixels(px.array)
     ks = check_ks(ks)
@@ -803,8 +804,8 @@ def format_table(result: Result) -> str:
     bd = result.bd_rate_means()
     if bd:
         lines.append("")
-        lines.append(f"BD-rate of vqcodec against each baseline (bits for the same PSNR; "
-                     f"negative = vqcodec smaller), mean over images:")
+        lines.append("BD-rate of vqcodec against each baseline (bits for the same PSNR; "
+                     "negative = vqcodec smaller), mean over images:")
         for baseline, (mean, reason, values) in bd.items():
             label = f"  vs {NAMES[baseline]:<9}"
             if mean is None:

@@ -44,6 +44,7 @@ import os
 
 import numpy as np
 
+from ._threads import map_in_order
 from .errors import OptionError
 
 try:  # the same loops in C (vqcodec/_rdo.c), several times faster; same result
@@ -115,36 +116,9 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
             band_smooth(r0, lam)
         return out
     # numpy and the C loops release the GIL in the heavy work
-    lam = strength * sum(_on_threads(band_total, list(starts), workers)) / out.size
-    _on_threads(lambda r0: band_smooth(r0, lam), list(starts), workers)
+    lam = strength * sum(map_in_order(band_total, list(starts), workers)) / out.size
+    map_in_order(lambda r0: band_smooth(r0, lam), list(starts), workers)
     return out
-
-
-def _on_threads(fn, items: list, workers: int) -> list:
-    """[fn(item) for item in items] on *workers* threads (each takes every
-    workers-th item), in order; an exception is re-raised here.  Plain threads:
-    a thread pool's import and start cost more than a Kodak photo's bands."""
-    import threading
-
-    results: list = [None] * len(items)
-    failures: list[BaseException] = []
-
-    def work(first: int) -> None:
-        try:
-            for i in range(first, len(items), workers):
-                results[i] = fn(items[i])
-        except BaseException as e:  # re-raised in the caller's thread
-            failures.append(e)
-
-    helpers = [threading.Thread(target=work, args=(i,)) for i in range(1, workers)]
-    for helper in helpers:
-        helper.start()
-    work(0)
-    for helper in helpers:
-        helper.join()
-    if failures:
-        raise failures[0]
-    return results
 
 
 def _native_bands(pixels, codebook, indices, out, rows, strength, iterations):
