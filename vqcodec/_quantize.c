@@ -30,6 +30,29 @@
 #define SEARCH_CLONES
 #endif
 
+/* An index with a key, for sorting by key with ties to the lower index (as
+ * numpy's stable argsort does): by_key_up ascending, by_key_down descending. */
+typedef struct {
+    double key;
+    Py_ssize_t i;
+} Keyed;
+
+static int by_key_up(const void *pa, const void *pb)
+{
+    const Keyed *a = pa, *b = pb;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+static int by_key_down(const void *pa, const void *pb)
+{
+    const Keyed *a = pa, *b = pb;
+    if (a->key != b->key)
+        return a->key > b->key ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
 
@@ -297,21 +320,6 @@ static void assign_all(Lloyd *L, int everyone, PyThread_type_lock done)
     assign_pass(L, everyone, 0, L->n);
 }
 
-/* The points by decreasing err, ties to the lower index (as a stable argsort
- * of -err) -- only the first `want` are needed. */
-typedef struct {
-    double err;
-    Py_ssize_t i;
-} Worst;
-
-static int by_worst(const void *pa, const void *pb)
-{
-    const Worst *a = pa, *b = pb;
-    if (a->err != b->err)
-        return a->err > b->err ? -1 : 1;
-    return a->i < b->i ? -1 : a->i > b->i;
-}
-
 /* lloyd(x, w, centroids, dim, iters, tol) -> bytes of the centroids (float64)
  *
  * x: n * dim float64, w: n float64, centroids: k * dim float64.  The result
@@ -329,7 +337,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     Lloyd L;
     memset(&L, 0, sizeof L);
     float *x32 = NULL;
-    Worst *worst = NULL;
+    Keyed *worst = NULL; /* the points by decreasing error (a stable argsort of -err) */
     PyThread_type_lock done = NULL;
     Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim;
     if (dim < 1 || dim > MAX_DIM || xb.len % row || cb.len % row || cb.len == 0
@@ -354,7 +362,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     L.moved = PyMem_Malloc((size_t)k * sizeof(double));
     L.half = PyMem_Malloc((size_t)k * sizeof(double));
     L.blocks = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
-    worst = PyMem_Malloc((size_t)(n + 1) * sizeof(Worst));
+    worst = PyMem_Malloc((size_t)(n + 1) * sizeof(Keyed));
     if (!x32 || !L.c || !L.old || !L.label || !L.upper || !L.lower || !L.weight || !L.sums || !L.moved
         || !L.half || !L.blocks || !worst) {
         PyErr_NoMemory();
@@ -414,11 +422,11 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
                 }
                 e *= L.w[i];
                 if (e > 0) {
-                    worst[count].err = e;
+                    worst[count].key = e;
                     worst[count++].i = i;
                 }
             }
-            qsort(worst, (size_t)count, sizeof *worst, by_worst);
+            qsort(worst, (size_t)count, sizeof *worst, by_key_down);
             Py_ssize_t filled = 0, kept = 0;
             for (Py_ssize_t a = 0; a < k; a++) {
                 if (L.weight[a] > 0 || filled < count) {
@@ -500,19 +508,6 @@ done:
  * all the boxes' points, a half's sums being differences of it), so the
  * result is numpy's, bit for bit (the tests compare them). */
 
-typedef struct {
-    double sse;
-    Py_ssize_t box;
-} Candidate;
-
-static int by_sse(const void *pa, const void *pb)
-{
-    const Candidate *a = pa, *b = pb;
-    if (a->sse != b->sse)
-        return a->sse > b->sse ? -1 : 1;
-    return a->box < b->box ? -1 : a->box > b->box;
-}
-
 /* split(x, w, dim, target, labels) -> number of boxes
  *
  * x: n * dim float64 (values in [0, 255] are cut by their integer part), w: n
@@ -531,7 +526,7 @@ static PyObject *split(PyObject *self, PyObject *args)
     double *wx = NULL, *wq = NULL, *wqt = NULL, *box_w = NULL, *box_s = NULL, *var = NULL, *cum = NULL;
     Py_ssize_t *rank = NULL, *sel = NULL, *tmp = NULL, *starts = NULL, *cut = NULL;
     int *axis = NULL;
-    Candidate *cand = NULL;
+    Keyed *cand = NULL; /* boxes by decreasing error */
     if (dim < 1 || dim > MAX_DIM || xb.len % row || wb.len != n * (Py_ssize_t)sizeof(double)
         || lb.len != n * (Py_ssize_t)sizeof(int64_t) || target < 1) {
         PyErr_SetString(PyExc_ValueError, "split: buffer sizes do not match");
@@ -550,7 +545,7 @@ static PyObject *split(PyObject *self, PyObject *args)
     frozen = PyMem_Calloc((size_t)cap, 1);
     rank = PyMem_Malloc((size_t)cap * sizeof(Py_ssize_t));
     axis = PyMem_Malloc((size_t)cap * sizeof(int));
-    cand = PyMem_Malloc((size_t)cap * sizeof(Candidate));
+    cand = PyMem_Malloc((size_t)cap * sizeof(Keyed));
     sel = PyMem_Malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
     tmp = PyMem_Malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
     starts = PyMem_Malloc((size_t)(cap + 1) * sizeof(Py_ssize_t));
@@ -602,25 +597,25 @@ static PyObject *split(PyObject *self, PyObject *args)
                 if (var[b * dim + j] > var[b * dim + a])
                     a = j;
             axis[b] = a;
-            cand[b].sse = sse;
-            cand[b].box = b;
+            cand[b].key = sse;
+            cand[b].i = b;
             if (b == 0 || sse > top)
                 top = sse;
         }
         double threshold = 1e-9 * (top > 1.0 ? top : 1.0);
         Py_ssize_t count = 0;
         for (Py_ssize_t b = 0; b < m; b++)
-            if (cand[b].sse > threshold && !frozen[b])
+            if (cand[b].key > threshold && !frozen[b])
                 cand[count++] = cand[b];
         if (!count)
             break;
-        qsort(cand, (size_t)count, sizeof *cand, by_sse);
+        qsort(cand, (size_t)count, sizeof *cand, by_key_down);
         if (count > target - m)
             count = target - m;
         for (Py_ssize_t b = 0; b < m; b++)
             rank[b] = -1;
         for (Py_ssize_t r = 0; r < count; r++)
-            rank[cand[r].box] = r;
+            rank[cand[r].i] = r;
         /* the candidates' points by box rank, then by v, then by index: two
          * stable counting sorts (by v, then by rank) */
         Py_ssize_t ns = 0, hist[257];
@@ -684,7 +679,7 @@ static PyObject *split(PyObject *self, PyObject *args)
                 }
             }
             if (at < 0 || !isfinite(best)) {
-                frozen[cand[r].box] = 1;
+                frozen[cand[r].i] = 1;
                 continue;
             }
             Py_ssize_t id = m + made++;
@@ -850,19 +845,6 @@ done:
  * with the costs in float64 (numpy's come from float32 matrix products, so a
  * near tie may go the other way; the error is the same to rounding). */
 
-typedef struct {
-    double cost;
-    Py_ssize_t i;
-} Pair;
-
-static int by_cost(const void *pa, const void *pb)
-{
-    const Pair *a = pa, *b = pb;
-    if (a->cost != b->cost)
-        return a->cost < b->cost ? -1 : 1;
-    return a->i < b->i ? -1 : a->i > b->i;
-}
-
 typedef double vd __attribute__((vector_size(32)));
 typedef int64_t vl __attribute__((vector_size(32)));
 #define DLANES 4
@@ -927,7 +909,7 @@ static PyObject *ward(PyObject *self, PyObject *args)
     double *c = NULL, *wt = NULL, *cost = NULL;
     Py_ssize_t *nbr = NULL, *newpos = NULL;
     uint8_t *todo = NULL, *touched = NULL, *gone = NULL;
-    Pair *pairs = NULL;
+    Keyed *pairs = NULL; /* mutual pairs by increasing cost */
     vd *blocks = NULL;
     if (dim < 1 || dim > MAX_DIM || mb.len % row || wb.len != count * (Py_ssize_t)sizeof(double)
         || k < 1 || count < 1) {
@@ -942,7 +924,7 @@ static PyObject *ward(PyObject *self, PyObject *args)
     todo = PyMem_Malloc((size_t)count);
     touched = PyMem_Malloc((size_t)count);
     gone = PyMem_Malloc((size_t)count);
-    pairs = PyMem_Malloc((size_t)count * sizeof(Pair));
+    pairs = PyMem_Malloc((size_t)count * sizeof(Keyed));
     blocks = PyMem_Malloc((size_t)((count + DLANES - 1) / DLANES * (dim + 1)) * sizeof(vd) + 32);
     if (!c || !wt || !cost || !nbr || !newpos || !todo || !touched || !gone || !pairs || !blocks) {
         PyErr_NoMemory();
@@ -960,7 +942,7 @@ static PyObject *ward(PyObject *self, PyObject *args)
         Py_ssize_t mutual = 0;
         for (Py_ssize_t i = 0; i < count; i++)
             if (nbr[nbr[i]] == i && i < nbr[i]) {
-                pairs[mutual].cost = cost[i];
+                pairs[mutual].key = cost[i];
                 pairs[mutual++].i = i;
             }
         if (!mutual) { /* possible only through rounding: merge the cheapest pair */
@@ -968,10 +950,10 @@ static PyObject *ward(PyObject *self, PyObject *args)
             for (Py_ssize_t i = 1; i < count; i++)
                 if (cost[i] < cost[a])
                     a = i;
-            pairs[mutual].cost = cost[a];
+            pairs[mutual].key = cost[a];
             pairs[mutual++].i = a;
         }
-        qsort(pairs, (size_t)mutual, sizeof *pairs, by_cost);
+        qsort(pairs, (size_t)mutual, sizeof *pairs, by_key_up);
         Py_ssize_t take = (mutual + 1) / 2;
         if (take > count - k)
             take = count - k;
