@@ -817,6 +817,103 @@ release:
     return result;
 }
 
+/* parse_tables(data, n) -> (mode_freq, mode_start, lit_freq, lit_start, offset) or None
+ *
+ * The table part of coder-2 INDX data (§5.5.3), as ctxcoder.read_tables reads
+ * it: uint16 frequencies and starts (80 * 5 and 256 of each) and the offset of
+ * the band size.  None when any rule is broken: read_tables then names it. */
+static int u12(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
+{
+    if (*pos >= len)
+        return 0;
+    unsigned first = d[(*pos)++];
+    if (first < 0x80) {
+        *value = first;
+        return 1;
+    }
+    if (*pos >= len)
+        return 0;
+    unsigned second = d[(*pos)++];
+    if (second >= 0x80 || second == 0)
+        return 0;
+    *value = (first & 0x7f) | (second << 7);
+    return 1;
+}
+
+static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer in;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*n", &in, &n))
+        return NULL;
+    uint16_t mf[CONTEXTS * MODES], ms[CONTEXTS * MODES], lf[256], ls[256];
+    memset(mf, 0, sizeof mf);
+    memset(lf, 0, sizeof lf);
+    const uint8_t *d = in.buf;
+    Py_ssize_t len = in.len, pos = CONTEXTS / 8;
+    int ok = len >= CONTEXTS / 8;
+    for (int c = 0; ok && c < CONTEXTS; c++) {
+        if (!(d[c / 8] >> (c % 8) & 1))
+            continue;
+        if (pos >= len) {
+            ok = 0;
+            break;
+        }
+        unsigned mask = d[pos++], sum = 0, last = MODES;
+        if (!mask || mask >> MODES) {
+            ok = 0;
+            break;
+        }
+        for (int m = MODES - 1; m >= 0; m--)
+            if (mask >> m & 1) {
+                last = (unsigned)m;
+                break;
+            }
+        for (unsigned m = 0; ok && m < last; m++) {
+            unsigned f;
+            if (!(mask >> m & 1))
+                continue;
+            ok = u12(d, len, &pos, &f) && f >= 1;
+            sum += f;
+            mf[c * MODES + m] = (uint16_t)f;
+        }
+        ok = ok && sum < SCALE;
+        if (ok)
+            mf[c * MODES + last] = (uint16_t)(SCALE - sum);
+    }
+    unsigned count = 0, sum = 0;
+    ok = ok && u12(d, len, &pos, &count) && count <= (unsigned)n;
+    for (unsigned r = 0; ok && count && r + 1 < count; r++) {
+        unsigned f;
+        ok = u12(d, len, &pos, &f);
+        sum += f;
+        lf[r] = (uint16_t)f;
+    }
+    if (ok && count) {
+        ok = sum < SCALE;
+        lf[count - 1] = (uint16_t)(SCALE - sum);
+    }
+    PyBuffer_Release(&in);
+    if (!ok)
+        Py_RETURN_NONE;
+    for (int c = 0; c < CONTEXTS; c++) {
+        unsigned start = 0;
+        for (int m = 0; m < MODES; m++) {
+            ms[c * MODES + m] = (uint16_t)start;
+            start += mf[c * MODES + m];
+        }
+    }
+    unsigned start = 0;
+    for (int r = 0; r < 256; r++) {
+        ls[r] = (uint16_t)start;
+        start += lf[r];
+    }
+    return Py_BuildValue("y#y#y#y#n", (const char *)mf, (Py_ssize_t)sizeof mf, (const char *)ms,
+                         (Py_ssize_t)sizeof ms, (const char *)lf, (Py_ssize_t)sizeof lf,
+                         (const char *)ls, (Py_ssize_t)sizeof ls, pos);
+}
+
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
  * squared distance, ties by index (spec §5.5.2).  A stable LSD radix sort of
  * the distances alone (two passes of 9 bits: a distance is below 2^18 for at
@@ -879,6 +976,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"rank_order", ctx_rank_order, METH_VARARGS, "The rank lists of a codebook (see ctxcoder.py)."},
+    {"parse_tables", ctx_parse_tables, METH_VARARGS, "The tables of coder-2 INDX data (see ctxcoder.py)."},
     {"symbols", ctx_symbols, METH_VARARGS, "One band's symbols and their counts (see ctxcoder.py)."},
     {"encode", ctx_encode, METH_VARARGS, "rANS-code the mode and literal symbols (see ctxcoder.py)."},
     {"decode", ctx_decode, METH_VARARGS, "Decode an index map into a writable buffer (see ctxcoder.py)."},

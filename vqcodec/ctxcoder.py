@@ -385,11 +385,15 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
     n, channels = book.shape
     if not 1 <= n <= MAX_K:
         raise OptionError(f"index coder 2 needs 1 to {MAX_K} codebook entries, got {n}")
-    mode_freq, literal_freq, offset = read_tables(data, n)
+    parsed = _native.parse_tables(data, n) if _native is not None else None
+    if parsed is None:  # no extension, or a broken rule, which read_tables names
+        mode_freq, literal_freq, offset = read_tables(data, n)
+        tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
+                  literal_freq.tobytes(), _starts(literal_freq).tobytes())
+    else:  # the same tables, read by C (~0.15 ms less of a Kodak photo's ~3 ms)
+        *tables, offset = parsed
     band_rows, streams = read_streams(data, offset, height)
     bands = _bands(height, band_rows)
-    tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
-              literal_freq.tobytes(), _starts(literal_freq).tobytes())
     if _native is None:  # pragma: no cover - depends on the build
         order = rank_order(book)
         grid = np.concatenate([decode_reference(stream, width, bottom - top, order, mode_freq,
