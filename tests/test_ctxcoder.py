@@ -229,6 +229,28 @@ def test_the_fast_decoder_accepts_only_what_the_checked_one_does(data):
         assert bytes(checked) == out[top * 23 : bottom * 23].tobytes()
 
 
+@needs_native
+@pytest.mark.parametrize("size", [0, 1, 4095, 1 << 20, (1 << 21) + 3])
+def test_decoded_images_live_in_their_own_pages(size):
+    """The decoder's output memory: writable, exactly the size asked for (huge
+    pages from 1 MiB up, where Linux gives them), freed with the array."""
+    import sys
+
+    buffer = ctxcoder._native.pages(size)
+    view = memoryview(buffer)
+    assert view.nbytes == size and not view.readonly
+    refs = sys.getrefcount(buffer)
+    array = np.frombuffer(buffer, np.uint8)
+    array[:] = 7
+    assert array.sum() == 7 * size
+    assert sys.getrefcount(buffer) == refs + 1  # the array holds its memory...
+    del array
+    assert sys.getrefcount(buffer) == refs  # ...and lets it go
+    view.release()
+    with pytest.raises(ValueError, match="negative"):
+        ctxcoder._native.pages(-1)
+
+
 def test_the_encoder_cuts_about_100k_pixel_bands():
     assert ctxcoder.band_rows_for(512, 768) == 130  # a Kodak photo: 4 bands
     assert ctxcoder.band_rows_for(3, 5) == 3

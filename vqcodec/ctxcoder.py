@@ -400,8 +400,8 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
                                                 literal_freq) for stream, (top, bottom) in zip(streams, bands)])
         return (np.take(book, grid, axis=0) if pixels else grid).reshape(-1)
     item = channels if pixels else 1
-    # not zeroed: the pages are first touched by the decoding threads, not one memset
-    out = np.empty(width * height * item, dtype=np.uint8)
+    # not zeroed, and in huge pages from a megabyte up (see _ctxcoder.pages)
+    out = np.frombuffer(_native.pages(width * height * item), dtype=np.uint8)
     failed = _native.decode_image(streams, out, width, band_rows, book.tobytes(), channels, pixels,
                                   *tables, _DECODE_THREADS)
     if failed:  # the checked loop names the first error, or decodes the band after all
