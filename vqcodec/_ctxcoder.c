@@ -502,10 +502,12 @@ static inline __attribute__((always_inline)) int run_lanes(const Decoder *D, Lan
     for (Py_ssize_t y = y0; y < y1; y++) {
         uint8_t *cur = D->ring + (y & 1) * (w + 2) * G;
         const uint8_t *up = D->ring + ((y + 1) & 1) * (w + 2) * G;
+        uint64_t *restrict fill = D->cand; /* (restrict: the loop vectorises) */
+        const uint8_t *restrict above = up;
         for (Py_ssize_t j = 0; j < w * G; j++) {
-            unsigned ul = up[j], u = up[j + G], ur = up[j + 2 * G];
-            D->cand[j] = (u << 8) | (ur << 16) | ((uint32_t)ul << 24)
-                         | (uint64_t)((((u == ur) << 1) | ((ul == u) << 3)) * MODES * MODES) << 32;
+            uint32_t ul = above[j], u = above[j + G], ur = above[j + 2 * G];
+            uint32_t pattern = ((uint32_t)(u == ur) << 1) | ((uint32_t)(ul == u) << 3);
+            fill[j] = (u << 8) | (ur << 16) | (ul << 24) | (uint64_t)(pattern * MODES * MODES) << 32;
         }
         lp0 = lp1 = LITERAL * MODES << 8;
         for (Py_ssize_t i = 0; i < w; i++) {
