@@ -56,43 +56,72 @@ static int by_key_down(const void *pa, const void *pb)
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
 
+/* The nearest centre of one point (ties to the lowest index) and its squared
+ * distance; with want_second (a constant where it is inlined) also the second
+ * smallest squared distance, float32. */
+static inline __attribute__((always_inline)) int32_t search2(const float *point, const int dim,
+                                                             const vf *blocks, Py_ssize_t nblocks,
+                                                             const int want_second, float *best_out,
+                                                             float *second_out)
+{
+    vi step, here;
+    for (int l = 0; l < LANES; l++) {
+        step[l] = LANES;
+        here[l] = l;
+    }
+    vf x[MAX_DIM];
+    for (int j = 0; j < dim; j++)
+        x[j] = (vf){0} + point[j];
+    vf best = (vf){0} + __builtin_inff(), second = best;
+    vi which = here - here;
+    for (Py_ssize_t b = 0; b < nblocks; b++) {
+        const vf *c = blocks + b * dim;
+        vf t = x[0] - c[0], d = t * t;
+        for (int j = 1; j < dim; j++) {
+            t = x[j] - c[j];
+            d += t * t;
+        }
+        vi nearer = d < best; /* strictly: the first (lowest) index wins */
+        if (want_second) {
+            vf larger = (vf)(((vi)best & nearer) | ((vi)d & ~nearer)); /* max(best, d), best on a tie */
+            vi second_nearer = larger < second;
+            second = (vf)(((vi)larger & second_nearer) | ((vi)second & ~second_nearer));
+        }
+        which = (here & nearer) | (which & ~nearer);
+        best = (vf)(((vi)d & nearer) | ((vi)best & ~nearer));
+        here += step;
+    }
+    int lane = 0;
+    for (int l = 1; l < LANES; l++)
+        if (best[l] < best[lane] || (best[l] == best[lane] && which[l] < which[lane]))
+            lane = l;
+    *best_out = best[lane];
+    if (want_second) {
+        float s = second[lane];
+        for (int l = 0; l < LANES; l++)
+            if (l != lane && best[l] < s)
+                s = best[l];
+        *second_out = s;
+    }
+    return which[lane];
+}
+
+static void fill_blocks(vf *blocks, const double *c, Py_ssize_t k, int dim)
+{
+    Py_ssize_t nblocks = (k + LANES - 1) / LANES;
+    for (Py_ssize_t i = 0; i < nblocks * LANES; i++) /* padding: a centre no point is nearer to */
+        for (int j = 0; j < dim; j++)
+            blocks[(i / LANES) * dim + j][i % LANES] = i < k ? (float)c[i * dim + j] : 3.0e18f;
+}
+
 /* centres: blocks of LANES, each block dim rows of LANES floats (padding: far away) */
 static inline __attribute__((always_inline)) void search(const float *points, Py_ssize_t n, const int dim,
                                                          const vf *blocks, Py_ssize_t nblocks,
                                                          int64_t *labels)
 {
-    vi step, first;
-    for (int l = 0; l < LANES; l++) {
-        step[l] = LANES;
-        first[l] = l;
-    }
-    for (Py_ssize_t p = 0; p < n; p++) {
-        vf x[MAX_DIM];
-        for (int j = 0; j < dim; j++)
-            x[j] = (vf){0} + points[p * dim + j];
-        vf best = (vf){0} + __builtin_inff();
-        vi which = first - first, here = first;
-        for (Py_ssize_t b = 0; b < nblocks; b++) {
-            const vf *c = blocks + b * dim;
-            vf t = x[0] - c[0], d = t * t;
-            for (int j = 1; j < dim; j++) {
-                t = x[j] - c[j];
-                d += t * t;
-            }
-            vi nearer = d < best; /* strictly: the first (lowest) index wins */
-            which = (here & nearer) | (which & ~nearer);
-            best = (vf)(((vi)d & nearer) | ((vi)best & ~nearer));
-            here += step;
-        }
-        float m = best[0];
-        int32_t w = which[0];
-        for (int l = 1; l < LANES; l++)
-            if (best[l] < m || (best[l] == m && which[l] < w)) {
-                m = best[l];
-                w = which[l];
-            }
-        labels[p] = w;
-    }
+    float best, unused;
+    for (Py_ssize_t p = 0; p < n; p++)
+        labels[p] = search2(points + p * dim, dim, blocks, nblocks, 0, &best, &unused);
 }
 
 SEARCH_CLONES
@@ -109,8 +138,9 @@ static void search_any(const float *points, Py_ssize_t n, int dim, const vf *blo
 
 /* nearest(points, centres, dim, labels) -> None
  *
- * points: n * dim float32; centres: k * dim float32 (k >= 1); labels: a
- * writable buffer of n int64, each set to its point's nearest centre. */
+ * points: n * dim float32; centres: k * dim float64 (k >= 1, searched as
+ * float32); labels: a writable buffer of n int64, each set to its point's
+ * nearest centre. */
 static PyObject *nearest(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -120,22 +150,19 @@ static PyObject *nearest(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     vf *blocks = NULL;
-    Py_ssize_t row = (Py_ssize_t)sizeof(float) * dim;
-    if (dim < 1 || dim > MAX_DIM || pts.len % row || cen.len % row || cen.len == 0
+    Py_ssize_t row = (Py_ssize_t)sizeof(float) * dim, crow = (Py_ssize_t)sizeof(double) * dim;
+    if (dim < 1 || dim > MAX_DIM || pts.len % row || cen.len % crow || cen.len == 0
         || out.len != pts.len / row * (Py_ssize_t)sizeof(int64_t)) {
         PyErr_SetString(PyExc_ValueError, "nearest: buffer sizes do not match");
         goto done;
     }
-    Py_ssize_t n = pts.len / row, k = cen.len / row, nblocks = (k + LANES - 1) / LANES;
+    Py_ssize_t n = pts.len / row, k = cen.len / crow, nblocks = (k + LANES - 1) / LANES;
     blocks = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
     if (!blocks) {
         PyErr_NoMemory();
         goto done;
     }
-    const float *c = cen.buf;
-    for (Py_ssize_t i = 0; i < nblocks * LANES; i++) /* padding: a centre no point is nearer to */
-        for (int j = 0; j < dim; j++)
-            blocks[(i / LANES) * dim + j][i % LANES] = i < k ? c[i * dim + j] : 3.0e18f;
+    fill_blocks(blocks, cen.buf, k, dim);
     Py_BEGIN_ALLOW_THREADS
     search_any(pts.buf, n, dim, blocks, nblocks, out.buf);
     Py_END_ALLOW_THREADS
@@ -164,60 +191,8 @@ done:
  * them.  Empty clusters are re-seeded with the worst-fitting points as in
  * quantize._lloyd, after which every point is searched again. */
 
-/* The nearest centre of one point, its squared distance, and the second
- * smallest squared distance (float32, ties to the lowest index). */
 /* relative slack on the bounds, for the float32 distances they come from */
 #define SLACK 1e-6
-
-static inline __attribute__((always_inline)) int32_t search2(const float *point, const int dim,
-                                                             const vf *blocks, Py_ssize_t nblocks,
-                                                             float *best_out, float *second_out)
-{
-    vi step, here;
-    for (int l = 0; l < LANES; l++) {
-        step[l] = LANES;
-        here[l] = l;
-    }
-    vf x[MAX_DIM];
-    for (int j = 0; j < dim; j++)
-        x[j] = (vf){0} + point[j];
-    vf best = (vf){0} + __builtin_inff(), second = best;
-    vi which = here - here;
-    for (Py_ssize_t b = 0; b < nblocks; b++) {
-        const vf *c = blocks + b * dim;
-        vf t = x[0] - c[0], d = t * t;
-        for (int j = 1; j < dim; j++) {
-            t = x[j] - c[j];
-            d += t * t;
-        }
-        vi nearer = d < best;
-        vf larger = (vf)(((vi)best & nearer) | ((vi)d & ~nearer)); /* max(best, d), best on a tie */
-        vi second_nearer = larger < second;
-        second = (vf)(((vi)larger & second_nearer) | ((vi)second & ~second_nearer));
-        which = (here & nearer) | (which & ~nearer);
-        best = (vf)(((vi)d & nearer) | ((vi)best & ~nearer));
-        here += step;
-    }
-    int lane = 0;
-    for (int l = 1; l < LANES; l++)
-        if (best[l] < best[lane] || (best[l] == best[lane] && which[l] < which[lane]))
-            lane = l;
-    float s = second[lane];
-    for (int l = 0; l < LANES; l++)
-        if (l != lane && best[l] < s)
-            s = best[l];
-    *best_out = best[lane];
-    *second_out = s;
-    return which[lane];
-}
-
-static void fill_blocks(vf *blocks, const double *c, Py_ssize_t k, int dim)
-{
-    Py_ssize_t nblocks = (k + LANES - 1) / LANES;
-    for (Py_ssize_t i = 0; i < nblocks * LANES; i++) /* padding: a centre no point is nearer to */
-        for (int j = 0; j < dim; j++)
-            blocks[(i / LANES) * dim + j][i % LANES] = i < k ? (float)c[i * dim + j] : 3.0e18f;
-}
 
 typedef struct {
     Py_ssize_t n, k;
@@ -256,10 +231,10 @@ static void assign_pass(Lloyd *L, int everyone, Py_ssize_t first, Py_ssize_t las
         }
         float best, second;
         switch (dim) {
-        case 1: L->label[i] = search2(L->x32 + i, 1, L->blocks, nblocks, &best, &second); break;
-        case 2: L->label[i] = search2(L->x32 + 2 * i, 2, L->blocks, nblocks, &best, &second); break;
-        case 3: L->label[i] = search2(L->x32 + 3 * i, 3, L->blocks, nblocks, &best, &second); break;
-        default: L->label[i] = search2(L->x32 + 4 * i, 4, L->blocks, nblocks, &best, &second); break;
+        case 1: L->label[i] = search2(L->x32 + i, 1, L->blocks, nblocks, 1, &best, &second); break;
+        case 2: L->label[i] = search2(L->x32 + 2 * i, 2, L->blocks, nblocks, 1, &best, &second); break;
+        case 3: L->label[i] = search2(L->x32 + 3 * i, 3, L->blocks, nblocks, 1, &best, &second); break;
+        default: L->label[i] = search2(L->x32 + 4 * i, 4, L->blocks, nblocks, 1, &best, &second); break;
         }
         L->upper[i] = sqrt((double)best) * (1 + SLACK);
         L->lower[i] = sqrt((double)second) * (1 - SLACK);
@@ -278,10 +253,10 @@ static void half_gaps(Lloyd *L)
         for (int j = 0; j < L->dim; j++)
             point[j] = (float)L->c[a * L->dim + j];
         switch (L->dim) {
-        case 1: search2(point, 1, L->blocks, nblocks, &best, &second); break;
-        case 2: search2(point, 2, L->blocks, nblocks, &best, &second); break;
-        case 3: search2(point, 3, L->blocks, nblocks, &best, &second); break;
-        default: search2(point, 4, L->blocks, nblocks, &best, &second); break;
+        case 1: search2(point, 1, L->blocks, nblocks, 1, &best, &second); break;
+        case 2: search2(point, 2, L->blocks, nblocks, 1, &best, &second); break;
+        case 3: search2(point, 3, L->blocks, nblocks, 1, &best, &second); break;
+        default: search2(point, 4, L->blocks, nblocks, 1, &best, &second); break;
         }
         L->half[a] = L->k > 1 ? 0.5 * sqrt((double)second) * (1 - SLACK) : INFINITY;
     }

@@ -908,7 +908,7 @@ def _nearest_native(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     products are), ties to the lowest index; rows split over two threads."""
     n, c = x.shape
     points = np.ascontiguousarray(x, dtype=np.float32)
-    book = np.ascontiguousarray(centers, dtype=np.float32).tobytes()
+    book = np.ascontiguousarray(centers, dtype=np.float64).tobytes()  # searched as float32
     labels = np.empty(n, np.int64)
 
     def run(lo: int, hi: int) -> None:
