@@ -96,7 +96,7 @@ import numpy as np
 from vqcodec._threads import cores, map_in_order
 from vqcodec.errors import OptionError
 
-try:  # the nearest-codeword search in C (vqcodec/_quantize.c); numpy below is the reference
+try:  # the quantizer's loops in C (vqcodec/_quantize.c); numpy below is the reference
     from vqcodec import _quantize as _native
 except ImportError:  # pragma: no cover - depends on the build
     _native = None
