@@ -64,12 +64,10 @@ from functools import lru_cache
 import numpy as np
 
 from ._threads import map_in_order
+from ._native import load
 from .errors import OptionError
 
-try:  # SSIM's filtering loops in C (vqcodec/_ssim.c); numpy below is the reference
-    from . import _ssim as _native
-except ImportError:  # pragma: no cover - depends on the build
-    _native = None
+_native = load("_ssim")  # SSIM's filtering loops in C (vqcodec/_ssim.c); numpy below is the reference
 
 __all__ = [
     "mse",

@@ -94,12 +94,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vqcodec._threads import cores, map_in_order
+from vqcodec._native import load
 from vqcodec.errors import OptionError
 
-try:  # the quantizer's loops in C (vqcodec/_quantize.c); numpy below is the reference
-    from vqcodec import _quantize as _native
-except ImportError:  # pragma: no cover - depends on the build
-    _native = None
+_native = load("_quantize")  # the quantizer's loops in C (vqcodec/_quantize.c); numpy below is the reference
 
 __all__ = ["MIN_K", "MAX_K", "Quantization", "quantize", "learn_codebook", "assign"]
 

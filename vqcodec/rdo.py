@@ -45,12 +45,10 @@ import os
 import numpy as np
 
 from ._threads import map_in_order
+from ._native import load
 from .errors import OptionError
 
-try:  # the same loops in C (vqcodec/_rdo.c), several times faster; same result
-    from . import _rdo as _native
-except ImportError:  # pragma: no cover - depends on the build
-    _native = None
+_native = load("_rdo")  # the same loops in C (vqcodec/_rdo.c), several times faster; same result
 
 __all__ = ["DEFAULT_STRENGTH", "smooth"]
 
