@@ -9,24 +9,14 @@ internal error exit code 1, Ctrl-C exit code 130.  Nothing under
 from __future__ import annotations
 
 import argparse
-import enum
 import os
 import signal
 import sys
 from typing import Sequence
 
+from .errors import ExitStatus, UsageError
+
 __all__ = ["main", "ExitStatus", "UsageError"]
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """A mistake of the user's that the CLI reports in one line (exit 2)."""
 
 
 def _terminal_columns() -> int:

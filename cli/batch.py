@@ -19,12 +19,10 @@ import sys
 import time
 from typing import Any, Iterator, TextIO
 
-from . import ExitStatus, UsageError
+from .errors import ExitStatus, UsageError
 from .progress import ProgressLine
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# encode_pixels's options, passed on when the encode command has them
-_ENCODE_OPTIONS = ("k", "seed", "layout", "coder", "level", "rdo")
 DASK_MISSING = "--scheduler needs Dask: pip install 'vqcodec[dask]'"
 
 
@@ -72,11 +70,10 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise UsageError(f"-o '{args.output_dir}' is a file; give a folder")
     if what == "encode":
-        if args.level is not None and not 1 <= args.level <= 22:
-            raise UsageError(f"--level must be 1 to 22, got {args.level}")
+        from .commands import encode_options
+
         plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force)
-        options = {name: getattr(args, name) for name in _ENCODE_OPTIONS if getattr(args, name, None) is not None}
-        options.update(max_pixels=args.max_pixels, measure=not args.quiet)
+        options = dict(options=encode_options(args), measure=not args.quiet)
     else:
         fmt = args.format or "PNG"
         try:

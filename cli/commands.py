@@ -7,7 +7,8 @@ import sys
 import time
 from typing import Any
 
-from . import UsageError, io, rd, report
+from . import io, rd, report
+from .errors import UsageError
 
 
 def _positive_int(text: str) -> int:
@@ -21,15 +22,44 @@ def _positive_int(text: str) -> int:
 
 
 def _k_value(text: str) -> int:
-    from vqcodec.codec import MAX_K, MIN_K
+    from vqcodec.limits import MAX_K, MIN_K
 
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"k must be a whole number from {MIN_K} to {MAX_K}, got '{text}'") from None
-    if not MIN_K <= value <= MAX_K:
-        raise argparse.ArgumentTypeError(f"k must be from {MIN_K} to {MAX_K}, got {value}")
-    return value
+    return _checked("k", value)
+
+
+def _checked(name: str, value: object) -> Any:
+    """*value* checked as the encoder option *name* (vqcodec.options: the one check)."""
+    from vqcodec import OptionError, options
+
+    try:
+        return options.check(name, value)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _whole(name: str) -> Any:
+    """An argparse type: a whole number, then the encoder's check of option *name*."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got '{text}'") from None
+        return _checked(name, value)
+
+    return parse
+
+
+def encode_options(args: argparse.Namespace) -> Any:
+    """The EncodeOptions that the encode command's arguments name (checked there once)."""
+    from vqcodec.options import EncodeOptions
+
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level")
+              if getattr(args, name, None) is not None}
+    return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
 
 def _rdo_value(text: str) -> float:
@@ -37,9 +67,7 @@ def _rdo_value(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got '{text}'") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got {text}")
-    return value
+    return _checked("rdo", value)
 
 
 def add_commands(sub: Any, *, only: str | None = None) -> None:
@@ -63,7 +91,8 @@ def _add_encode(sub: Any) -> None:
                      "or, with -o DIR, any number of images and folders to encode in a batch")
     enc.add_argument("-k", type=_k_value, default=DEFAULT_K, metavar="K",
                      help=f"codebook size (colours), 2 to 65536 (default {DEFAULT_K})")
-    enc.add_argument("--seed", type=int, default=0, help="seed of the k-means initialisation (default 0)")
+    enc.add_argument("--seed", type=_whole("seed"), default=0,
+                     help="seed of the k-means initialisation (default 0)")
     enc.add_argument("--layout", choices=["stripes", "bytes", "packed"], default=None,
                      help="index layout (default: the smaller of stripes and bytes; "
                      "packed = ⌈log2 k⌉ bits per index)")
@@ -75,7 +104,7 @@ def _add_encode(sub: Any) -> None:
                      help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "
                      "colour; larger = smaller files, lower PSNR)")
-    enc.add_argument("--level", type=int, default=None, metavar="N",
+    enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
@@ -158,18 +187,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
         return batch.run(args, "encode")
 
-    if args.level is not None and not 1 <= args.level <= 22:
-        raise UsageError(f"--level must be 1 to 22, got {args.level}")
+    options = encode_options(args)
     io.check_output(args.output, [args.input], force=args.force)
     start = time.perf_counter()
     source = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
     try:
-        enc = vqcodec.encode_pixels(
-            _named(source, name), k=args.k, seed=args.seed, layout=args.layout,
-            coder=args.coder, level=args.level, max_pixels=args.max_pixels,
-            **({} if args.rdo is None else {"rdo": args.rdo}),
-        )
+        enc = vqcodec.encode_pixels(_named(source, name), options)
     except vqcodec.ImageInputError as e:
         raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None
     io.write_output(args.output, enc.data, force=args.force)
@@ -274,7 +298,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec.container import CODERS, LAYOUTS
+    from vqcodec import coders
+    from vqcodec.packing import LAYOUTS
 
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
@@ -289,7 +314,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "sample_depth": h.sample_depth, "block": f"{h.block_width}x{h.block_height}",
         "k": h.k, "index_bits": h.index_bits,
         "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
-        "index_coder": f"{h.index_coder} ({CODERS.get(h.index_coder, '?')})",
+        "index_coder": f"{h.index_coder} ({coders.by_id(h.index_coder).name})",
         "stages": h.stages, "codebook_source": h.codebook_source,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
         "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}

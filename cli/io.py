@@ -11,7 +11,7 @@ import sys
 
 from vqcodec import fileio
 
-from . import UsageError
+from .errors import UsageError
 
 STDIO = "-"
 

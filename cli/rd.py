@@ -12,14 +12,14 @@ import os
 import sys
 from typing import Any
 
-from . import UsageError
+from .errors import UsageError
 from .progress import ProgressLine
 
 STDIO = "-"
 
 
 def _k_list(text: str) -> tuple[int, ...]:
-    from vqcodec.codec import MAX_K, MIN_K
+    from vqcodec import OptionError, options
 
     values = []
     for part in text.replace(" ", "").split(","):
@@ -31,9 +31,10 @@ def _k_list(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(
                 f"k must be a comma-separated list of whole numbers such as 16,64,256, got '{text}'"
             ) from None
-        if not MIN_K <= value <= MAX_K:
-            raise argparse.ArgumentTypeError(f"k must be from {MIN_K} to {MAX_K}, got {value}")
-        values.append(value)
+        try:
+            values.append(options.check("k", value))
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     if not values:
         raise argparse.ArgumentTypeError("k needs at least one value, e.g. -k 16,64,256")
     return tuple(sorted(set(values)))

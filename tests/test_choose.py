@@ -1,4 +1,4 @@
-"""The default encoder's choice of index coder and layout (codec._choose_coding)."""
+"""The encoder's choice of index coder and layout (vqcodec.choose)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 import vqcodec
-from vqcodec import codec, container, ctxcoder, packing
+from vqcodec import choose, codec, coders, container, packing
+from vqcodec.coders import ctx as ctxcoder
 from vqcodec.errors import FormatError
+
+ZSTD, BZIP2, CTX = 0, 1, 2  # index_coder values (spec §3)
 
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample.png"
@@ -26,8 +29,8 @@ def quick_zstd(enc) -> int:
     """The size of auto's check: zstd at the quick level on bytes (and packed bits)."""
     bits = enc.header.index_bits
     layouts = (packing.BYTES, packing.PACKED) if bits <= 4 else (packing.BYTES,)
-    return min(len(container.compress_index(packing.pack(enc.indices, bits=bits, layout=layout),
-                                            container.CODER_ZSTD, level=codec.ZSTD_QUICK_LEVEL))
+    return min(len(coders.zstd.compress(packing.pack(enc.indices, bits=bits, layout=layout),
+                                        choose.QUICK_LEVEL))
                for layout in layouts)
 
 
@@ -35,30 +38,30 @@ def quick_zstd(enc) -> int:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_auto_on_a_small_map_is_the_smallest_of_every_coder(k, seed):
     image = photo_like(37, 53, seed)
-    assert 37 * 53 <= codec.TRY_EVERY_CODER_PIXELS
+    assert 37 * 53 <= choose.TRY_EVERY_CODER_PIXELS
     chosen = codec.encode_pixels(image, k=k, coder="auto")
     candidates = [codec.encode_pixels(image, k=k, coder="bzip2", layout=layout).data
                   for layout in ("stripes", "bytes")]
     if k <= 256 and ctxcoder.available():
         candidates.append(codec.encode_pixels(image, k=k, coder="ctx").data)
     assert len(chosen.data) <= min(len(c) for c in candidates)
-    if chosen.header.index_coder == container.CODER_ZSTD:  # zstd at the same level on its layout
+    if chosen.header.index_coder == ZSTD:  # zstd at the same level on its layout
         layout = {0: "packed", 1: "bytes", 2: "stripes"}[chosen.header.index_layout]
         assert chosen.data == codec.encode_pixels(image, k=k, coder="zstd", layout=layout).data
     else:
         assert chosen.data in candidates
     if k > 256:
-        assert chosen.header.index_coder != container.CODER_CTX
+        assert chosen.header.index_coder != CTX
     np.testing.assert_array_equal(vqcodec.decode(chosen.data), chosen.reconstruct())
 
 
 @pytest.mark.skipif(not ctxcoder.available(), reason="vqcodec._ctxcoder not built")
 def test_auto_on_a_large_map_takes_ctx_when_it_beats_quick_zstd():
     image = vqcodec.pixels.load(str(SAMPLE)).array  # a Kodak crop, 384x256
-    assert image.shape[0] * image.shape[1] > codec.TRY_EVERY_CODER_PIXELS
+    assert image.shape[0] * image.shape[1] > choose.TRY_EVERY_CODER_PIXELS
     for k in (16, 256):
         chosen = codec.encode_pixels(image, k=k, coder="auto")
-        assert chosen.header.index_coder == container.CODER_CTX
+        assert chosen.header.index_coder == CTX
         assert chosen.data == codec.encode_pixels(image, k=k, coder="ctx").data
         indx = [s.length for s in vqcodec.read_info(chosen.data).sections if s.type == "INDX"][0]
         assert indx <= quick_zstd(chosen)
@@ -72,7 +75,7 @@ def halves():
 
 def test_auto_picks_zstd_where_it_is_smaller():
     enc = codec.encode_pixels(halves(), k=2, coder="auto")
-    assert enc.header.index_coder == container.CODER_ZSTD
+    assert enc.header.index_coder == ZSTD
     np.testing.assert_array_equal(vqcodec.decode(enc.data), halves())
 
 
@@ -80,23 +83,23 @@ def test_auto_picks_zstd_where_it_is_smaller():
 def test_default_is_auto(seed):
     image = photo_like(37, 53, seed)
     assert codec.encode_pixels(image, k=16).data == codec.encode_pixels(image, k=16, coder="auto").data
-    assert codec.encode_pixels(halves(), k=2).header.index_coder == container.CODER_ZSTD
+    assert codec.encode_pixels(halves(), k=2).header.index_coder == ZSTD
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bzip2_takes_the_smaller_layout(seed):
     image = photo_like(37, 53, seed)
     enc = codec.encode_pixels(image, k=16, coder="bzip2")
-    assert enc.header.index_coder == container.CODER_BZIP2
+    assert enc.header.index_coder == BZIP2
     sizes = {layout: len(codec.encode_pixels(image, k=16, layout=layout, coder="bzip2").data)
              for layout in ("bytes", "stripes")}
     assert len(enc.data) == min(sizes.values())
-    assert codec.encode_pixels(halves(), k=2, coder="bzip2").header.index_coder == container.CODER_BZIP2
+    assert codec.encode_pixels(halves(), k=2, coder="bzip2").header.index_coder == BZIP2
 
 
 def test_auto_with_a_layout_is_bzip2():
     enc = codec.encode_pixels(halves(), k=2, coder="auto", layout="bytes")
-    assert (enc.header.index_coder, enc.header.index_layout) == (container.CODER_BZIP2, 1)
+    assert (enc.header.index_coder, enc.header.index_layout) == (BZIP2, 1)
 
 
 def test_unknown_coder_names_the_choices():
@@ -104,20 +107,20 @@ def test_unknown_coder_names_the_choices():
         codec.encode_pixels(halves(), k=2, coder="gzip")
 
 
-def test_compress_index_and_coded_index():
+def test_coded_index_is_written_as_given():
     header = container.Header(width=3, height=2, channels=1, k=4, index_layout=1,
-                              index_coder=container.CODER_ZSTD)
+                              index_coder=ZSTD)
     payload = bytes([0, 1, 2, 3, 2, 1])
-    coded = container.compress_index(payload, container.CODER_ZSTD, level=3)
+    coded = coders.zstd.compress(payload, 3)
     data = container.write(header, bytes(range(4)), payload, coded_index=coded)
     assert coded in data and container.read(data).index_payload == payload
     with pytest.raises(FormatError, match="index_coder 7 is not supported"):
-        container.compress_index(payload, 7)
+        coders.by_id(7)
 
 
 def test_auto_packs_two_colour_noise():
     rng = np.random.default_rng(5)
     image = (rng.integers(0, 2, size=(64, 96, 1)) * 255).astype(np.uint8).repeat(3, -1)
     enc = codec.encode_pixels(image, k=2, coder="auto")
-    assert (enc.header.index_coder, enc.header.index_layout) == (container.CODER_ZSTD, container.LAYOUT_PACKED)
+    assert (enc.header.index_coder, enc.header.index_layout) == (ZSTD, packing.PACKED)
     np.testing.assert_array_equal(vqcodec.decode(enc.data), image)

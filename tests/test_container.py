@@ -281,7 +281,9 @@ def test_bzip2_coder_round_trip(layout):
 def test_bzip2_multiple_streams_and_limits(monkeypatch):
     import bz2
 
-    monkeypatch.setattr(container, "BZIP2_CHUNK", 4)
+    from vqcodec.coders import bzip2
+
+    monkeypatch.setattr(bzip2, "CHUNK", 4)
     header = Header(width=10, height=1, channels=1, k=2, index_layout=1, index_coder=1)
     payload = bytes([0, 1] * 5)
     data = container.write(header, b"\0\xff", payload)

@@ -53,12 +53,13 @@ def files() -> dict[str, bytes]:
 
 def ctx_file(image: np.ndarray, k: int) -> bytes:
     """A coder-2 file; without the C extension, made by the Python reference coder."""
-    from vqcodec import codec, container, ctxcoder, packing
+    from vqcodec import codec, container, packing
+    from vqcodec.coders import ctx as ctxcoder
 
     if ctxcoder.available():
         return vqcodec.encode(image, k=k, coder="ctx")
     enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes")
-    header = dataclasses.replace(enc.header, index_coder=container.CODER_CTX)
+    header = dataclasses.replace(enc.header, index_coder=2)
     payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
     return container.write(header, enc.codebook.tobytes(), payload,
                            coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))

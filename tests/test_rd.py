@@ -344,7 +344,7 @@ def test_cli_exits_2_when_no_image_is_measured(folder):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-k", "1,4"], "k must be from 2 to 65536, got 1"),
+    (["-k", "1,4"], "k must be an integer from 2 to 65536, got 1"),
     (["-k", "x"], "k must be a comma-separated list"),
     (["--baselines", "gif"], "unknown baseline 'gif'"),
     (["--csv", "/nonexistent-folder/x.csv"], "folder '/nonexistent-folder' does not exist"),

@@ -24,7 +24,7 @@ def test_readme_example_runs(index, tmp_path, monkeypatch, capsys):
     code = BLOCKS[index]
     exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
     printed = capsys.readouterr().out.split()
-    from vqcodec import ctxcoder
+    from vqcodec.coders import ctx as ctxcoder
 
     if not ctxcoder.available():  # the sizes shown are those of the default coder, ctx
         pytest.skip("vqcodec._ctxcoder not built: README's sizes are the context model's")

@@ -7,7 +7,8 @@
 True
 
 Public API: :func:`encode`, :func:`decode`, :func:`decode_image`,
-:func:`read_info`, :func:`read_header`, the :mod:`vqcodec.metrics` module,
+:func:`read_info`, :func:`read_header`, :class:`EncodeOptions`, the
+:mod:`vqcodec.metrics` module,
 the error family (:class:`VqiError` and subclasses), ``FORMAT_VERSION`` and
 ``__version__``.  Importing the package registers the Pillow plugin, so
 ``PIL.Image.open("x.vqi")`` works.
@@ -15,7 +16,9 @@ the error family (:class:`VqiError` and subclasses), ``FORMAT_VERSION`` and
 
 from __future__ import annotations
 
-from .container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, Header
+from .container import FORMAT_VERSION, Header
+from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
+from .options import EncodeOptions
 from .container import read_header as _read_header
 from .errors import (
     FormatError,
@@ -27,7 +30,6 @@ from .errors import (
     VqiError,
 )
 from .codec import (
-    DEFAULT_K,
     Encoded,
     Info,
     decode,
@@ -47,6 +49,7 @@ __all__ = [
     "DEFAULT_K",
     "DEFAULT_MAX_PIXELS",
     "Header",
+    "EncodeOptions",
     "Encoded",
     "Info",
     "encode",

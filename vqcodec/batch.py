@@ -41,8 +41,10 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from . import codec, container, fileio, metrics, pixels
+from . import codec, fileio, metrics, pixels
+from .limits import DEFAULT_MAX_PIXELS
 from .errors import OptionError, VqiError
+from .options import EncodeOptions
 
 __all__ = [
     "Job",
@@ -283,16 +285,18 @@ def _exists(target: str) -> str:
 # The workers: plain values in, a Result out, never an exception for a bad file
 
 
-def encode_file(source: str, target: str, /, *, overwrite: bool = False, measure: bool = True,
-                **options: Any) -> Result:
+def encode_file(source: str, target: str, /, options: EncodeOptions | None = None, *,
+                overwrite: bool = False, measure: bool = True, **changes: Any) -> Result:
     """Encode the image file *source* to the .vqi file *target* (written atomically).
 
-    *options* are :func:`vqcodec.codec.encode_pixels`'s (``k``, ``seed``,
-    ``max_pixels``...).  With *measure*, the PSNR is computed (cheap; no SSIM).
+    *options* (an :class:`~vqcodec.options.EncodeOptions`) and keyword
+    *changes* to it are the encoder's options, as for
+    :func:`vqcodec.codec.encode_pixels`.  With *measure*, the PSNR is
+    computed (cheap; no SSIM).
     """
     def work() -> Result:
         bytes_in = os.stat(source).st_size
-        enc = codec.encode_pixels(source, **options)
+        enc = codec.encode_pixels(source, options, **changes)
         _write(target, enc.data, overwrite)
         count = enc.header.width * enc.header.height
         psnr = metrics.psnr(enc.source.array, enc.reconstruct()) if measure else None
@@ -304,7 +308,7 @@ def encode_file(source: str, target: str, /, *, overwrite: bool = False, measure
 
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
-                max_pixels: int | None = container.DEFAULT_MAX_PIXELS,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS,
                 overwrite: bool = False) -> Result:
     """Decode the .vqi file *source* to an image file *target* in *format* (atomically)."""
     def work() -> Result:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FormatError, OptionError
+from .errors import FormatError, OptionError, UnsupportedVersionError
 
-__all__ = ["PACKED", "BYTES", "STRIPES", "pack", "unpack", "packed_size"]
+__all__ = ["PACKED", "BYTES", "STRIPES", "LAYOUTS", "pack", "unpack", "packed_size", "payload_size"]
 
 PACKED = 0
 BYTES = 1
 STRIPES = 2
+LAYOUTS = {PACKED: "packed", BYTES: "bytes", STRIPES: "stripes"}
+"""index_layout value -> name (spec §5.0-5.2)."""
 
 # Work on this many indices at a time so that the bit-level temporaries of
 # layout 0 stay small (16 bits per index as uint8 -> 16 MiB per chunk).
@@ -33,6 +35,16 @@ _CHUNK = 1 << 20
 def packed_size(count: int, bits: int) -> int:
     """Bytes of a layout-0 payload: ceil(count * bits / 8)."""
     return (count * bits + 7) // 8
+
+
+def payload_size(count: int, bits: int, layout: int) -> int:
+    """The exact size of the payload of *count* indices of *bits* bits in *layout* (spec §5)."""
+    if layout == PACKED:
+        return packed_size(count, bits)
+    if layout in (BYTES, STRIPES):
+        return count * ((bits + 7) // 8)
+    raise UnsupportedVersionError(
+        f"HEAD: index_layout {layout} is not supported (this reader knows {sorted(LAYOUTS)})")
 
 
 def _check_bits(bits: int) -> None:

@@ -17,9 +17,9 @@ raises our own :class:`~vqcodec.errors.FormatError` family (from
 ``Image.open`` or ``load()``), whose message says what is wrong, rather than
 a vague "cannot identify image file".
 
-Saving takes :func:`vqcodec.encode`'s options as save parameters (``k``,
-``seed``, ``rdo``, ``layout``, ``coder``, ``level``); other parameters are ignored,
-as Pillow's plugins do.  The image is converted by the mode rules of
+Saving takes the encoder's options (:data:`SAVE_OPTIONS`: those of
+:class:`~vqcodec.options.EncodeOptions` but ``max_pixels``) as save
+parameters; other parameters are ignored, as Pillow's plugins do.  The image is converted by the mode rules of
 :mod:`vqcodec.pixels` (P, 1, I;16, CMYK ... become L, LA, RGB or RGBA).  The
 ICC profile written is the ``icc_profile`` save parameter if given (``None``
 or ``b""`` writes none), else the image's ``info["icc_profile"]``.
@@ -31,15 +31,15 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-from . import codec, container, pixels
+from . import codec, container, options, pixels
 
 __all__ = ["FORMAT", "EXTENSION", "MIME_TYPE", "SAVE_OPTIONS", "VqiImageFile", "register"]
 
 FORMAT = "VQI"
 EXTENSION = ".vqi"
 MIME_TYPE = "image/x-vqi"
-SAVE_OPTIONS = ("k", "seed", "rdo", "layout", "coder", "level")
-"""The save parameters passed on to :func:`vqcodec.encode`."""
+SAVE_OPTIONS = tuple(name for name in options.NAMES if name != "max_pixels")
+"""The save parameters passed on to the encoder (the image is already in memory: no pixel limit)."""
 
 
 def _accept(prefix: bytes) -> bool:
@@ -87,11 +87,12 @@ class VqiImageFile(ImageFile.ImageFile):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     """Pillow's save hook: encode *im* with the save parameters and write to *fp*."""
     info = im.encoderinfo
-    options = {name: info[name] for name in SAVE_OPTIONS if name in info}
+    chosen = options.EncodeOptions(max_pixels=None, **{name: info[name] for name in SAVE_OPTIONS
+                                                        if name in info})
     px = pixels.from_pil(im)
     if "icc_profile" in info:
         px = pixels.from_array(px.array, icc_profile=info["icc_profile"] or None)
-    fp.write(codec.encode(px, max_pixels=None, **options))
+    fp.write(codec.encode_pixels(px, chosen).data)
 
 
 def register() -> None:

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from . import codec, metrics, pixels
+from . import codec, metrics, options, pixels
 from .errors import OptionError, VqiError
 
 __all__ = [
@@ -251,11 +251,7 @@ def find_images(paths: Iterable[str]) -> tuple[list[str], list[Skipped]]:
 
 def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     """Sorted distinct k values, each checked against the codec's range."""
-    out = set()
-    for k in ks:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not codec.MIN_K <= k <= codec.MAX_K:
-            raise OptionError(f"k must be an integer from {codec.MIN_K} to {codec.MAX_K}, got {k!r}")
-        out.add(int(k))
+    out = {options.check("k", k) for k in ks}
     if not out:
         raise OptionError("no k values given; give at least one, e.g. k=(16, 64, 256)")
     return tuple(sorted(out))

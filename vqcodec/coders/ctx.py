@@ -1,8 +1,8 @@
 """Index coder 2: a context model with rANS (spec/FORMAT.md §5.5).
 
-A leaf: numpy and the compiled loops of ``vqcodec._ctxcoder``.  The
-container hands it the index map (layout 1, one byte per index, so k <= 256)
-with the image's width and the codebook; it returns the INDX data.
+numpy and the compiled loops of ``vqcodec._ctxcoder``.  It codes the index
+map (layout 1, one byte per index, so k <= 256) given the codebook, and
+returns the INDX data; :data:`CODER` is its entry in the registry.
 
 The model (all of it static: the tables are counted by the encoder and sent
 before the stream).  Every pixel ``X`` in raster order looks at its
@@ -14,11 +14,9 @@ are equal to each other (``L == U``, ``U == UR``, ``L == UL``, ``UL == U``)
 and the mode of the pixel on the left.  A literal then codes the *rank* of
 ``X`` among the codebook's entries ordered by their distance from ``L``'s
 colour: the decoder sorts the codebook the same way, so colours near the
-left neighbour's get the short codes of one shared table.  On Kodak photos
-this is 6-19 % smaller than the best of bzip2 and zstd on the same maps
-(k = 256 to 16) and decodes about three times as fast as bzip2, though
-slower than zstd (bench/research/explore8_context_model.py for the model's
-entropy).
+left neighbour's get the short codes of one shared table.
+(bench/research/explore8_context_model.py measured the model's entropy;
+README has its sizes against bzip2 and zstd.)
 
 The symbols are coded with rANS (32-bit state, byte-wise renormalisation,
 12-bit frequencies).  ``vqcodec._ctxcoder`` (C) runs the two per-pixel
@@ -29,9 +27,7 @@ other, and the decoder falls back to Python when the extension is missing.
 bands in lockstep on each (a pixel's decoding is a chain of dependent loads
 that leaves a core idle), and can look the codebook up as it goes, so it
 returns the pixels themselves; a band that fails a check is decoded again
-step by step, which names the error.  On a Kodak photo at k = 256 this is
-~3.5 ms, about what Pillow takes for pngquant's PNG of it with the palette
-applied (bench/decode_bench.py).
+step by step, which names the error (bench/decode_bench.py times it).
 """
 
 from __future__ import annotations
@@ -40,10 +36,13 @@ import struct
 
 import numpy as np
 
-from ._threads import cores, map_in_order
-from .errors import FormatError, OptionError
+from .. import packing
+from .._native import load
+from .._threads import cores, map_in_order
+from ..errors import FormatError, OptionError
+from . import Coder, HeaderLike
 
-__all__ = ["MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
+__all__ = ["CODER", "MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
 
 MAX_K = 256  # one byte per index
 MODES = 5
@@ -60,10 +59,7 @@ _BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
 CODING_BAND_PIXELS = 100_000
 _DECODE_THREADS = min(2, cores())
 
-try:  # the compiled loops; without them decoding is slow and encoding declines
-    from . import _ctxcoder as _native
-except ImportError:  # pragma: no cover - depends on the build
-    _native = None
+_native = load("_ctxcoder")  # the compiled loops; without them decoding is slow and encoding declines
 
 
 def available() -> bool:
@@ -513,3 +509,38 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
     if x != RANS_L:
         raise fail("final state is wrong")
     return grid
+
+
+# --------------------------------------------------------------------------
+# The registry's entry
+
+
+class _Ctx(Coder):
+    id = 2
+    name = "ctx"
+    version = (1, 1)
+    kind = "map"
+    layouts = (packing.BYTES,)
+    max_k = MAX_K
+    tie_rank = 0  # the smallest on photos: keeps a tie against zstd and bzip2
+
+    def available(self) -> bool:
+        return available()
+
+    def encode(self, payload: bytes, header: HeaderLike, codebook: bytes, /, *,
+               level: int | None = None, threads: int = 0) -> bytes:
+        grid = np.frombuffer(payload, dtype=np.uint8).reshape(header.height, header.width)
+        return encode(grid, _book(codebook, header.channels))
+
+    def decode(self, data: memoryview, header: HeaderLike, codebook: bytes, /, *,
+               samples: bool = False) -> "bytes | np.ndarray":
+        out = decode(data, header.width, header.height, _book(codebook, header.channels),
+                     pixels=samples)
+        return out if samples else out.tobytes()
+
+
+def _book(codebook: bytes, channels: int) -> np.ndarray:
+    return np.frombuffer(codebook, dtype=np.uint8).reshape(-1, channels)
+
+
+CODER = _Ctx()

@@ -1,0 +1,28 @@
+"""The numbers that bound what vqcodec reads and writes, each defined once.
+
+A foundation module (no imports): the format's k range (spec §3), the
+encoder's range of k and its default, and the pixel limit every reader
+applies before it allocates anything for an image.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_MAX_PIXELS"]
+
+MAX_K = 65536
+"""The largest codebook the format holds (spec §3: ``k`` is 1 ... 65536, 16-bit indices)."""
+
+MIN_K = 2
+"""The smallest k an encoder may be asked for (a file may hold k = 1: an image of one colour)."""
+
+DEFAULT_K = 256
+"""The encoder's default codebook size."""
+
+DEFAULT_MAX_PIXELS = 178_956_970
+"""Largest ``width × height`` read by default, from an image file or a .vqi file.
+
+It is Pillow's own hard limit (``2 * Image.MAX_IMAGE_PIXELS`` with Pillow's
+default of 89,478,485), so vqcodec refuses exactly what a default Pillow
+refuses, but with its own message and before any decoding.  It is about
+13,400 × 13,400 pixels, 716 MB as RGBA.  ``max_pixels=None`` lifts it.
+"""

@@ -1,0 +1,162 @@
+"""The encoder's options: one frozen, validated value used by the API, the CLI, batch and the plugin.
+
+:class:`EncodeOptions` is the one definition of every encoder option: its
+name, default, type and range.  Each field is checked once, when the value
+is made, by the check of the same name in :data:`CHECKS`, which the command
+line also calls on what the user typed; a misspelt option is refused by
+:meth:`EncodeOptions.from_mapping` (or Python, for the keyword arguments of
+:func:`vqcodec.encode`) with the option's name.  :data:`NAMES` is the list
+of options the Pillow plugin takes as save parameters and batch passes to
+its workers.
+
+Messages name the option as the library spells it (``k``, ``rdo``...);
+the command line adds its own flag names.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable, Mapping
+
+from . import coders, packing
+from .errors import OptionError
+from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, MAX_K, MIN_K
+
+__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
+
+DEFAULT_RDO = 0.6
+RDO_RANGE = (0.0, 100.0)
+LEVEL_RANGE = (1, 22)
+
+
+def _integer(value: object) -> bool:
+    """An int or a numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    """An int, a float or a numpy number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_k(value: object) -> int:
+    if not _integer(value) or not MIN_K <= value <= MAX_K:
+        raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {value!r}")
+    return int(value)
+
+
+def _check_seed(value: object) -> int:
+    if not _integer(value) or value < 0:
+        raise OptionError(f"seed must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _check_rdo(value: object) -> float:
+    low, high = RDO_RANGE
+    if not _number(value) or not (math.isfinite(value) and low <= value <= high):
+        raise OptionError(f"rdo must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _check_coder(value: object) -> str:
+    if value is None or value == "auto":  # None: the default, as for layout and level
+        return "auto"
+    if not isinstance(value, str):
+        raise OptionError(f"coder must be one of {sorted([*coders.names(), 'auto'])}, got {value!r}")
+    return coders.by_name(value).name
+
+
+def _check_layout(value: object) -> str | None:
+    if value is not None and value not in packing.LAYOUTS.values():
+        raise OptionError(f"layout must be one of {sorted(packing.LAYOUTS.values())}, got {value!r}")
+    return value
+
+
+def _check_level(value: object) -> int | None:
+    low, high = LEVEL_RANGE
+    if value is not None and (not _integer(value) or not low <= value <= high):
+        raise OptionError(f"level must be a zstd level from {low} to {high}, got {value!r}")
+    return None if value is None else int(value)
+
+
+def _check_max_pixels(value: object) -> int | None:
+    if value is not None and (not _integer(value) or value < 1):
+        raise OptionError(f"max_pixels must be a positive integer or None, got {value!r}")
+    return None if value is None else int(value)
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "k": _check_k,
+    "seed": _check_seed,
+    "rdo": _check_rdo,
+    "coder": _check_coder,
+    "layout": _check_layout,
+    "level": _check_level,
+    "max_pixels": _check_max_pixels,
+}
+"""Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
+
+
+def check(name: str, value: object) -> Any:
+    """*value* checked as the option *name* (the command line calls this on what was typed)."""
+    return CHECKS[name](value)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Every option of an encode, checked when the value is made (:class:`OptionError`).
+
+    ``k``           codebook size, 2 ... 65536 (an image of fewer colours keeps them all);
+    ``seed``        seed of the k-means initialisation;
+    ``rdo``         rate-aware index choice: 0 maps every pixel to its nearest
+                    entry; larger lets a pixel take a neighbour's entry when it
+                    is almost as close (a smaller file for a little PSNR);
+    ``coder``       the index coder: "auto" (the encoder's choice, see
+                    :mod:`vqcodec.choose`) or a coder's name ("ctx", "bzip2", "zstd");
+    ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
+                    the coder's choice;
+    ``level``       zstd's level 1-22, or None for the encoder's choice;
+    ``max_pixels``  refuse images above this many pixels (None: no limit).
+    """
+
+    k: int = DEFAULT_K
+    seed: int = 0
+    rdo: float = DEFAULT_RDO
+    coder: str = "auto"
+    layout: str | None = None
+    level: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, CHECKS[f.name](getattr(self, f.name)))
+        if self.coder != "auto" and self.layout is not None:
+            layouts = coders.by_name(self.coder).layouts
+            if _LAYOUT_IDS[self.layout] not in layouts:
+                names = " or ".join(repr(packing.LAYOUTS[i]) for i in layouts)
+                raise OptionError(f"coder {self.coder!r} needs layout {names}, got {self.layout!r}")
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any], /) -> "EncodeOptions":
+        """Options from a mapping (save parameters, a config); an unknown name is an error."""
+        unknown = sorted(set(options) - set(NAMES))
+        if unknown:
+            raise OptionError(f"unknown encode option {unknown[0]!r}; the options are {', '.join(NAMES)}")
+        return cls(**options)
+
+    def replace(self, **changes: Any) -> "EncodeOptions":
+        """A copy with *changes*, checked like a new value."""
+        return replace(self, **changes) if not set(changes) - set(NAMES) else \
+            EncodeOptions.from_mapping({**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options by name."""
+        return asdict(self)
+
+
+NAMES: tuple[str, ...] = tuple(f.name for f in fields(EncodeOptions))
+"""Every encoder option, in the order of :class:`EncodeOptions`."""
+
+_LAYOUT_IDS = {name: value for value, name in packing.LAYOUTS.items()}
