@@ -6,6 +6,7 @@ from a library (bzip2, a compressed zstd frame, Pillow's sRGB profile) may
 differ between library versions, so rewriting a vector is a deliberate act:
 
     python spec/vectors/make_vectors.py NAME ...     # (re)write these vectors
+    python spec/vectors/make_vectors.py refuse/NAME  # (re)write one must-refuse vector
     python spec/vectors/make_vectors.py --all        # (re)write every vector
 
 Every byte is built here from FORMAT.md, with no help from vqcodec: the
@@ -118,6 +119,11 @@ def zstd_compressed(content: bytes, **options) -> bytes:
 
 
 def srgb_profile() -> bytes:
+    """Pillow's sRGB profile: the committed copy once there is one (the profile
+    Pillow makes holds the time it was made)."""
+    committed = HERE / "rgb-2x2-iccp.icc"
+    if committed.exists():
+        return committed.read_bytes()
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -247,6 +253,7 @@ def ctx_data(grid, entries, band_rows, *, modes=None, state_byte_moved=()) -> by
 
 
 VECTORS = {}
+ONLY: set[str] = set()  # refuse/NAME vectors to write; empty: all
 
 
 def vector(fn):
@@ -265,6 +272,8 @@ def image(name, data, entries, grid, channels, *, icc=None):
 
 
 def refuse(name, data, rule, error):
+    if ONLY and f"refuse/{name}" not in ONLY:
+        return
     REFUSE.mkdir(exist_ok=True)
     (REFUSE / f"{name}.vqi").write_bytes(data)
     (REFUSE / f"{name}.json").write_text(json.dumps({"rule": rule, "error": error}) + "\n")
@@ -373,8 +382,7 @@ def iccp_section(frame=None) -> bytes:
     return section(b"iccp", zstd_compressed(srgb_profile()) if frame is None else frame)
 
 
-@vector
-def refuse_all():
+def refuse_vectors():  # every refuse/NAME given on the command line (--all: every one)
     refuse("head-nonzero-extension", tiny(head_extra=b"\x01" + bytes(7)),
            "§3: a HEAD byte at offset 24 or later is not zero", "UnsupportedVersionError")
     refuse("iccp-after-indx", tiny(after_indx=[iccp_section()]),
@@ -405,10 +413,11 @@ def refuse_all():
     refuse("bzip2-garbage-after", tiny(coder=1, indx=bz2.compress(b"\x00\x01", 9) + b"\0"),
            "§5.3: a byte after the last bzip2 stream", "FormatError")
     refuse("trailing-after-done", tiny(tail=b"\0"), "§2.3: a byte after DONE", "FormatError")
-    # the last section, DONE, claims 8 bytes: its data and CRC would end exactly at the end of the
-    # file if "bytes left" were counted from the section's start instead of after its head
+    # after INDX, the file ends with an unknown ancillary section that claims 8 bytes of data
+    # but holds 4: its data and CRC would end exactly at the end of the file if "bytes left"
+    # were counted from the section's start instead of after its 8-byte head
     good = tiny()
-    refuse("section-length-lenient", good[:-12] + struct.pack("<I4s", 8, b"DONE") + good[-4:],
+    refuse("section-length-lenient", good[:-12] + struct.pack("<I4s", 8, b"tEXt") + b"abcd",
            "§2.2, §7: length + 4 > file size - (offset + 8)", "FormatError")
     # coder 2, a 2×1 map: a band of 3 bytes (too short for its state)
     tables = ctx_data([[0, 0]], L2, 1)
@@ -417,9 +426,16 @@ def refuse_all():
     refuse("ctx-band-short", data, "§5.4.3: a band of 3 bytes (at least 4: its state)", "FormatError")
 
 
+VECTORS["refuse"] = refuse_vectors
+
 if __name__ == "__main__":
     names = sys.argv[1:]
     if not names:
         sys.exit(__doc__)
-    for name in (VECTORS if names == ["--all"] else names):
+    if names == ["--all"]:
+        names = list(VECTORS)
+    ONLY.update(n for n in names if n.startswith("refuse/"))
+    if ONLY:
+        names = [n for n in names if not n.startswith("refuse/")] + ["refuse"]
+    for name in names:
         VECTORS[name]()
