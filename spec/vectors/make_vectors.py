@@ -1,71 +1,441 @@
-"""Write the test vectors of spec/FORMAT.md Appendix A (run once; the files are the contract).
+"""Write the test vectors of spec/FORMAT.md (§10, Appendix A; spec/vectors/README.md).
 
-Each vector is a .vqi file plus a .json with the pixels it must decode to.
-The bytes are committed: a decoder is tested hex -> pixels, never by
-re-encoding (zstd output depends on the library version).
+Run once; the committed files are the contract.  A decoder is tested
+hex -> pixels (or hex -> refusal), never by re-encoding: the bytes that come
+from a library (bzip2, a compressed zstd frame, Pillow's sRGB profile) may
+differ between library versions, so rewriting a vector is a deliberate act:
 
-    python spec/vectors/make_vectors.py
+    python spec/vectors/make_vectors.py NAME ...     # (re)write these vectors
+    python spec/vectors/make_vectors.py refuse/NAME  # (re)write one must-refuse vector
+    python spec/vectors/make_vectors.py --all        # (re)write every vector
+
+Every byte is built here from FORMAT.md, with no help from vqcodec: the
+sections (§2-§4), the index layouts (§5.0-§5.2), zstd frames of raw and RLE
+blocks by hand (RFC 8878), and an encoder of the context model (§5.4).
 """
 
 from __future__ import annotations
 
+import bz2
 import json
 import struct
 import sys
 import zlib
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from vqcodec import container, packing  # noqa: E402
-
-only: set[str] = set()
-
-
-def ancillary(kind: bytes, body: bytes) -> bytes:
-    return struct.pack("<I4s", len(body), kind) + body + struct.pack("<I", zlib.crc32(kind + body))
+REFUSE = HERE / "refuse"
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+MAGIC = b"\x89VQI\r\n\x1a\n"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def vector(name, book, indices, channels, layout, extra=b"", coder=container.CODER_ZSTD):
-    if only and name not in only:
-        return
-    book = np.asarray(book, dtype=np.uint8).reshape(-1, channels)
-    indices = np.asarray(indices)
-    h, w = indices.shape
-    header = container.Header(width=w, height=h, channels=channels, k=len(book),
-                              index_layout=layout, index_coder=coder)
-    payload = packing.pack(indices, bits=header.index_bits, layout=layout)
-    data = container.write(header, book.tobytes(), payload)
-    if extra:  # insert an unknown ancillary section right after HEAD
-        cut = 10 + 12 + 24
-        data = data[:cut] + extra + data[cut:]
-    pixels = book[indices]
+# ---------------------------------------------------------------- the container (§2-§4)
+
+
+def section(kind: bytes, data: bytes, *, length: int | None = None) -> bytes:
+    """length, type, data, CRC-32 of type + data (§2.2); *length* overrides the field."""
+    size = len(data) if length is None else length
+    return struct.pack("<I4s", size, kind) + data + struct.pack("<I", zlib.crc32(kind + data))
+
+
+def index_bits(k: int) -> int:
+    return max(1, (k - 1).bit_length())
+
+
+def head(width, height, channels, k, layout, coder, *, extra=b"") -> bytes:
+    """The HEAD section (§3); *extra* is appended after byte 23."""
+    data = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, 1, 1, k, index_bits(k),
+                       layout, coder, 1, 0, b"\0\0\0")
+    return section(b"HEAD", data + extra)
+
+
+def vqi(minor: int, *sections: bytes) -> bytes:
+    return MAGIC + bytes([1, minor]) + b"".join(sections)
+
+
+def book(entries) -> bytes:
+    return section(b"BOOK", bytes(v for entry in entries for v in entry))
+
+
+DONE = section(b"DONE", b"")
+
+
+# ---------------------------------------------------------------- index payloads (§5.0-§5.2)
+
+
+def payload(grid, k: int, layout: int) -> bytes:
+    bits = index_bits(k)
+    if layout == 0:  # packed, MSB first, rows not padded
+        string = "".join(format(i, f"0{bits}b") for row in grid for i in row)
+        string += "0" * (-len(string) % 8)
+        return bytes(int(string[i : i + 8], 2) for i in range(0, len(string), 8))
+    width = (bits + 7) // 8
+    if layout == 1:
+        order = [i for row in grid for i in row]
+    else:  # stripes: rows in pairs, column by column, upper then lower
+        order = []
+        for top in range(0, len(grid), 2):
+            pair = grid[top : top + 2]
+            order += [row[x] for x in range(len(grid[0])) for row in pair]
+    return b"".join(i.to_bytes(width, "little") for i in order)
+
+
+# ---------------------------------------------------------------- zstd frames by hand (RFC 8878)
+
+
+def zstd_frame(content: bytes, *, rle: bool = False, dictionary_id: int | None = None) -> bytes:
+    """One single-segment frame stating its content size, of raw blocks (or RLE
+    blocks repeating content[0] len(content) times, *rle*), no checksum."""
+    size = len(content)
+    fcs_flag, fcs = ((0, struct.pack("<B", size)) if size < 256 else
+                     (1, struct.pack("<H", size - 256)) if size < 65536 + 256 else
+                     (2, struct.pack("<I", size)))
+    did = b"" if dictionary_id is None else struct.pack("<B", dictionary_id)
+    descriptor = fcs_flag << 6 | 1 << 5 | (1 if did else 0)  # single segment, no checksum
+    blocks, pos, step = [], 0, 128 * 1024
+    while True:
+        piece = content[pos : pos + step]
+        pos += len(piece)
+        last = pos >= size
+        block_type = 1 if rle else 0
+        header = (last | block_type << 1 | len(piece) << 3).to_bytes(3, "little")
+        blocks.append(header + (piece[:1] if rle else piece))
+        if last:
+            break
+    return ZSTD_MAGIC + bytes([descriptor]) + did + fcs + b"".join(blocks)
+
+
+def zstd_skippable(user_data: bytes) -> bytes:
+    return struct.pack("<II", 0x184D2A50, len(user_data)) + user_data
+
+
+def zstd_compressed(content: bytes, **options) -> bytes:
+    """A real compressed frame (library bytes: committed, never rewritten by accident)."""
+    import zstandard
+
+    options.setdefault("write_content_size", True)
+    return zstandard.ZstdCompressor(level=19, **options).compress(content)
+
+
+def srgb_profile() -> bytes:
+    """Pillow's sRGB profile: the committed copy once there is one (the profile
+    Pillow makes holds the time it was made)."""
+    committed = HERE / "rgb-2x2-iccp.icc"
+    if committed.exists():
+        return committed.read_bytes()
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+# ---------------------------------------------------------------- the context model (§5.4)
+
+
+def rank_order(entries) -> list[list[int]]:
+    """order[a] = the entries sorted by squared distance from entry a, ties by index."""
+    def distance(a, b):
+        return sum((p - q) ** 2 for p, q in zip(entries[a], entries[b]))
+    return [sorted(range(len(entries)), key=lambda b: (distance(a, b), b)) for a in range(len(entries))]
+
+
+def neighbours(grid, top, bottom, x, y):
+    """L, U, UR, UL of pixel (x, y) in the band of rows top..bottom-1 (0 outside it)."""
+    def at(xx, yy):
+        return grid[yy][xx] if top <= yy < bottom and 0 <= xx < len(grid[0]) else 0
+    return at(x - 1, y), at(x, y - 1), at(x + 1, y - 1), at(x - 1, y - 1)
+
+
+def band_symbols(grid, top, bottom, order, modes=None):
+    """[(context, mode, rank or None)] in raster order; *modes* (same shape as grid)
+    forces a pixel's mode (a non-canonical stream), None: the first that holds."""
+    out = []
+    for y in range(top, bottom):
+        m_left = 4
+        for x in range(len(grid[0])):
+            X = grid[y][x]
+            L, U, UR, UL = neighbours(grid, top, bottom, x, y)
+            context = ((L == U) + 2 * (U == UR) + 4 * (L == UL) + 8 * (UL == U)) * 5 + m_left
+            m = modes[y][x] if modes else next((i for i, v in enumerate((L, U, UR, UL)) if v == X), 4)
+            assert m == 4 or (L, U, UR, UL)[m] == X, (x, y, m)
+            out.append((context, m, order[L].index(X) if m == 4 else None))
+            m_left = m
+    return out
+
+
+def scale(counts: list[int]) -> list[int]:
+    """Counts -> frequencies summing to 4096, every non-zero count at least 1; the
+    rounding goes to the largest remainders, ties to the lower symbol (Appendix B)."""
+    total = sum(counts)
+    if not total:
+        return [0] * len(counts)
+    freq = [max(c * 4096 // total, 1) if c else 0 for c in counts]
+    missing = 4096 - sum(freq)
+    by_remainder = sorted((s for s, c in enumerate(counts) if c), key=lambda s: (-(counts[s] * 4096 % total), s))
+    for s in by_remainder[:max(missing, 0)]:
+        freq[s] += 1
+    while missing < 0:
+        j = freq.index(max(freq))
+        take = min(-missing, freq[j] - 1)
+        freq[j] -= take
+        missing += take
+    return freq
+
+
+def v14(value: int) -> bytes:
+    assert 0 <= value < 1 << 14
+    return bytes([value]) if value < 128 else bytes([0x80 | value & 0x7F, value >> 7])
+
+
+def starts(freq: list[int]) -> list[int]:
+    return [sum(freq[:s]) for s in range(len(freq))]
+
+
+def rans_band(symbols, mode_freq, literal_freq, *, state_byte_moved: bool = False) -> bytes:
+    """One band: the u32 initial state, then the stream (§5.4.4 run backwards).
+
+    *state_byte_moved*: write the state's low byte as the first stream byte
+    instead, the state then being below 2^23 (valid when the band's first pixel
+    has a one-mode table, whose step leaves x as it is; §5.4.4, A11)."""
+    coded = []
+    for context, mode, rank in symbols:
+        coded.append((mode_freq[context][mode], starts(mode_freq[context])[mode]))
+        if rank is not None:
+            coded.append((literal_freq[rank], starts(literal_freq)[rank]))
+    x, out = 1 << 23, bytearray()
+    for freq, start in reversed(coded):
+        while x >= (1 << 19) * freq:
+            out.append(x & 0xFF)
+            x >>= 8
+        x = (x // freq << 12) + x % freq + start
+    out.reverse()
+    if state_byte_moved:
+        assert coded[0][0] == 4096
+        return struct.pack("<I", x >> 8) + bytes([x & 0xFF]) + bytes(out)
+    return struct.pack("<I", x) + bytes(out)
+
+
+def ctx_data(grid, entries, band_rows, *, modes=None, state_byte_moved=()) -> bytes:
+    """INDX.data of index coder 2 (§5.4.3) with the reference encoder's tables."""
+    order = rank_order(entries)
+    height = len(grid)
+    bands = [band_symbols(grid, top, min(height, top + band_rows), order, modes)
+             for top in range(0, height, band_rows)]
+    mode_counts = [[0] * 5 for _ in range(80)]
+    literal_counts = [0] * len(entries)
+    for symbols in bands:
+        for context, mode, rank in symbols:
+            mode_counts[context][mode] += 1
+            if rank is not None:
+                literal_counts[rank] += 1
+    mode_freq = [scale(row) for row in mode_counts]
+    literal_freq = scale(literal_counts)
+    used = [any(row) for row in mode_freq]
+    out = bytearray(sum(1 << c % 8 for c in range(80) if used[c] and c // 8 == i) for i in range(10))
+    for c in range(80):
+        if used[c]:
+            present = [m for m in range(5) if mode_freq[c][m]]
+            out.append(sum(1 << m for m in present))
+            for m in present[:-1]:
+                out += v14(mode_freq[c][m])
+    t = max((r + 1 for r in range(len(entries)) if literal_freq[r]), default=0)
+    out += v14(t)
+    for r in range(t - 1):
+        out += v14(literal_freq[r])
+    out += struct.pack("<I", band_rows)
+    for i, symbols in enumerate(bands):
+        band = rans_band(symbols, mode_freq, literal_freq, state_byte_moved=i in state_byte_moved)
+        out += struct.pack("<I", len(band)) + band
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- writing
+
+
+VECTORS = {}
+ONLY: set[str] = set()  # refuse/NAME vectors to write; empty: all
+
+
+def vector(fn):
+    VECTORS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def image(name, data, entries, grid, channels, *, icc=None):
+    pixels = [[list(entries[i]) for i in row] for row in grid]
+    meta = {"width": len(grid[0]), "height": len(grid), "mode": MODES[channels], "pixels": pixels}
     (HERE / f"{name}.vqi").write_bytes(data)
-    meta = {"width": w, "height": h, "mode": container.CHANNEL_LAYOUTS[channels],
-            "pixels": pixels.reshape(h, w, channels).tolist()}
     (HERE / f"{name}.json").write_text(json.dumps(meta) + "\n")
-    print(name, len(data), "bytes")
+    if icc is not None:
+        (HERE / f"{name}.icc").write_bytes(icc)
+    print(f"{name}.vqi", len(data), "bytes")
 
+
+def refuse(name, data, rule, error):
+    if ONLY and f"refuse/{name}" not in ONLY:
+        return
+    REFUSE.mkdir(exist_ok=True)
+    (REFUSE / f"{name}.vqi").write_bytes(data)
+    (REFUSE / f"{name}.json").write_text(json.dumps({"rule": rule, "error": error}) + "\n")
+    print(f"refuse/{name}.vqi", len(data), "bytes")
+
+
+def simple(name, entries, grid, layout, coder=0, *, minor=0, before_book=b"", head_extra=b"",
+           indx=None, icc=None):
+    channels, k = len(entries[0]), len(entries)
+    if indx is None:
+        raw = payload(grid, k, layout)
+        indx = zstd_frame(raw) if coder == 0 else bz2.compress(raw, 9)
+    data = vqi(minor, head(len(grid[0]), len(grid), channels, k, layout, coder, extra=head_extra),
+               before_book, book(entries), section(b"INDX", indx), DONE)
+    image(name, data, entries, grid, channels, icc=icc)
+
+
+RGB4 = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]
+CTX4 = [(0, 0, 0), (60, 60, 60), (255, 255, 255), (255, 0, 0)]
+CTX4_GRID = [[0, 0, 2, 3], [0, 1, 2, 3], [1, 1, 3, 2]]
+L2 = [(16,), (235,)]
+
+
+@vector
+def rgb_2x2_bytes():
+    simple("rgb-2x2-bytes", RGB4, [[0, 1], [2, 3]], 1)
+
+
+@vector
+def la_3x2_packed():  # 2 bits per index, rows not padded
+    simple("la-3x2-packed", [(0, 0), (128, 255), (255, 128)], [[0, 1, 2], [2, 1, 0]], 0)
+
+
+@vector
+def l_5x1_ancillary():  # an unknown ancillary section to skip
+    simple("l-5x1-ancillary", L2, [[0, 1, 1, 0, 1]], 0,
+           before_book=section(b"tEXt", b"a reader skips me"))
+
+
+@vector
+def rgba_2x1_bytes():  # transparent, then opaque
+    simple("rgba-2x1-bytes", [(10, 20, 30, 255), (0, 0, 0, 0)], [[1, 0]], 1)
+
+
+@vector
+def rgb_3x3_stripes_bzip2():
+    simple("rgb-3x3-stripes-bzip2", [(0, 0, 0), *RGB4], [[0, 1, 2], [3, 4, 0], [1, 2, 3]], 2, 1)
+
+
+@vector
+def rgb_4x3_ctx():  # every mode occurs
+    simple("rgb-4x3-ctx", CTX4, CTX4_GRID, 1, 2, minor=1, indx=ctx_data(CTX4_GRID, CTX4, 3))
+
+
+@vector
+def rgb_4x3_ctx_minor0():  # coder 2 in a file stamped 1.0 (§2.1)
+    simple("rgb-4x3-ctx-minor0", CTX4, CTX4_GRID, 1, 2, minor=0, indx=ctx_data(CTX4_GRID, CTX4, 3))
+
+
+@vector
+def l_3x2_ctx_noncanonical():  # m_left is the decoded mode (§5.4.1)
+    grid = [[1, 1, 0], [1, 1, 0]]
+    modes = [[4, 4, 1], [1, 1, 1]]  # (1, 0): a literal equal to L; (1, 1): mode 1 although X = L
+    simple("l-3x2-ctx-noncanonical", L2, grid, 1, 2, minor=1,
+           indx=ctx_data(grid, L2, 2, modes=modes))
+
+
+@vector
+def l_3x3_ctx_bands():  # two bands; the second's neighbours above are 0; its state is < 2^23
+    grid = [[0, 1, 1], [0, 0, 1], [0, 1, 0]]
+    simple("l-3x3-ctx-bands", L2, grid, 1, 2, minor=1,
+           indx=ctx_data(grid, L2, 2, state_byte_moved={1}))
+
+
+@vector
+def l_2x2_head32():  # a HEAD of 32 bytes, the 8 appended all zero (§3)
+    simple("l-2x2-head32", L2, [[0, 1], [1, 0]], 1, head_extra=bytes(8))
+
+
+@vector
+def rgb_4x2_bzip2_streams():  # three bzip2 streams, the middle one empty (§5.3)
+    grid = [[0, 1, 2, 3], [3, 2, 1, 0]]
+    raw = payload(grid, 4, 1)
+    simple("rgb-4x2-bzip2-streams", RGB4, grid, 1, 1,
+           indx=bz2.compress(raw[:5], 9) + bz2.compress(b"", 9) + bz2.compress(raw[5:], 9))
+
+
+@vector
+def rgb_2x2_iccp():  # an iccp section with a real profile; both frames compressed, with checksums
+    icc = srgb_profile()
+    grid = [[0, 1], [2, 3]]
+    simple("rgb-2x2-iccp", RGB4, grid, 1, 0, before_book=section(b"iccp", zstd_compressed(icc, write_checksum=True)),
+           indx=zstd_compressed(payload(grid, 4, 1), write_checksum=True), icc=icc)
+
+
+# ---- must-refuse vectors: a tiny valid L file (2×1, k = 2, layout 1, zstd) broken one way
+
+
+def tiny(*, coder=0, head_extra=b"", after_head=(), after_indx=(), indx=None, tail=b""):
+    indx = zstd_frame(b"\x00\x01") if indx is None else indx
+    return vqi(0, head(2, 1, 1, 2, 1, coder, extra=head_extra), *after_head,
+               book(L2), section(b"INDX", indx), *after_indx, DONE) + tail
+
+
+def iccp_section(frame=None) -> bytes:
+    return section(b"iccp", zstd_compressed(srgb_profile()) if frame is None else frame)
+
+
+def refuse_vectors():  # every refuse/NAME given on the command line (--all: every one)
+    refuse("head-nonzero-extension", tiny(head_extra=b"\x01" + bytes(7)),
+           "§3: a HEAD byte at offset 24 or later is not zero", "UnsupportedVersionError")
+    refuse("iccp-after-indx", tiny(after_indx=[iccp_section()]),
+           "§2.3: iccp comes after INDX", "FormatError")
+    refuse("iccp-twice", tiny(after_head=[iccp_section(), iccp_section()]),
+           "§2.3: a second iccp", "FormatError")
+    refuse("iccp-no-content-size",
+           tiny(after_head=[iccp_section(zstd_compressed(srgb_profile(), write_content_size=False))]),
+           "§1, §6: the iccp zstd frame does not state its content size", "FormatError")
+    refuse("iccp-trailing-byte", tiny(after_head=[iccp_section(zstd_compressed(srgb_profile()) + b"\0")]),
+           "§1, §6: a byte after the iccp zstd frame", "FormatError")
+    refuse("iccp-too-large", tiny(after_head=[iccp_section(zstd_frame(bytes(16 * 2**20 + 1), rle=True))]),
+           "§6: the iccp zstd frame states 16 MiB + 1 bytes (at most 16 MiB)", "FormatError")
+    refuse("indx-zstd-skippable", tiny(indx=zstd_skippable(b"skip") + zstd_frame(b"\x00\x01")),
+           "§1: INDX data starts with a skippable frame, not a zstd frame", "FormatError")
+    refuse("indx-zstd-trailing-byte", tiny(indx=zstd_frame(b"\x00\x01") + b"\0"),
+           "§1, §5.3: a byte after the zstd frame", "FormatError")
+    refuse("indx-zstd-second-frame", tiny(indx=zstd_frame(b"\x00\x01") + zstd_frame(b"")),
+           "§1, §5.3: a second (empty) zstd frame after the first", "FormatError")
+    refuse("indx-zstd-dictionary", tiny(indx=zstd_frame(b"\x00\x01", dictionary_id=1)),
+           "§1: the zstd frame names a dictionary (Dictionary_ID 1)", "FormatError")
+    bad_checksum = bytearray(zstd_compressed(b"\x00\x01", write_checksum=True))
+    bad_checksum[-1] ^= 0x01
+    refuse("indx-zstd-bad-checksum", tiny(indx=bytes(bad_checksum)),
+           "§1: the zstd frame's content checksum does not match", "FormatError")
+    refuse("bzip2-past-payload", tiny(coder=1, indx=bz2.compress(b"\x00\x01", 9) + bz2.compress(b"\x00", 9)),
+           "§5.3: the bzip2 streams inflate to 3 bytes, the payload is 2", "FormatError")
+    refuse("bzip2-garbage-after", tiny(coder=1, indx=bz2.compress(b"\x00\x01", 9) + b"\0"),
+           "§5.3: a byte after the last bzip2 stream", "FormatError")
+    refuse("trailing-after-done", tiny(tail=b"\0"), "§2.3: a byte after DONE", "FormatError")
+    # after INDX, the file ends with an unknown ancillary section that claims 8 bytes of data
+    # but holds 4: its data and CRC would end exactly at the end of the file if "bytes left"
+    # were counted from the section's start instead of after its 8-byte head
+    good = tiny()
+    refuse("section-length-lenient", good[:-12] + struct.pack("<I4s", 8, b"tEXt") + b"abcd",
+           "§2.2, §7: length + 4 > file size - (offset + 8)", "FormatError")
+    # coder 2, a 2×1 map: a band of 3 bytes (too short for its state)
+    tables = ctx_data([[0, 0]], L2, 1)
+    short = tables[:-8] + struct.pack("<I", 3) + tables[-4:-1]  # ... band_rows, length 3, 3 bytes
+    data = vqi(1, head(2, 1, 1, 2, 1, 2), book(L2), section(b"INDX", short), DONE)
+    refuse("ctx-band-short", data, "§5.4.3: a band of 3 bytes (at least 4: its state)", "FormatError")
+
+
+VECTORS["refuse"] = refuse_vectors
 
 if __name__ == "__main__":
-    only.update(sys.argv[1:])  # names to (re)write; none: all
-    # 1. RGB 2×2, 4 colours, layout 1 (bytes): red, green / blue, white
-    vector("rgb-2x2-bytes", [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
-           [[0, 1], [2, 3]], 3, packing.BYTES)
-    # 2. LA 3×2, 3 entries, layout 0 (packed, 2 bits per index, rows not padded)
-    vector("la-3x2-packed", [0, 0, 128, 255, 255, 128], [[0, 1, 2], [2, 1, 0]], 2, packing.PACKED)
-    # 3. L 5×1, 2 entries, layout 0, with an unknown ancillary section to skip
-    vector("l-5x1-ancillary", [16, 235], [[0, 1, 1, 0, 1]], 1, packing.PACKED,
-           extra=ancillary(b"tEXt", b"a reader skips me"))
-    # 4. RGBA 2×1, layout 1: one opaque and one fully transparent pixel
-    vector("rgba-2x1-bytes", [10, 20, 30, 255, 0, 0, 0, 0], [[1, 0]], 4, packing.BYTES)
-    # 5. RGB 3×3, 5 entries, layout 2 (stripes) compressed with bzip2 (coder 1)
-    vector("rgb-3x3-stripes-bzip2", [0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255],
-           [[0, 1, 2], [3, 4, 0], [1, 2, 3]], 3, packing.STRIPES, coder=container.CODER_BZIP2)
-    # 6. RGB 4×3, 4 entries, layout 1 with the context model (coder 2, format 1.1):
-    #    every mode occurs (left, up, up-right, up-left, literal)
-    vector("rgb-4x3-ctx", [0, 0, 0, 60, 60, 60, 255, 255, 255, 255, 0, 0],
-           [[0, 0, 2, 3], [0, 1, 2, 3], [1, 1, 3, 2]], 3, packing.BYTES, coder=container.CODER_CTX)
+    names = sys.argv[1:]
+    if not names:
+        sys.exit(__doc__)
+    if names == ["--all"]:
+        names = list(VECTORS)
+    ONLY.update(n for n in names if n.startswith("refuse/"))
+    if ONLY:
+        names = [n for n in names if not n.startswith("refuse/")] + ["refuse"]
+    for name in names:
+        VECTORS[name]()
