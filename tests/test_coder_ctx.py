@@ -1,4 +1,4 @@
-"""Index coder 2 (vqcodec/coders/ctx.py, spec §5.5): the C loops against the Python
+"""Index coder 2 (vqcodec/coders/ctx.py, spec §5.4): the C loops against the Python
 reference, the model's pieces against independent computations, the tables'
 rules, and corrupt streams."""
 
@@ -205,7 +205,7 @@ def test_the_fast_decoder_needs_no_second_look_at_good_streams(shape, band_rows,
 @given(data=st.data())
 def test_the_fast_decoder_accepts_only_what_the_checked_one_does(data):
     """Damage behind the tables: every band the fast decoder does not flag, the
-    step-by-step decoder of §5.5.4 also decodes, to the same indices."""
+    step-by-step decoder of §5.4.4 also decodes, to the same indices."""
     grid = random_map(5, 30, 23, 40)
     book = random_book(5, 40)
     body = bytearray(ctxcoder.encode(grid, book, band_rows=7))

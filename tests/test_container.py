@@ -122,6 +122,10 @@ def test_longer_head_from_later_minor_version_is_accepted():
     head = sections(data)[0][1]
     parsed = container.read(rebuild(data, {b"HEAD": head + b"\0\0\0\0"}))
     assert parsed.header == header
+    with pytest.raises(UnsupportedVersionError, match=r"HEAD: byte 26 is 0x07, a field this reader"):
+        container.read(rebuild(data, {b"HEAD": head + b"\0\0\x07\0"}))
+    with pytest.raises(UnsupportedVersionError, match="byte 26"):
+        container.read_header(rebuild(data, {b"HEAD": head + b"\0\0\x07\0"}))
 
 
 def test_unknown_ancillary_skipped_unknown_critical_refused():

@@ -18,12 +18,7 @@ REFUSE = sorted((SPEC / "vectors" / "refuse").glob("*.vqi"))
 
 # Rules of FORMAT.md that today's decoder does not follow yet.  Strict: once the
 # code follows the rule the test passes, turns red, and its entry must go.
-NOT_YET = {
-    "head-nonzero-extension": "container: refuse a HEAD whose bytes from offset 24 on are not "
-                              "all zero (UnsupportedVersionError, like reserved bytes 21-23)",
-    "iccp-too-large": "container: an iccp frame stating more than 16 MiB is malformed (§6), raise "
-                      "FormatError, not LimitError (16 MiB is a format rule, not a setting)",
-}
+NOT_YET: dict[str, str] = {}  # refuse vectors today's decoder does not refuse yet (strict xfail)
 
 
 def test_there_are_vectors():

@@ -1,4 +1,4 @@
-/* vqcodec._ctxcoder: the rANS loops of index coder 2 (spec/FORMAT.md §5.5).
+/* vqcodec._ctxcoder: the rANS loops of index coder 2 (spec/FORMAT.md §5.4).
  *
  * Everything else -- modelling, counting, frequency tables, their parsing and
  * checks -- is Python (vqcodec/ctxcoder.py), which is also a complete,
@@ -54,7 +54,7 @@
     } while (0)
 
 /* Mode context of a pixel: which of its neighbours equal each other, and
- * the mode of the pixel on its left (spec §5.5.1). */
+ * the mode of the pixel on its left (spec §5.4.1). */
 static inline unsigned context(unsigned l, unsigned u, unsigned ul, unsigned ur, unsigned prev)
 {
     unsigned c = (l == u) | ((u == ur) << 1) | ((l == ul) << 2) | ((ul == u) << 3);
@@ -354,7 +354,7 @@ release:
 /* ------------------------------------------------------------------------
  * The fast decoder: two bands in lockstep.
  *
- * ctx_decode above follows §5.5.4 step by step, with every check at the
+ * ctx_decode above follows §5.4.4 step by step, with every check at the
  * pixel where it fails, and is what names an error.  Decoding a pixel is a
  * chain of dependent loads and multiplies, so one band at a time leaves most
  * of a core idle; here two bands (lanes) advance together, pixel by pixel.
@@ -825,10 +825,10 @@ release:
 
 /* parse_tables(data, n) -> (mode_freq, mode_start, lit_freq, lit_start, offset) or None
  *
- * The table part of coder-2 INDX data (§5.5.3), as ctxcoder.read_tables reads
+ * The table part of coder-2 INDX data (§5.4.3), as ctxcoder.read_tables reads
  * it: uint16 frequencies and starts (80 * 5 and 256 of each) and the offset of
  * the band size.  None when any rule is broken: read_tables then names it. */
-static int u12(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
+static int v14(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
 {
     if (*pos >= len)
         return 0;
@@ -880,7 +880,7 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
             unsigned f;
             if (!(mask >> m & 1))
                 continue;
-            ok = u12(d, len, &pos, &f) && f >= 1;
+            ok = v14(d, len, &pos, &f) && f >= 1;
             sum += f;
             mf[c * MODES + m] = (uint16_t)f;
         }
@@ -889,10 +889,10 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
             mf[c * MODES + last] = (uint16_t)(SCALE - sum);
     }
     unsigned count = 0, sum = 0;
-    ok = ok && u12(d, len, &pos, &count) && count <= (unsigned)n;
+    ok = ok && v14(d, len, &pos, &count) && count <= (unsigned)n;
     for (unsigned r = 0; ok && count && r + 1 < count; r++) {
         unsigned f;
-        ok = u12(d, len, &pos, &f);
+        ok = v14(d, len, &pos, &f);
         sum += f;
         lf[r] = (uint16_t)f;
     }
@@ -921,7 +921,7 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
 }
 
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.5.2).  A stable LSD radix sort of
+ * squared distance, ties by index (spec §5.4.2).  A stable LSD radix sort of
  * the distances alone (two passes of 9 bits: a distance is below 2^18 for at
  * most 4 channels) keeps equal distances in index order. */
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
@@ -953,7 +953,7 @@ static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned 
 }
 
 /* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries
- * by squared distance from entry a, ties by index (spec §5.5.2). */
+ * by squared distance from entry a, ties by index (spec §5.4.2). */
 static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
 {
     (void)self;

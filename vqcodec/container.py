@@ -201,6 +201,13 @@ def _parse_head(body: memoryview) -> Header:
             f"HEAD: reserved bytes 21-23 are {reserved.hex(' ')}, expected 00 00 00 "
             f"(a feature of a newer format version?)"
         )
+    extra = bytes(body[HEAD_SIZE:])
+    if extra.strip(b"\0"):  # spec §3: appended fields are "as in 1.0" only when all zero
+        first = HEAD_SIZE + next(i for i, b in enumerate(extra) if b)
+        raise UnsupportedVersionError(
+            f"HEAD: byte {first} is 0x{body[first]:02x}, a field this reader does not know "
+            f"(bytes from {HEAD_SIZE} on must be 0: a feature of a newer format version?)"
+        )
     return header
 
 

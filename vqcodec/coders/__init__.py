@@ -1,4 +1,4 @@
-"""The index coders: how ``INDX.data`` codes the index payload (spec §5.3 and §5.5).
+"""The index coders: how ``INDX.data`` codes the index payload (spec §5.3 and §5.4).
 
 Each coder is one module of this package holding one :class:`Coder` value,
 ``CODER``, and this module's registry lists them.  The container dispatches

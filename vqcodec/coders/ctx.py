@@ -1,4 +1,4 @@
-"""Index coder 2: a context model with rANS (spec/FORMAT.md §5.5).
+"""Index coder 2: a context model with rANS (spec/FORMAT.md §5.4).
 
 numpy and the compiled loops of ``vqcodec._ctxcoder``.  It codes the index
 map (layout 1, one byte per index, so k <= 256) given the codebook, and
@@ -7,8 +7,9 @@ returns the INDX data; :data:`CODER` is its entry in the registry.
 The model (all of it static: the tables are counted by the encoder and sent
 before the stream).  Every pixel ``X`` in raster order looks at its
 neighbours left ``L``, up ``U``, up-left ``UL`` and up-right ``UR`` (0
-outside the image) and codes a *mode*: 0 if ``X == L``, else 1 if ``X == U``,
-2 if ``X == UR``, 3 if ``X == UL``, else 4, a literal.  The mode's
+outside the band of rows being coded, §5.4.1) and codes a *mode*: 0 if
+``X == L``, else 1 if ``X == U``, 2 if ``X == UR``, 3 if ``X == UL``, else
+4, a literal.  The mode's
 frequency table is chosen by an 80-valued context: which of the neighbours
 are equal to each other (``L == U``, ``U == UR``, ``L == UL``, ``UL == U``)
 and the mode of the pixel on the left.  A literal then codes the *rank* of
@@ -52,7 +53,7 @@ SCALE_BITS = 12
 SCALE = 1 << SCALE_BITS
 RANS_L = 1 << 23
 _BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
-# Coding bands (§5.5.3): the encoder cuts the map into bands of rows of about
+# Coding bands (§5.4.3): the encoder cuts the map into bands of rows of about
 # this many pixels, coded independently (the row above a band counts as
 # outside), so that a decoder can run them on several threads; a Kodak photo
 # gets 4 bands, for 24 bytes and a ~0.1 % larger file.
@@ -133,7 +134,7 @@ def quantize_frequencies(counts: np.ndarray) -> np.ndarray:
     """Counts -> frequencies summing to 4096, every non-zero count at least 1.
 
     All zero stays all zero.  Largest remainders get the rounding; the
-    encoder's choice only (decoders check the sums, §5.5.3).
+    encoder's choice only (decoders check the sums, §5.4.3).
     """
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
@@ -157,7 +158,7 @@ def quantize_frequencies(counts: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# Tables (§5.5.3)
+# Tables (§5.4.3)
 
 
 def _leb128(value: int) -> bytes:
@@ -191,8 +192,8 @@ def _truncated() -> FormatError:
     return FormatError("section INDX: index coder 2 tables are truncated")
 
 
-def _u12(raw: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the u12 at *pos* (§5.5.3)."""
+def _v14(raw: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the v14 at *pos* (§5.4.3)."""
     if pos >= len(raw):
         raise _truncated()
     first = raw[pos]
@@ -236,20 +237,20 @@ def read_tables(data: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarra
         present = [s for s in range(MODES) if mask >> s & 1]
         freq = []
         for _ in present[:-1]:
-            value, pos = _u12(raw, pos)
+            value, pos = _v14(raw, pos)
             freq.append(value)
         if 0 in freq:
             raise FormatError(f"section INDX: index coder 2 mode table {context} has a zero frequency")
         for s, f in zip(present, _complete(freq, f"mode table {context}")):
             rows[context][s] = f
-    count, pos = _u12(raw, pos)
+    count, pos = _v14(raw, pos)
     if count > n:
         raise FormatError(f"section INDX: index coder 2 literal table has {count} ranks, k is {n}")
     literal_freq = np.zeros(MAX_K, dtype=np.uint16)
     if count:
         freq = []
         for _ in range(count - 1):
-            value, pos = _u12(raw, pos)
+            value, pos = _v14(raw, pos)
             freq.append(value)
         literal_freq[:count] = _complete(freq, "literal table")
     return np.array(rows, dtype=np.uint16), literal_freq, pos
@@ -343,7 +344,7 @@ def _map(fn, items: list) -> list:
 
 def read_streams(data: bytes | memoryview, offset: int, height: int
                  ) -> tuple[int, list[memoryview]]:
-    """(band_rows, one stream per band) after the tables (§5.5.3)."""
+    """(band_rows, one stream per band) after the tables (§5.4.3)."""
     view = memoryview(data).cast("B")
     if offset + 4 > len(view):
         raise FormatError("section INDX: index coder 2 data ends before its band size")
@@ -375,7 +376,7 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
     With *pixels*, the codebook's entries instead of the indices: ``width *
     height * channels`` bytes, the image itself (the lookup is done as each
     row is decoded, on the decoding threads).  Raises :class:`FormatError` on
-    any inconsistency (spec §5.5.4).
+    any inconsistency (spec §5.4.4).
     """
     book = np.ascontiguousarray(codebook, dtype=np.uint8).reshape(len(codebook), -1)
     n, channels = book.shape
@@ -448,7 +449,7 @@ def encode_reference(indices: np.ndarray, codebook: np.ndarray, *, band_rows: in
 
 def decode_reference(stream: bytes | memoryview, width: int, height: int, order: np.ndarray,
                      mode_freq: np.ndarray, literal_freq: np.ndarray) -> np.ndarray:
-    """The decoding loop of §5.5.4 in Python, for one band: (height, width) uint8 indices."""
+    """The decoding loop of §5.4.4 in Python, for one band: (height, width) uint8 indices."""
     data = bytes(stream)
     n = len(order)
     mode_start, literal_start = _starts(mode_freq).tolist(), _starts(literal_freq).tolist()

@@ -9,7 +9,7 @@ allocates what a frame claims whatever ``max_output_size`` says.
 from __future__ import annotations
 
 from .. import packing
-from ..errors import FormatError, LimitError
+from ..errors import FormatError
 from . import Coder, HeaderLike
 
 __all__ = ["CODER", "MAGIC", "compress", "decompress_frame"]
@@ -44,8 +44,9 @@ def decompress_frame(kind: str, body: memoryview, *, exact: int | None, bound: i
         raise FormatError(f"section {kind}: zstd frame does not state its content size")
     if exact is not None and size != exact:
         raise FormatError(f"section {kind}: zstd frame holds {size} bytes, the header implies {exact}")
-    if size > bound:
-        raise LimitError(f"section {kind}: zstd frame claims {size} bytes, above the bound of {bound}")
+    if size > bound:  # a bound the format sets (iccp's 16 MiB): a malformed file
+        raise FormatError(f"section {kind}: zstd frame claims {size} bytes, above the {bound:,} "
+                          "the format allows")
     try:
         obj = zstandard.ZstdDecompressor().decompressobj()
         out = obj.decompress(bytes(body))
