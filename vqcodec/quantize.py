@@ -95,6 +95,7 @@ import numpy as np
 
 from vqcodec._threads import cores, map_in_order
 from vqcodec._native import load
+from vqcodec import space
 from vqcodec.errors import OptionError
 
 _native = load("_quantize")  # the quantizer's loops in C (vqcodec/_quantize.c); numpy below is the reference
@@ -837,19 +838,11 @@ def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -
 
 
 def _premultiply(colors: np.ndarray) -> np.ndarray:
-    """(n, C) colours whose last channel is alpha -> float64, colour channels × alpha / 255."""
-    x = colors.astype(np.float64)
-    x[:, :-1] *= x[:, -1:] / 255.0
-    return x
+    return space.premultiply(colors)
 
 
 def _unpremultiply(p: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_premultiply` (float, clipped to 0..255; colour 0 where alpha is 0)."""
-    out = np.clip(np.asarray(p, dtype=np.float64), 0, 255)
-    alpha = out[:, -1:]
-    np.divide(out[:, :-1] * 255.0, alpha, out=out[:, :-1], where=alpha > 0)
-    out[:, :-1][np.broadcast_to(alpha <= 0, out[:, :-1].shape)] = 0
-    return np.clip(out, 0, 255)
+    return space.unpremultiply(p)
 
 
 def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndarray:
