@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # lowest first
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"errors", "limits", "_threads", "_native", "space"}),
-    ("algorithms", {"pixels", "fileio", "metrics", "packing", "rdo", "quantize", "quantize.histogram",
+    ("algorithms", {"pixels", "fileio", "metrics", "packing", "quantize", "quantize.histogram",
                     "quantize.kmeans", "quantize.nearest", "quantize.learn", "quantize.remap",
                     "quantize.rdo", "quantize.codebook"}),
     ("coders", {"coders", "coders.zstd", "coders.bzip2", "coders.ctx"}),
@@ -36,9 +36,9 @@ LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in module
 PEERS: dict[str, set[str]] = {
     "quantize": {"quantize.histogram", "quantize.kmeans", "quantize.nearest", "quantize.learn",
                  "quantize.remap", "quantize.rdo", "quantize.codebook"},
-    "quantize.kmeans": {"quantize.nearest"},
+    "quantize.kmeans": {"quantize.nearest", "quantize.histogram"},
     "quantize.learn": {"quantize.kmeans", "quantize.nearest", "quantize.histogram", "quantize.codebook"},
-    "quantize.remap": {"quantize.nearest", "quantize.rdo", "quantize.codebook"},
+    "quantize.remap": {"quantize.nearest", "quantize.rdo", "quantize.codebook", "quantize.histogram"},
     "coders.zstd": {"coders"},
     "coders.bzip2": {"coders"},
     "coders.ctx": {"coders"},

@@ -3,15 +3,21 @@ nearest-codeword search, quality against independent bounds, option errors."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vqcodec import quantize as qmod
+from vqcodec import space
+from vqcodec.quantize import histogram, kmeans, nearest as nearest_mod
 from vqcodec.errors import OptionError, VqiError
 from vqcodec.quantize import Quantization, assign, learn_codebook, quantize
+
+# the package's learn() function shadows its learn module as an attribute
+learn_mod = importlib.import_module("vqcodec.quantize.learn")
 
 
 # --------------------------------------------------------------------------
@@ -121,7 +127,7 @@ def test_single_colour_image():
 
 def test_lossless_rgba_table_fallback(monkeypatch):
     # RGBA's second pass falls back to np.unique when its flag table would be too big
-    monkeypatch.setattr(qmod, "_TABLE_MAX", 0)
+    monkeypatch.setattr(histogram, "_TABLE_MAX", 0)
     rng = np.random.default_rng(9)
     img = random_colors(rng, 40, 4)[rng.integers(0, 40, (16, 16))]
     q = quantize(img, k=64)
@@ -189,9 +195,9 @@ def test_deterministic(k):
 def test_deterministic_whatever_the_threads(monkeypatch):
     img = smooth_image(64, 64)
     img[::3, ::5] = 17
-    monkeypatch.setattr(qmod, "_PARALLEL_MIN", 0)
+    monkeypatch.setattr(nearest_mod, "_PARALLEL_MIN", 0)
     threaded = quantize(img, k=48)
-    monkeypatch.setattr(qmod, "cores", lambda: 1)
+    monkeypatch.setattr(nearest_mod, "cores", lambda: 1)
     single = quantize(img, k=48)
     np.testing.assert_array_equal(threaded.codebook, single.codebook)
     np.testing.assert_array_equal(threaded.indices, single.indices)
@@ -221,10 +227,10 @@ def test_assign_matches_brute_force(c, k):
 @pytest.mark.parametrize("c", [1, 3, 4])
 def test_assign_pruned_search_matches_brute_force(monkeypatch, c):
     # the block-pruned search for large codebooks, made to run on a small case
-    monkeypatch.setattr(qmod, "_BRUTE_MAX_K", 8)
-    monkeypatch.setattr(qmod, "_PRUNE_MIN_POINTS", 16)
-    monkeypatch.setattr(qmod, "_LEAF", 8)
-    monkeypatch.setattr(qmod, "_BLOCK", 16)
+    monkeypatch.setattr(nearest_mod, "BRUTE_MAX_K", 8)
+    monkeypatch.setattr(nearest_mod, "_PRUNE_MIN_POINTS", 16)
+    monkeypatch.setattr(nearest_mod, "_LEAF", 8)
+    monkeypatch.setattr(nearest_mod, "_BLOCK", 16)
     rng = np.random.default_rng(c)
     colors = rng.integers(0, 256, (2000, c), dtype=np.uint8)
     colors[:500] = rng.integers(100, 120, (500, c))  # a dense cluster
@@ -258,7 +264,7 @@ def test_assign_float_inputs():
     np.testing.assert_allclose(d(got), d(want), rtol=0, atol=0.1)
 
 
-@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("c", [1, 2, 3, 4])
 @pytest.mark.parametrize("k", [1, 7, 8, 9, 300, 1024])
 @pytest.mark.parametrize("n", [1, 5, 3000])
@@ -270,18 +276,18 @@ def test_compiled_search_equals_the_matrix_products(monkeypatch, c, k, n):
     colors = rng.integers(0, 256, (n, c)).astype(np.float32)
     codebook = rng.integers(0, 256, (k, c)).astype(np.float64)
     codebook[k // 2 :: 3] = codebook[: len(codebook[k // 2 :: 3])]
-    np.testing.assert_array_equal(qmod._nearest_native(colors, codebook),
-                                  qmod._nearest_numpy(colors, codebook))
+    np.testing.assert_array_equal(nearest_mod._nearest_native(colors, codebook),
+                                  nearest_mod._nearest_numpy(colors, codebook))
     floats = codebook + rng.uniform(-0.5, 0.5, codebook.shape)
     d = lambda idx: ((colors.astype(np.float64) - floats[idx]) ** 2).sum(1)  # noqa: E731
-    np.testing.assert_allclose(d(qmod._nearest_native(colors, floats)),
-                               d(qmod._nearest_numpy(colors, floats)), rtol=1e-5, atol=0.05)
-    monkeypatch.setattr(qmod, "_native", None)  # and the fallback is the numpy path
-    np.testing.assert_array_equal(qmod._nearest(colors, codebook)[0],
-                                  qmod._nearest_numpy(colors, codebook))
+    np.testing.assert_allclose(d(nearest_mod._nearest_native(colors, floats)),
+                               d(nearest_mod._nearest_numpy(colors, floats)), rtol=1e-5, atol=0.05)
+    monkeypatch.setattr(nearest_mod, "_native", None)  # and the fallback is the numpy path
+    np.testing.assert_array_equal(nearest_mod.nearest(colors, codebook)[0],
+                                  nearest_mod._nearest_numpy(colors, codebook))
 
 
-@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("trial", range(24))
 def test_compiled_box_splits_are_numpys_bit_for_bit(monkeypatch, trial):
     """The C box splitting takes every sum in numpy's order: the same boxes."""
@@ -293,23 +299,23 @@ def test_compiled_box_splits_are_numpys_bit_for_bit(monkeypatch, trial):
     if trial % 4 == 0:
         x = np.round(x / 32) * 32  # few distinct values: ties and unsplittable boxes
     w = rng.integers(1, 50, n).astype(np.float64)
-    labels, m = qmod._split(x, w, target)
-    monkeypatch.setattr(qmod, "_native", None)
-    want_labels, want_m = qmod._split(x, w, target)
+    labels, m = kmeans._split(x, w, target)
+    monkeypatch.setattr(kmeans, "_native", None)
+    want_labels, want_m = kmeans._split(x, w, target)
     assert m == want_m
     np.testing.assert_array_equal(labels, want_labels)
 
 
-@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 80), (300, 400)])
 @pytest.mark.parametrize("levels", [2, 17, 256])
 def test_compiled_distinct_rgb_equals_numpys(monkeypatch, shape, levels):
     rng = np.random.default_rng(levels + shape[0])
     img = (rng.integers(0, levels, (*shape, 3)) * (255 // max(levels - 1, 1))).astype(np.uint8)
     img[:, 1::2] = img[:, ::2][:, : img[:, 1::2].shape[1]]  # runs of one colour
-    got = qmod._distinct(img)
-    monkeypatch.setattr(qmod, "_native", None)
-    want = qmod._distinct(img)
+    got = histogram.distinct(img)
+    monkeypatch.setattr(histogram, "_native", None)
+    want = histogram.distinct(img)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
@@ -320,7 +326,7 @@ def weighted_sse(x, w, centroids):
     return float(w @ d.min(1))
 
 
-@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("trial", range(10))
 def test_compiled_ward_merging_matches_numpys(monkeypatch, trial):
     """C merging (float64 costs) against numpy's (float32 matrix products): k
@@ -331,14 +337,14 @@ def test_compiled_ward_merging_matches_numpys(monkeypatch, trial):
     k = int(rng.integers(1, m))
     means = rng.uniform(0, 255, (m, c))
     weight = rng.integers(1, 100, m).astype(np.float64)
-    got = qmod._ward_merge(means, weight, k)
-    monkeypatch.setattr(qmod, "_native", None)
-    want = qmod._ward_merge(means, weight, k)
+    got = kmeans._ward_merge(means, weight, k)
+    monkeypatch.setattr(kmeans, "_native", None)
+    want = kmeans._ward_merge(means, weight, k)
     assert got.shape == want.shape == (k, c)
     assert weighted_sse(means, weight, got) == pytest.approx(weighted_sse(means, weight, want), rel=0.02)
 
 
-@pytest.mark.skipif(qmod._native is None, reason="vqcodec._quantize was not built")
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
 @pytest.mark.parametrize("trial", range(12))
 def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
     """C Lloyd (Hamerly's bounds) against numpy's Lloyd from the same start: the
@@ -352,18 +358,18 @@ def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
     start = x[rng.choice(n, k, replace=False)] + rng.normal(0, 3, (k, c))
     if trial % 3 == 0:
         start[: k // 2] = 1000.0  # far away: empty clusters on the first pass
-    got = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
-    monkeypatch.setattr(qmod, "_native", None)
-    want = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
+    got = kmeans._lloyd(x, w, start, iters=60, tol=1e-4)
+    monkeypatch.setattr(kmeans, "_native", None)
+    want = kmeans._lloyd(x, w, start, iters=60, tol=1e-4)
     assert got.shape == want.shape
     assert weighted_sse(x, w, got) == pytest.approx(weighted_sse(x, w, want), rel=2e-3)
     # 5 colours, 8 equal centroids: one takes every colour, 5 empty ones get the
     # colours, and once every colour sits on a centroid the last 2 are dropped
     few = x[:5]
     start = np.vstack([few[:1] + 0.5] * 8)
-    want = qmod._lloyd(few, np.ones(5), start, iters=10, tol=0)
+    want = kmeans._lloyd(few, np.ones(5), start, iters=10, tol=0)
     monkeypatch.undo()
-    got = qmod._lloyd(few, np.ones(5), start, iters=10, tol=0)
+    got = kmeans._lloyd(few, np.ones(5), start, iters=10, tol=0)
     assert len(got) == 6 and weighted_sse(few, np.ones(5), got) == 0
     np.testing.assert_array_equal(got, want)
 
@@ -469,8 +475,8 @@ def test_grid_cell_reduction_keeps_quality(monkeypatch):
     img = np.clip(smooth_image(128, 128).astype(np.int64) + rng.integers(-6, 7, (128, 128, 3)), 0, 255)
     img = img.astype(np.uint8)
     full = mse(img, reconstruct(quantize(img, k=32)))
-    monkeypatch.setattr(qmod, "_WORK_POINTS", 1024)
-    monkeypatch.setattr(qmod, "_SEED_MAX", 1024)
+    monkeypatch.setattr(kmeans, "_WORK_POINTS", 1024)
+    monkeypatch.setattr(kmeans, "_SEED_MAX", 1024)
     q = quantize(img, k=32)
     check_invariants(img, q, 32)
     assert mse(img, reconstruct(q)) <= 1.05 * full
@@ -566,9 +572,9 @@ def test_lloyd_tolerance_stops_late_not_at_the_first_iteration():
     x = rng.integers(0, 256, (3000, 3)).astype(np.float64)
     w = rng.integers(1, 20, 3000).astype(np.float64)
     start = x[:40].copy()
-    one = qmod._lloyd(x, w, start, iters=1, tol=0.0)
-    tolerant = qmod._lloyd(x, w, start, iters=60, tol=1e-4)
-    full = qmod._lloyd(x, w, start, iters=60, tol=0.0)
+    one = kmeans._lloyd(x, w, start, iters=1, tol=0.0)
+    tolerant = kmeans._lloyd(x, w, start, iters=60, tol=1e-4)
+    full = kmeans._lloyd(x, w, start, iters=60, tol=0.0)
     assert _weighted_sse(x, w, tolerant) < _weighted_sse(x, w, one)
     assert _weighted_sse(x, w, tolerant) <= _weighted_sse(x, w, full) * 1.01  # uniform noise: slow
 
@@ -578,7 +584,7 @@ def test_distinct_matches_numpy_unique():
     for c in (1, 2, 3, 4):
         palette = rng.integers(0, 256, (500, c), dtype=np.uint8)
         img = palette[rng.integers(0, 500, (97, 61))]
-        colors, counts, ids = qmod._distinct(img)
+        colors, counts, ids = histogram.distinct(img)
         values, inverse, expected = np.unique(img.reshape(-1, c), axis=0, return_inverse=True,
                                               return_counts=True)
         np.testing.assert_array_equal(colors, values)
@@ -590,10 +596,10 @@ def test_distinct_matches_numpy_unique():
 def test_distinct_chunks_and_the_sorting_fallback(monkeypatch):
     rng = np.random.default_rng(13)
     img = rng.integers(0, 256, (53, 47, 4), dtype=np.uint8)
-    expected = qmod._distinct(img)
-    monkeypatch.setattr(qmod, "_CHUNK", 100)  # many chunks, a last partial one
-    monkeypatch.setattr(qmod, "_TABLE_MAX", 1 << 10)  # RGBA level too big: np.unique
-    for got, want in zip(qmod._distinct(img), expected):
+    expected = histogram.distinct(img)
+    monkeypatch.setattr(histogram, "CHUNK", 100)  # many chunks, a last partial one
+    monkeypatch.setattr(histogram, "_TABLE_MAX", 1 << 10)  # RGBA level too big: np.unique
+    for got, want in zip(histogram.distinct(img), expected):
         np.testing.assert_array_equal(got, want)
 
 
@@ -627,8 +633,8 @@ def test_alpha_is_quantized_for_premultiplied_error(channels, k):
     check_invariants(img, q, k)
     ours = np.mean((premultiplied(img) - premultiplied(reconstruct(q))) ** 2)
     # the straight-space pipeline (what quantize did before), built from the same parts
-    colors, counts, inverse = qmod._distinct(img)
-    cb, labels = qmod._finish(colors, counts, qmod._learn(colors, counts, k, 0))
+    colors, counts, inverse = histogram.distinct(img)
+    cb, labels = learn_mod.finish(colors, counts, kmeans.kmeans(colors, counts, k, 0))
     straight = cb[labels[inverse]].reshape(img.shape)
     theirs = np.mean((premultiplied(img) - premultiplied(straight)) ** 2)
     assert ours < theirs
@@ -650,7 +656,7 @@ def test_opaque_alpha_changes_nothing():
 
 def test_unpremultiply_inverts_premultiply():
     colors = np.array([[10, 200, 30, 255], [255, 0, 128, 64], [77, 77, 77, 0], [5, 6, 7, 1]], np.uint8)
-    back = qmod._unpremultiply(qmod._premultiply(colors))
+    back = space.unpremultiply(space.premultiply(colors))
     np.testing.assert_allclose(back[:2], colors[:2], atol=1e-9)
     assert back[2].tolist() == [0, 0, 0, 0]  # transparent: the colour is gone
     np.testing.assert_allclose(back[3], colors[3], atol=1e-9)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqcodec import codec, rdo
+from vqcodec import codec
+from vqcodec.quantize import rdo
 from vqcodec.errors import OptionError
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from . import container, fileio, packing, pixels, rdo as rdo_
+from . import container, fileio, packing, pixels
 from .choose import choose
 from .errors import LimitError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
@@ -78,7 +78,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     *options* is an :class:`~vqcodec.options.EncodeOptions` (default: all
     defaults); keyword *changes* replace some of its fields (``k=64``...).
     """
-    from .quantize import quantize  # numpy-heavy work, imported when needed
+    from .quantize import quantize, remap  # numpy-heavy work, imported when needed
 
     opts = options or EncodeOptions()
     if changes:
@@ -91,7 +91,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         )
     q = quantize(px.array, k=opts.k, seed=opts.seed)
     codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
-    indices = rdo_.smooth(px.array, codebook, q.indices, strength=opts.rdo)
+    indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),

@@ -40,13 +40,12 @@ is the encoder's choice, and the format does not know about it.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from ._threads import map_in_order
-from ._native import load
-from .errors import OptionError
+from vqcodec._threads import cores, map_in_order
+from vqcodec._native import load
+from vqcodec.errors import OptionError
 
 _native = load("_rdo")  # the same loops in C (vqcodec/_rdo.c), several times faster; same result
 
@@ -107,7 +106,7 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
     else:
         band_total, band_smooth = _numpy_bands(pixels, codebook, indices, out, rows,
                                                float(strength), iterations)
-    workers = min(len(starts), threads or min(4, os.cpu_count() or 1))
+    workers = min(len(starts), threads or min(4, cores()))
     if workers <= 1:
         lam = strength * sum(map(band_total, starts)) / out.size
         for r0 in starts:

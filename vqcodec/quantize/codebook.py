@@ -1,0 +1,77 @@
+"""The Codebook value: the entries an index refers to.
+
+A codebook is ``n`` entries of ``D = channels × block_width × block_height``
+``uint8`` components each: a colour for per-pixel quantization (block
+1×1), or a block of colours (row-major, channels interleaved) for vectors
+larger than one pixel.  It is immutable (the array is read-only) and
+identified by :attr:`Codebook.sha256`, a hash of its shape and entries, so
+two codebooks with the same entries compare equal whatever their origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+from vqcodec.errors import OptionError
+from vqcodec.limits import MAX_K
+
+__all__ = ["Codebook", "sorted_rows"]
+
+
+class Codebook:
+    """``entries`` ``(n, D)`` ``uint8`` with ``1 <= n <= 65536``; ``channels`` 1..4; ``block`` (width, height)."""
+
+    __slots__ = ("entries", "channels", "block", "_hash")
+
+    def __init__(self, entries: np.ndarray, /, *, channels: int | None = None,
+                 block: tuple[int, int] = (1, 1)) -> None:
+        a = np.asarray(entries)
+        if a.dtype != np.uint8 or a.ndim != 2 or not 1 <= len(a) <= MAX_K:
+            raise OptionError(f"codebook: expected (n, D) uint8 entries with 1 <= n <= {MAX_K}, "
+                              f"found {a.dtype} {a.shape}")
+        bw, bh = block
+        if not (isinstance(bw, int) and isinstance(bh, int) and bw >= 1 and bh >= 1):
+            raise OptionError(f"codebook: block must be two integers >= 1, got {block!r}")
+        if channels is None:
+            channels, rest = divmod(a.shape[1], bw * bh)
+            if rest:
+                raise OptionError(f"codebook: {a.shape[1]} components do not fill {bw}x{bh} blocks")
+        if not 1 <= channels <= 4 or a.shape[1] != channels * bw * bh:
+            raise OptionError(f"codebook: {a.shape[1]} components per entry is not "
+                              f"{channels} channels x {bw}x{bh} pixels")
+        a = a.copy()
+        a.flags.writeable = False
+        self.entries, self.channels, self.block, self._hash = a, int(channels), (bw, bh), None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of (channels, block width, block height as u8 each; n as u32 LE; the entries)."""
+        if self._hash is None:
+            head = struct.pack("<BBBI", self.channels, *self.block, len(self.entries))
+            self._hash = hashlib.sha256(head + self.entries.tobytes()).hexdigest()
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Codebook) and self.sha256 == other.sha256
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    def __repr__(self) -> str:
+        bw, bh = self.block
+        return f"Codebook({len(self)} entries, {self.channels} channels, block {bw}x{bh}, sha256 {self.sha256[:12]})"
+
+
+def sorted_rows(cb: np.ndarray) -> np.ndarray:
+    """The distinct rows of a uint8 matrix (at most 8 columns) in lexicographic order."""
+    key = np.zeros(len(cb), np.int64)
+    for j in range(cb.shape[1]):
+        key = (key << 8) | cb[:, j]
+    _, first = np.unique(key, return_index=True)
+    return cb[first]
