@@ -633,3 +633,14 @@ def test_compiled_sse_equals_the_integer_sum(monkeypatch, shape):
     assert metrics._integer_sse(a, b) == want
     monkeypatch.setattr(metrics, "_native", None)
     assert metrics._integer_sse(a, b) == want
+
+
+def test_psnr_from_mse_is_the_one_formula():
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    err = float(((a.astype(np.float64) - b) ** 2).mean())
+    assert metrics.psnr_from_mse(err) == pytest.approx(20 * np.log10(255) - 10 * np.log10(err), abs=1e-9)
+    assert metrics.psnr_from_mse(metrics.mse(a, b)) == metrics.psnr(a, b)
+    assert metrics.psnr_from_mse(0.0) == float("inf")
+    assert metrics.psnr_from_mse(1.0, peak=1.0) == 0.0

@@ -1,13 +1,17 @@
 """The numbers that bound what vqcodec reads and writes, each defined once.
 
-A foundation module (no imports): the format's k range (spec §3), the
+A foundation module (it imports only :mod:`vqcodec.errors`): the format's k range (spec §3), the
 encoder's range of k and its default, and the pixel limit every reader
 applies before it allocates anything for an image.
 """
 
 from __future__ import annotations
 
-__all__ = ["MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_MAX_PIXELS"]
+import numbers
+
+from vqcodec.errors import OptionError
+
+__all__ = ["MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_MAX_PIXELS", "check_k", "check_seed"]
 
 MAX_K = 65536
 """The largest codebook the format holds (spec §3: ``k`` is 1 ... 65536, 16-bit indices)."""
@@ -26,3 +30,21 @@ default of 89,478,485), so vqcodec refuses exactly what a default Pillow
 refuses, but with its own message and before any decoding.  It is about
 13,400 × 13,400 pixels, 716 MB as RGBA.  ``max_pixels=None`` lifts it.
 """
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_k(value: object) -> int:
+    """*value* as an int if it is an integer from MIN_K to MAX_K, else OptionError (the one check of k)."""
+    if not _integer(value) or not MIN_K <= value <= MAX_K:
+        raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {value!r}")
+    return int(value)
+
+
+def check_seed(value: object) -> int:
+    """*value* as an int if it is an integer >= 0 (a k-means seed), else OptionError."""
+    if not _integer(value) or value < 0:
+        raise OptionError(f"seed must be an integer >= 0, got {value!r}")
+    return int(value)

@@ -57,13 +57,13 @@ SSIM
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from ._threads import map_in_order
+from . import space
+from ._threads import cores, map_in_order
 from ._native import load
 from .errors import OptionError
 
@@ -76,6 +76,7 @@ __all__ = [
     "bits_per_pixel",
     "compression_ratio",
     "premultiply",
+    "psnr_from_mse",
     "REPORT_SSIM_MAX_PIXELS",
     "Report",
     "measure",
@@ -109,7 +110,7 @@ _GEMM_SIZE = 1 << 18
 # Threads that share an image's tiles (each with its own buffers, ~13 MB);
 # 2 halves a Kodak photo's SSIM on a 2-core machine.  Images of fewer than 16
 # tiles stay on one thread.
-_SSIM_THREADS = min(2, os.cpu_count() or 1)
+_SSIM_THREADS = min(2, cores())
 # The compiled loops take an image's output rows in chunks of this many.
 _SSIM_NATIVE_ROWS = 64
 
@@ -165,6 +166,7 @@ def _premultiplied_channel(
 ) -> np.ndarray:
     """Channel ``channel`` of an (h, w, 2|4) uint8 block times alpha / 255, float32.
 
+    :func:`vqcodec.space.premultiply` one channel at a time (bounded memory);
     ``colour * alpha`` is exact in float32 (at most 65025 < 2**24), so the
     value is rounded once, by the division.
     """
@@ -185,11 +187,7 @@ def premultiply(array: np.ndarray) -> np.ndarray:
             "premultiply: expected an (H, W, 2) or (H, W, 4) image with alpha,"
             f" found shape {array.shape}"
         )
-    out = np.empty(image.shape, dtype=np.float32)
-    for channel in range(image.shape[2] - 1):
-        _premultiplied_channel(image, channel, out=out[:, :, channel])
-    out[:, :, -1] = image[:, :, -1]
-    return out
+    return space.premultiply(image, np.float32)
 
 
 def _load_channel(
@@ -272,7 +270,8 @@ def mse(reference: np.ndarray, test: np.ndarray, /, *, alpha: str = "premultipli
     return _sum_squared_error(ref, tst, alpha) / ref.size
 
 
-def _psnr_from_mse(error: float, peak: float) -> float:
+def psnr_from_mse(error: float, peak: float = 255.0) -> float:
+    """PSNR in dB from a mean squared error: ``10 * log10(peak**2 / error)``, inf for 0 (the one formula)."""
     if error == 0.0:
         return math.inf
     return 10.0 * math.log10(peak * peak / error)
@@ -298,7 +297,7 @@ def psnr(
 ) -> float:
     """Peak signal-to-noise ratio in dB, ``10 * log10(peak**2 / MSE)``; inf if identical."""
     peak = _check_peak(peak)
-    return _psnr_from_mse(mse(reference, test, alpha=alpha), peak)
+    return psnr_from_mse(mse(reference, test, alpha=alpha), peak)
 
 
 # --------------------------------------------------------------------------
@@ -699,7 +698,7 @@ def _report(ref: np.ndarray, sse: float, ssim_value: float | None, *, nbytes: in
         ratio_raw=compression_ratio(raw_bytes, nbytes),
         ratio_input=None if input_bytes is None else compression_ratio(input_bytes, nbytes),
         mse=error,
-        psnr=_psnr_from_mse(error, 255.0),
+        psnr=psnr_from_mse(error, 255.0),
         ssim=ssim_value,
         seconds=float(seconds),
     )

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from . import coders, packing
 from .errors import OptionError
-from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, MAX_K, MIN_K
+from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_k, check_seed
 
 __all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
 
@@ -39,18 +39,6 @@ def _integer(value: object) -> bool:
 def _number(value: object) -> bool:
     """An int, a float or a numpy number, not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_k(value: object) -> int:
-    if not _integer(value) or not MIN_K <= value <= MAX_K:
-        raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {value!r}")
-    return int(value)
-
-
-def _check_seed(value: object) -> int:
-    if not _integer(value) or value < 0:
-        raise OptionError(f"seed must be an integer >= 0, got {value!r}")
-    return int(value)
 
 
 def _check_rdo(value: object) -> float:
@@ -88,8 +76,8 @@ def _check_max_pixels(value: object) -> int | None:
 
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
-    "k": _check_k,
-    "seed": _check_seed,
+    "k": check_k,
+    "seed": check_seed,
     "rdo": _check_rdo,
     "coder": _check_coder,
     "layout": _check_layout,

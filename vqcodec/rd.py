@@ -592,17 +592,12 @@ def _row(px: pixels.Pixels, name: str, codec_name: str, k: int, data: bytes, dec
         image=name, codec=codec_name, k=k, width=px.width, height=px.height, mode=px.mode,
         bytes=len(data), bpp=metrics.bits_per_pixel(len(data), px.width, px.height),
         ratio=metrics.compression_ratio(ref.size, len(data)),
-        mse=mse, psnr=_psnr(mse), ssim=metrics.ssim(ref, decoded),
+        mse=mse, psnr=metrics.psnr_from_mse(mse), ssim=metrics.ssim(ref, decoded),
         encode_s=encode_s, decode_s=decode_s,
         encode_mps=megapixels / encode_s if encode_s > 0 else math.inf,
         decode_mps=megapixels / decode_s if decode_s > 0 else math.inf,
         settings=settings,
     )
-
-
-def _psnr(mse: float) -> float:
-    """PSNR from the MSE, by the formula of :func:`metrics.psnr` (peak 255)."""
-    return math.inf if mse == 0.0 else 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
 def _pillow_decode(data: bytes, mode: str) -> np.ndarray:

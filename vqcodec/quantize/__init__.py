@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vqcodec.limits import MAX_K, MIN_K
+from vqcodec.limits import MAX_K, MIN_K, check_k, check_seed
 from vqcodec.quantize.codebook import Codebook
 from vqcodec.quantize.histogram import Histogram, check_pixels, distinct
-from vqcodec.quantize.learn import check_k, check_seed, fit, learn, learn_codebook
+from vqcodec.quantize.learn import fit, learn, learn_codebook
 from vqcodec.quantize.remap import assign, lookup, remap
 
 __all__ = ["MIN_K", "MAX_K", "Quantization", "quantize", "Histogram", "Codebook", "learn", "remap",

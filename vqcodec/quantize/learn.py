@@ -24,7 +24,7 @@ import numpy as np
 
 from vqcodec import space
 from vqcodec.errors import OptionError
-from vqcodec.limits import MAX_K, MIN_K
+from vqcodec.limits import check_k, check_seed
 from vqcodec.quantize.codebook import Codebook, sorted_rows
 from vqcodec.quantize.histogram import Histogram
 from vqcodec.quantize.kmeans import PNN_MAX_K, kmeans
@@ -172,18 +172,6 @@ def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: i
 
 
 # argument checks
-
-
-def check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not MIN_K <= k <= MAX_K:
-        raise OptionError(f"k must be an integer from {MIN_K} to {MAX_K}, got {k!r}")
-    return int(k)
-
-
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise OptionError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 def check_colors(colors: object, counts: object) -> tuple[np.ndarray, np.ndarray]:

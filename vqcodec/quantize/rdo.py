@@ -44,6 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from vqcodec._threads import cores, map_in_order
+from vqcodec import space
 from vqcodec._native import load
 from vqcodec.errors import OptionError
 
@@ -175,12 +176,9 @@ def _numpy_bands(pixels, codebook, indices, out, rows, strength, iterations):
 
 def _planes(colors: np.ndarray, alpha: bool) -> np.ndarray:
     """(N, C) uint8 -> (C, N) int32; with *alpha* the colour channels premultiplied (rounded)."""
-    planes = np.ascontiguousarray(colors.T, dtype=np.int32)
     if alpha:
-        planes[:-1] *= planes[-1]
-        planes[:-1] += 127
-        planes[:-1] //= 255
-    return planes
+        return np.ascontiguousarray(space.premultiply_rounded(colors).T)
+    return np.ascontiguousarray(colors.T, dtype=np.int32)
 
 
 def _take(cur: np.ndarray, nb: np.ndarray, img: np.ndarray, book: np.ndarray, limit: np.ndarray) -> None:
