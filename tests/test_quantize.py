@@ -379,8 +379,8 @@ def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
     [
         (np.zeros((3, 3)), np.zeros((0, 3)), "codebook: expected at least one row"),
         (np.zeros((3, 3)), np.zeros((2, 4)), "same number of components"),
-        (np.zeros(3), np.zeros((2, 3)), r"colors: expected shape \(n, C\)"),
-        (np.zeros((3, 5)), np.zeros((2, 5)), r"colors: expected shape \(n, C\)"),
+        (np.zeros(3), np.zeros((2, 3)), r"colors: expected shape \(n, D\)"),
+        (np.zeros((3, 0)), np.zeros((2, 0)), r"colors: expected shape \(n, D\) with D >= 1"),
         (np.zeros((3, 3)), np.array([["a", "b", "c"]]), "codebook: expected numbers"),
         (np.full((3, 3), np.nan), np.zeros((2, 3)), "colors: expected finite values"),
     ],
@@ -429,8 +429,8 @@ def test_learn_codebook_is_the_centroid_of_its_cells():
     "colors, counts, match",
     [
         (np.zeros((3, 3), np.float32), np.ones(3), "colors: expected a uint8 numpy array"),
-        (np.zeros((0, 3), np.uint8), np.ones(0), r"colors: expected shape \(n, C\)"),
-        (np.zeros((3, 5), np.uint8), np.ones(3), r"colors: expected shape \(n, C\)"),
+        (np.zeros((0, 3), np.uint8), np.ones(0), r"colors: expected shape \(n, D\)"),
+        (np.zeros((3, 0), np.uint8), np.ones(3), r"colors: expected shape \(n, D\)"),
         (np.zeros((3, 3), np.uint8), np.ones(4), "counts: expected 3 numbers"),
         (np.zeros((3, 3), np.uint8), -np.ones(3), "counts: expected finite weights"),
         (np.zeros((3, 3), np.uint8), np.zeros(3), "positive sum"),

@@ -11,7 +11,8 @@ import pytest
 
 from vqcodec import space
 from vqcodec.errors import OptionError
-from vqcodec.quantize import Codebook, Histogram, learn, quantize, remap
+from vqcodec.quantize import Codebook, Histogram, assign, learn, quantize, rebuild, remap
+from vqcodec.quantize.blocks import gather, grid_shape, scatter
 
 
 def photo_like(h: int, w: int, c: int, seed: int = 0) -> np.ndarray:
@@ -46,7 +47,7 @@ def test_histograms_merge_as_one_image():
 
 
 def test_histogram_errors_name_the_problem():
-    with pytest.raises(OptionError, match="cannot merge 4-channel colours into a 3-channel"):
+    with pytest.raises(OptionError, match="cannot merge 4-channel colour vectors into a 3-channel colour"):
         Histogram(3).add(photo_like(4, 4, 4))
     with pytest.raises(OptionError, match="channels must be 1 to 4"):
         Histogram(5)
@@ -99,8 +100,8 @@ def test_remap_rejects_a_codebook_that_does_not_fit():
     img = photo_like(8, 8, 3)
     with pytest.raises(OptionError, match="do not match 3-channel pixels"):
         remap(img, np.zeros((4, 4), np.uint8))
-    with pytest.raises(OptionError, match="2x2 blocks cannot map single pixels"):
-        remap(img, Codebook(np.zeros((4, 12), np.uint8), channels=3, block=(2, 2)))
+    with pytest.raises(OptionError, match="do not match 3-channel pixels"):
+        remap(img, Codebook(np.zeros((4, 16), np.uint8), channels=4, block=(2, 2)))
 
 
 def test_codebook_hash_is_its_documented_bytes_and_value_equality():
@@ -126,3 +127,91 @@ def test_codebook_errors():
         Codebook(np.zeros((2, 7), np.uint8), block=(2, 2))
     with pytest.raises(OptionError, match="is not 3 channels x 1x1"):
         Codebook(np.zeros((2, 4), np.uint8), channels=3)
+
+
+# --------------------------------------------------------------------------
+# vectors of several pixels
+
+
+def gather_by_loops(img: np.ndarray, bw: int, bh: int) -> np.ndarray:
+    """The spec's rule written plainly: pad by repeating the last row/column, blocks in raster order."""
+    h, w, c = img.shape
+    rows, cols = -(-h // bh), -(-w // bw)
+    out = np.empty((rows * cols, bh * bw * c), np.uint8)
+    for r in range(rows):
+        for q in range(cols):
+            parts = [img[min(r * bh + y, h - 1), min(q * bw + x, w - 1)] for y in range(bh) for x in range(bw)]
+            out[r * cols + q] = np.concatenate(parts)
+    return out
+
+
+@pytest.mark.parametrize("shape,block", [((7, 9, 3), (2, 2)), ((8, 8, 4), (4, 4)), ((5, 3, 1), (2, 3)),
+                                         ((6, 6, 2), (1, 1)), ((1, 1, 3), (4, 4))])
+def test_gather_pads_by_edge_replication_and_scatter_crops(shape, block):
+    img = photo_like(*shape, seed=sum(shape))
+    v = gather(img, block)
+    np.testing.assert_array_equal(v, gather_by_loops(img, *block))
+    assert grid_shape(shape[0], shape[1], block)[0] * grid_shape(shape[0], shape[1], block)[1] == len(v)
+    np.testing.assert_array_equal(scatter(v, shape[0], shape[1], shape[2], block), img)
+
+
+def test_block_histogram_counts_blocks():
+    img = photo_like(9, 10, 3, seed=2)
+    hist = Histogram.of(img, block=(2, 2))
+    rows, counts = np.unique(gather_by_loops(img, 2, 2), axis=0, return_counts=True)
+    np.testing.assert_array_equal(hist.vectors, rows)
+    np.testing.assert_array_equal(hist.counts, counts)
+    assert hist.dim == 12 and hist.pixels == 5 * 5 * 4
+    with pytest.raises(OptionError, match="cannot merge 3-channel colour vectors into a 3-channel 2x2-block"):
+        hist.merge(Histogram.of(img))
+
+
+@pytest.mark.parametrize("c", [3, 4])
+def test_block_codebook_learns_and_maps_to_the_nearest_block(c):
+    img = photo_like(32, 40, c, seed=7)
+    hist = Histogram.of(img[:16], block=(2, 2)).add(img[16:])
+    book = learn(hist, 24, seed=1)
+    assert book.block == (2, 2) and book.channels == c and book.entries.shape[1] == 4 * c and len(book) <= 24
+    grid = remap(img, book)
+    assert grid.shape == (16, 20)
+    vectors = gather_by_loops(img, 2, 2).astype(np.float64)
+    entries = book.entries.astype(np.float64)
+    if c == 4:  # the error space: each pixel of a block premultiplied by its own alpha
+        def pre(a):
+            return space.premultiply(a.reshape(len(a), 4, 4)).reshape(len(a), 16)
+        vectors, entries = pre(vectors), pre(entries)
+    d = ((vectors[:, None, :] - entries[None]) ** 2).sum(-1)
+    got = d[np.arange(len(d)), grid.reshape(-1).astype(np.intp)]
+    np.testing.assert_allclose(got, d.min(1), rtol=1e-6, atol=1e-3)
+    back = rebuild(grid, book, 32, 40)
+    assert back.shape == img.shape
+    # more entries, less error: the learning does its job on 12- and 16-component vectors
+    small = rebuild(remap(img, learn(hist, 4, seed=1)), learn(hist, 4, seed=1), 32, 40)
+    err = lambda a: float(((a.astype(np.float64) - img) ** 2).mean())
+    assert err(back) < err(small)
+
+
+def test_a_transparent_block_gets_the_zero_entry():
+    img = photo_like(16, 16, 4, seed=3)  # its top quarter is transparent
+    book = learn(Histogram.of(img, block=(2, 2)), 8)
+    grid = remap(img, book)
+    np.testing.assert_array_equal(book.entries[grid[:2]], 0)
+
+
+def test_block_remap_and_rebuild_errors():
+    img = photo_like(8, 8, 3)
+    book = Codebook(np.zeros((2, 12), np.uint8), channels=3, block=(2, 2))
+    with pytest.raises(OptionError, match="rate-aware choice"):
+        remap(img, book, rdo_strength=0.5)
+    with pytest.raises(OptionError, match="every index must be below the codebook's 2 entries"):
+        rebuild(np.full((4, 4), 2), book)
+    with pytest.raises(OptionError, match="a 4x4 grid of 2x2 blocks cannot be a 9x8 image"):
+        rebuild(np.zeros((4, 4), np.uint8), book, 8, 9)
+
+
+def test_assign_takes_vectors_of_any_length():
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (300, 12)).astype(np.float64)
+    c = rng.integers(0, 256, (17, 12)).astype(np.float64)
+    d = ((x[:, None] - c[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(assign(x, c), d.argmin(1))

@@ -16,7 +16,11 @@ library, :mod:`vqcodec.space` and the compiled loops of
 * :mod:`.learn` -- k-means plus finishing (rounding, refinement, dropping
   unused entries): :func:`learn` gives a :class:`Codebook`.
 * :mod:`.nearest` -- the nearest-entry search (C, numpy, pruned).
-* :mod:`.remap` -- pixels to indices against a codebook, then :mod:`.rdo`.
+* :mod:`.remap` -- pixels to indices against a codebook, then :mod:`.rdo`;
+  :func:`rebuild`, indices back to pixels.
+* :mod:`.blocks` -- pixels to vectors of bw x bh pixels and back: every
+  stage works on vectors of any dimension (a :class:`Codebook` of blocks,
+  ``Histogram.of(pixels, block=(2, 2))``).
 * :mod:`.rdo` -- the rate-aware index choice.
 
 :func:`quantize` is the encoder's path through the stages for one image: it
@@ -38,10 +42,10 @@ from vqcodec.limits import MAX_K, MIN_K, check_k, check_seed
 from vqcodec.quantize.codebook import Codebook
 from vqcodec.quantize.histogram import Histogram, check_pixels, distinct
 from vqcodec.quantize.learn import fit, learn, learn_codebook
-from vqcodec.quantize.remap import assign, lookup, remap
+from vqcodec.quantize.remap import assign, lookup, rebuild, remap
 
 __all__ = ["MIN_K", "MAX_K", "Quantization", "quantize", "Histogram", "Codebook", "learn", "remap",
-           "learn_codebook", "assign"]
+           "rebuild", "learn_codebook", "assign"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from vqcodec.errors import OptionError
 from vqcodec.limits import MAX_K
 
-__all__ = ["Codebook", "sorted_rows"]
+__all__ = ["Codebook", "sorted_rows", "unique_rows"]
 
 
 class Codebook:
@@ -68,10 +68,22 @@ class Codebook:
         return f"Codebook({len(self)} entries, {self.channels} channels, block {bw}x{bh}, sha256 {self.sha256[:12]})"
 
 
+def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.unique over the rows of a uint8 matrix: (sorted distinct rows, first index of each, inverse).
+
+    Lexicographic order; rows of up to 8 components are packed into one
+    integer key, longer ones compared as byte strings (the same order).
+    """
+    if a.shape[1] <= 8:
+        key = np.zeros(len(a), np.int64)
+        for j in range(a.shape[1]):
+            key = (key << 8) | a[:, j]
+    else:
+        key = np.ascontiguousarray(a).view(np.dtype((np.void, a.shape[1]))).reshape(len(a))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return a[first], first, inverse.reshape(-1)
+
+
 def sorted_rows(cb: np.ndarray) -> np.ndarray:
-    """The distinct rows of a uint8 matrix (at most 8 columns) in lexicographic order."""
-    key = np.zeros(len(cb), np.int64)
-    for j in range(cb.shape[1]):
-        key = (key << 8) | cb[:, j]
-    _, first = np.unique(key, return_index=True)
-    return cb[first]
+    """The distinct rows of a uint8 matrix in lexicographic order."""
+    return unique_rows(cb)[0]

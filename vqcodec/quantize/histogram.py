@@ -17,10 +17,11 @@ import numpy as np
 
 from vqcodec._native import load
 from vqcodec.errors import OptionError
+from vqcodec.quantize.blocks import check_block, gather
 
 _native = load("_quantize")
 
-__all__ = ["Histogram", "distinct", "unique_small", "CHUNK"]
+__all__ = ["Histogram", "distinct", "distinct_vectors", "unique_small", "CHUNK"]
 
 # Distinct colours: largest flag table of a level (else np.unique); pixels per pass.
 _TABLE_MAX = 1 << 26
@@ -28,66 +29,97 @@ CHUNK = 1 << 18
 
 
 class Histogram:
-    """The distinct colours of one or more images and their pixel counts.
+    """The distinct vectors of one or more images and their counts.
 
-    ``colors`` is ``(n, C)`` ``uint8`` sorted lexicographically (distinct
-    rows), ``counts`` ``(n,)`` ``int64`` (every count > 0).  Build one from
-    an image with :meth:`of`, add more images with :meth:`add` or another
-    histogram with :meth:`merge`; all must have the same channel count.
+    For a block of 1 x 1 (the default) the vectors are colours: ``colors``
+    is ``(n, C)`` ``uint8``; for a block of bw x bh pixels they are the
+    images' blocks (:mod:`.blocks`), ``(n, bh x bw x C)``.  Rows are
+    distinct and sorted lexicographically; ``counts`` is ``(n,)``
+    ``int64``, every count > 0.  Build one from an image with :meth:`of`,
+    add more images with :meth:`add` or another histogram with
+    :meth:`merge`; all must have the same channels and block.
     """
 
-    __slots__ = ("channels", "colors", "counts")
+    __slots__ = ("channels", "block", "colors", "counts")
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, block: tuple[int, int] = (1, 1)) -> None:
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 4:
             raise OptionError(f"histogram: channels must be 1 to 4, got {channels!r}")
         self.channels = int(channels)
-        self.colors = np.zeros((0, self.channels), np.uint8)
+        self.block = check_block(block)
+        self.colors = np.zeros((0, self.dim), np.uint8)
         self.counts = np.zeros(0, np.int64)
 
+    @property
+    def dim(self) -> int:
+        """Components per vector: channels x block width x block height."""
+        return self.channels * self.block[0] * self.block[1]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The distinct vectors (the same array as ``colors``)."""
+        return self.colors
+
     @classmethod
-    def of(cls, pixels: np.ndarray, /) -> "Histogram":
-        """The histogram of one ``(H, W, C)`` ``uint8`` image."""
+    def of(cls, pixels: np.ndarray, /, block: tuple[int, int] = (1, 1)) -> "Histogram":
+        """The histogram of one ``(H, W, C)`` ``uint8`` image, of its pixels or of its blocks."""
         check_pixels(pixels)
-        hist = cls(pixels.shape[2])
-        colors, counts, _ = distinct(pixels)
+        hist = cls(pixels.shape[2], block)
+        if hist.block == (1, 1):
+            colors, counts, _ = distinct(pixels)
+        else:
+            colors, counts, _ = distinct_vectors(gather(pixels, hist.block))
         hist.colors, hist.counts = colors, counts.astype(np.int64)
         return hist
 
     def add(self, pixels: np.ndarray, /) -> "Histogram":
         """Add one image's pixels (same channel count); returns self."""
-        return self.merge(Histogram.of(pixels))
+        return self.merge(Histogram.of(pixels, self.block))
 
     def merge(self, other: "Histogram", /) -> "Histogram":
         """Add another histogram's counts to this one (in place); returns self."""
         if not isinstance(other, Histogram):
             raise OptionError(f"histogram: can only merge a Histogram, got {type(other).__name__}")
-        if other.channels != self.channels:
-            raise OptionError(f"histogram: cannot merge {other.channels}-channel colours "
-                              f"into a {self.channels}-channel histogram")
+        if (other.channels, other.block) != (self.channels, self.block):
+            raise OptionError(f"histogram: cannot merge {other.channels}-channel {_name(other.block)} vectors "
+                              f"into a {self.channels}-channel {_name(self.block)} histogram")
         if not len(self.colors):
             self.colors, self.counts = other.colors.copy(), other.counts.copy()
             return self
-        colors = np.concatenate([self.colors, other.colors])
+        colors, _, inverse = distinct_vectors(np.concatenate([self.colors, other.colors]))
         counts = np.concatenate([self.counts, other.counts])
-        key = np.zeros(len(colors), np.int64)
-        for j in range(self.channels):
-            key = (key << 8) | colors[:, j]
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        self.counts = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(first)).astype(np.int64)
-        self.colors = colors[first]
+        self.counts = np.bincount(inverse, weights=counts, minlength=len(colors)).astype(np.int64)
+        self.colors = colors
         return self
 
     @property
     def pixels(self) -> int:
-        """The number of pixels counted."""
-        return int(self.counts.sum())
+        """The number of pixels counted (padding included, for blocks)."""
+        return int(self.counts.sum()) * self.block[0] * self.block[1]
 
     def __len__(self) -> int:
         return len(self.colors)
 
     def __repr__(self) -> str:
-        return f"Histogram({len(self)} colours of {self.channels} channels, {self.pixels} pixels)"
+        return (f"Histogram({len(self)} {_name(self.block)} vectors of {self.channels} channels, "
+                f"{self.pixels} pixels)")
+
+
+def _name(block: tuple[int, int]) -> str:
+    return "colour" if block == (1, 1) else f"{block[0]}x{block[1]}-block"
+
+
+def distinct_vectors(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of a ``(n, D)`` ``uint8`` matrix (lexicographic order), their counts, each row's id.
+
+    Any D: the rows are compared as byte strings, whose order is the
+    lexicographic order of uint8 components (the order :func:`distinct` gives).
+    """
+    v = np.ascontiguousarray(vectors, np.uint8)
+    n, d = v.shape
+    keys = v.view(np.dtype((np.void, d))).reshape(n)
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    return v[first], counts.astype(np.intp), inverse.reshape(-1).astype(np.int32)
 
 
 def check_pixels(pixels: object) -> None:

@@ -49,6 +49,7 @@ _WORK_PER_K = 4  # Lloyd on grid cells first
 _SEED_PER_K = 256  # initialisation (box splits, merging, first Lloyd runs) on at
 _SEED_MIN = 1 << 12  # most clip(_SEED_PER_K * k, _SEED_MIN, _SEED_MAX) grid cells
 _SEED_MAX = 1 << 14
+_GRID_MAX_DIM = 8  # longer vectors (blocks of pixels) are not reduced to grid cells
 # Initialisation.
 _OVERSPLIT = 4  # boxes per codebook entry before Ward merging (k <= 64: twice that)
 PNN_MAX_K = 1024  # above this, the boxes are the initial codebook
@@ -142,9 +143,9 @@ def _cells(colors: np.ndarray, w: np.ndarray, limit: int) -> tuple[np.ndarray, n
     None when the colours themselves are few enough.
     """
     n, c = colors.shape
-    if n <= limit:
+    if n <= limit or c > _GRID_MAX_DIM:  # long vectors: a grid fine enough to help has no fewer cells
         return None
-    for shift in range(1, 8):
+    for shift in range(max(1, 8 - 62 // c), 8):  # the key stays within 62 bits
         bits = 8 - shift
         key = (colors[:, 0] >> shift).astype(np.int64)
         for j in range(1, c):

@@ -25,7 +25,7 @@ import numpy as np
 from vqcodec import space
 from vqcodec.errors import OptionError
 from vqcodec.limits import check_k, check_seed
-from vqcodec.quantize.codebook import Codebook, sorted_rows
+from vqcodec.quantize.codebook import Codebook, sorted_rows, unique_rows
 from vqcodec.quantize.histogram import Histogram
 from vqcodec.quantize.kmeans import PNN_MAX_K, kmeans
 from vqcodec.quantize.nearest import nearest
@@ -46,19 +46,23 @@ def learn(histogram: Histogram, /, k: int, *, seed: int = 0) -> Codebook:
         raise OptionError(f"learn: expected a Histogram, got {type(histogram).__name__}")
     if not len(histogram):
         raise OptionError("learn: the histogram is empty (add an image first)")
-    entries, _ = fit(histogram.colors, histogram.counts, check_k(k), check_seed(seed))
-    return Codebook(entries, channels=histogram.channels)
+    entries, _ = fit(histogram.colors, histogram.counts, check_k(k), check_seed(seed), histogram.channels)
+    return Codebook(entries, channels=histogram.channels, block=histogram.block)
 
 
-def fit(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+def fit(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
+        channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The uint8 codebook for distinct *colors* with *counts*, and each colour's entry.
 
+    *colors* are colours (``(n, C)``) or blocks of pixels of *channels*
+    channels each (``(n, P x C)``, pixels in order, channels interleaved).
     The labels are None when the colours are the codebook (at most k of them).
     """
+    channels = channels or colors.shape[1]
     if len(colors) <= k:
         return colors, None
-    if colors.shape[1] in (2, 4):  # alpha: learn and assign where the error is seen (premultiplied)
-        return _quantize_alpha(colors, counts, k, seed)
+    if space.has_alpha(channels):  # alpha: learn and assign where the error is seen (premultiplied)
+        return _quantize_alpha(colors, counts, k, seed, channels)
     return finish(colors, counts, kmeans(colors, counts, k, seed))
 
 
@@ -81,7 +85,7 @@ def learn_codebook(colors: np.ndarray, counts: np.ndarray, /, *, k: int, seed: i
 
 
 def finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
-            premultiplied: bool = False) -> tuple[np.ndarray, np.ndarray]:
+           premultiplied: bool = False, channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Round the centroids, refine the rounded codebook, assign, drop unused.
 
     Returns the uint8 codebook (lexicographic order, like the distinct colours
@@ -89,12 +93,12 @@ def finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
     its nearest entry, ties to the lowest index.  With *premultiplied* (the
     last channel is alpha) the centroids are premultiplied, distances and
     means are taken over premultiplied colours, and the codebook is stored
-    straight (un-premultiplied, rounded).
+    straight (un-premultiplied, rounded).  Vectors of several pixels give
+    their *channels*; each pixel of a vector is premultiplied by its own alpha.
     """
-    to_space = space.premultiply if premultiplied else (lambda a: a)
+    to_space, straight = _spaces(channels or colors.shape[1]) if premultiplied else (_same, _same)
     x = to_space(colors).astype(np.float32)
     w = counts.astype(np.float64)
-    straight = space.unpremultiply if premultiplied else (lambda a: a)
     cb = np.clip(np.rint(straight(centroids)), 0, 255).astype(np.uint8)
     labels = None
     for _ in range(_ITER_ROUND if len(cb) <= PNN_MAX_K else 1):
@@ -124,33 +128,52 @@ def _drop_unused(book: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     return book[used], remap[labels]
 
 
-def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _spaces(channels: int):
+    """(to the error space, back to straight) for rows of pixels of *channels* channels with alpha."""
+    def to_space(a: np.ndarray) -> np.ndarray:
+        return space.premultiply(a.reshape(len(a), -1, channels)).reshape(len(a), -1)
+
+    def straight(a: np.ndarray) -> np.ndarray:
+        return space.unpremultiply(a.reshape(len(a), -1, channels)).reshape(len(a), -1)
+
+    return to_space, straight
+
+
+def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
+                    channels: int) -> tuple[np.ndarray, np.ndarray]:
     """Codebook and labels for more than k colours with alpha, over premultiplied colours.
 
     Fully transparent colours (alpha 0) all get one entry of zeros, kept out
     of the learning so that a cluster mean can never give them a visible
     alpha; the other k - 1 entries are learned on the other colours.  At
     k = 2 that would leave one entry for everything visible, so there all
-    colours are learned together.
+    colours are learned together.  For blocks, a block is transparent when
+    all its pixels are.
     """
-    clear = colors[:, -1] == 0
+    to_space, _ = _spaces(channels)
+    clear = (colors[:, channels - 1 :: channels] == 0).all(1)
     if not clear.any() or k <= 2:
-        return finish(colors, counts, _learn_premultiplied(colors, counts, k, seed), premultiplied=True)
+        return finish(colors, counts, _learn_premultiplied(colors, counts, k, seed, channels),
+                      premultiplied=True, channels=channels)
     rest, rest_counts = colors[~clear], counts[~clear]
     if len(rest) <= k - 1:
         book = rest
     else:
-        book = finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed),
-                       premultiplied=True)[0]
+        book = finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed, channels),
+                      premultiplied=True, channels=channels)[0]
     zero = np.zeros((1, colors.shape[1]), np.uint8)
     book = sorted_rows(np.concatenate([zero, book]))  # the zero row sorts first
     labels = np.zeros(len(colors), np.intp)
     if len(rest):
-        labels[~clear] = nearest(space.premultiply(rest).astype(np.float32), space.premultiply(book))[0]
+        labels[~clear] = nearest(to_space(rest).astype(np.float32), to_space(book))[0]
     return _drop_unused(book, labels)
 
 
-def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, channels: int) -> np.ndarray:
     """Premultiplied centroids for colours with alpha (the last channel).
 
     The squared error of premultiplied colours is what the eye (and
@@ -159,11 +182,8 @@ def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: i
     k-means runs on the distinct premultiplied colours rounded to integers
     (weights summed), as :func:`_learn` does on straight colours.
     """
-    pre = np.rint(space.premultiply(colors)).astype(np.uint8)
-    key = np.zeros(len(pre), np.int64)
-    for j in range(pre.shape[1]):
-        key = (key << 8) | pre[:, j]
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    pre = np.rint(_spaces(channels)[0](colors)).astype(np.uint8)
+    _, first, inverse = unique_rows(pre)
     weights = np.bincount(inverse.reshape(-1), weights=counts.astype(np.float64), minlength=len(first))
     pre = pre[first]
     if len(pre) <= k:
@@ -178,8 +198,8 @@ def check_colors(colors: object, counts: object) -> tuple[np.ndarray, np.ndarray
     if not isinstance(colors, np.ndarray) or colors.dtype != np.uint8:
         found = colors.dtype if isinstance(colors, np.ndarray) else type(colors).__name__
         raise OptionError(f"colors: expected a uint8 numpy array, found {found}")
-    if colors.ndim != 2 or not 1 <= colors.shape[1] <= 4 or len(colors) == 0:
-        raise OptionError(f"colors: expected shape (n, C) with n >= 1 and C in 1..4, found {colors.shape}")
+    if colors.ndim != 2 or colors.shape[1] < 1 or len(colors) == 0:
+        raise OptionError(f"colors: expected shape (n, D) with n >= 1 and D >= 1, found {colors.shape}")
     counts = np.asarray(counts)
     if counts.shape != (len(colors),) or not (
         np.issubdtype(counts.dtype, np.integer) or np.issubdtype(counts.dtype, np.floating)

@@ -38,7 +38,7 @@ def nearest(x: np.ndarray, centers: np.ndarray, want_dist: bool = False) -> tupl
     """Nearest center of each row of x (float32); optionally the squared distance (float64)."""
     n, c = x.shape
     k = len(centers)
-    if _native is not None and k <= BRUTE_MAX_K:
+    if _native is not None and k <= BRUTE_MAX_K and 1 <= c <= 4:  # the C loops know 1 to 4 components
         labels = _nearest_native(x, centers)
     else:
         labels = _nearest_numpy(x, centers)

@@ -21,41 +21,81 @@ from vqcodec import space
 from vqcodec.errors import OptionError
 from vqcodec.quantize import rdo
 from vqcodec.quantize.codebook import Codebook
-from vqcodec.quantize.histogram import CHUNK, check_pixels, distinct
+from vqcodec.quantize.blocks import gather, grid_shape, scatter
+from vqcodec.quantize.histogram import CHUNK, check_pixels, distinct, distinct_vectors
 from vqcodec.quantize.nearest import nearest
 
-__all__ = ["remap", "assign", "lookup"]
+__all__ = ["remap", "rebuild", "assign", "lookup"]
 
 
 def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np.ndarray | None = None,
           rdo_strength: float = 0.0) -> np.ndarray:
-    """The ``(H, W)`` index map of ``(H, W, C)`` ``uint8`` *pixels* against *codebook*.
+    """The index map of ``(H, W, C)`` ``uint8`` *pixels* against *codebook*.
 
-    *codebook* is a :class:`Codebook` of single colours or an ``(n, C)``
-    ``uint8`` array.  With *indices* (each pixel's nearest entry, as
-    :func:`vqcodec.quantize.quantize` returns them) the nearest-entry
-    search is skipped.  ``rdo_strength`` > 0 then lets pixels take a
-    neighbour's entry where it is almost as close (:func:`.rdo.smooth`).
-    The map is ``uint8`` for at most 256 entries, else ``uint16``.
+    *codebook* is a :class:`Codebook` or an ``(n, C)`` ``uint8`` array of
+    colours.  For colours the map is ``(H, W)``; for a codebook of bw x bh
+    blocks it is one index per block, ``(ceil(H / bh), ceil(W / bw))`` (the
+    image padded by edge replication, :mod:`.blocks`).  With *indices* (each
+    pixel's nearest entry, as :func:`vqcodec.quantize.quantize` returns
+    them) the nearest-entry search is skipped.  ``rdo_strength`` > 0 then
+    lets pixels take a neighbour's entry where it is almost as close
+    (:func:`.rdo.smooth`; colours only).  The map is ``uint8`` for at most
+    256 entries, else ``uint16``.
     """
     check_pixels(pixels)
-    book = codebook.entries if isinstance(codebook, Codebook) else np.asarray(codebook)
-    if isinstance(codebook, Codebook) and codebook.block != (1, 1):
-        raise OptionError(f"remap: a codebook of {codebook.block[0]}x{codebook.block[1]} blocks "
-                          "cannot map single pixels")
-    if book.dtype != np.uint8 or book.ndim != 2 or book.shape[1] != pixels.shape[2] or not len(book):
+    if isinstance(codebook, Codebook):
+        book, channels, block = codebook.entries, codebook.channels, codebook.block
+    else:
+        book, channels, block = np.asarray(codebook), pixels.shape[2], (1, 1)
+    if channels != pixels.shape[2] or book.dtype != np.uint8 or book.ndim != 2 or not len(book) \
+            or book.shape[1] != channels * block[0] * block[1]:
         raise OptionError(f"remap: the codebook's entries {book.dtype} {book.shape} do not match "
                           f"{pixels.shape[2]}-channel pixels")
+    if block != (1, 1):
+        if rdo_strength:
+            raise OptionError("remap: the rate-aware choice (rdo) maps single pixels, "
+                              f"not {block[0]}x{block[1]} blocks")
+        rows, cols = grid_shape(pixels.shape[0], pixels.shape[1], block)
+        vectors, _, inverse = distinct_vectors(gather(pixels, block))
+        return lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
     if indices is None:
         colors, _, inverse = distinct(pixels)
-        if space.has_alpha(book.shape[1]):
-            labels = nearest(space.premultiply(colors).astype(np.float32), space.premultiply(book))[0]
-        else:
-            labels = nearest(colors.astype(np.float32), book.astype(np.float64))[0]
-        indices = lookup(labels, inverse, pixels.shape[:2], len(book))
+        indices = lookup(_nearest_in_space(colors, book, channels), inverse, pixels.shape[:2], len(book))
     if rdo_strength:
         indices = rdo.smooth(pixels, book, indices, strength=rdo_strength)
     return indices
+
+
+def rebuild(indices: np.ndarray, codebook: Codebook, /, height: int | None = None,
+            width: int | None = None) -> np.ndarray:
+    """The ``(H, W, C)`` image an index map stands for: each index's entry, blocks put in place.
+
+    For block codebooks *height* and *width* crop the padding (default: the
+    whole grid of blocks).
+    """
+    idx = np.asarray(indices)
+    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        raise OptionError(f"indices: expected a 2-D integer array, found {idx.dtype} {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(codebook)):
+        raise OptionError(f"indices: every index must be below the codebook's {len(codebook)} entries")
+    bw, bh = codebook.block
+    rows, cols = idx.shape
+    height = rows * bh if height is None else height
+    width = cols * bw if width is None else width
+    if grid_shape(height, width, codebook.block) != (rows, cols):
+        raise OptionError(f"indices: a {cols}x{rows} grid of {bw}x{bh} blocks cannot be a "
+                          f"{width}x{height} image")
+    vectors = codebook.entries[idx.reshape(-1)]
+    return scatter(vectors, height, width, codebook.channels, codebook.block)
+
+
+def _nearest_in_space(vectors: np.ndarray, book: np.ndarray, channels: int) -> np.ndarray:
+    """Each vector's nearest entry, measured in the error space (premultiplied pixel by pixel for alpha)."""
+    if space.has_alpha(channels):
+        def pre(a: np.ndarray) -> np.ndarray:
+            return space.premultiply(a.reshape(len(a), -1, channels)).reshape(len(a), -1)
+        return nearest(pre(vectors).astype(np.float32), pre(book))[0]
+    return nearest(vectors.astype(np.float32), book.astype(np.float64))[0]
 
 
 def lookup(labels: np.ndarray | None, inverse: np.ndarray, shape: tuple[int, int], n: int) -> np.ndarray:
@@ -89,8 +129,8 @@ def assign(colors: np.ndarray, codebook: np.ndarray, /) -> np.ndarray:
 
 def as_matrix(name: str, a: object) -> np.ndarray:
     a = np.asarray(a)
-    if a.ndim != 2 or not 1 <= a.shape[1] <= 4:
-        raise OptionError(f"{name}: expected shape (n, C) with C in 1..4, found {a.shape}")
+    if a.ndim != 2 or a.shape[1] < 1:
+        raise OptionError(f"{name}: expected shape (n, D) with D >= 1, found {a.shape}")
     if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise OptionError(f"{name}: expected numbers, found dtype {a.dtype}")
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
