@@ -5,7 +5,9 @@ progress bar, prints one line per failed file and the summary (or JSON).
 
 Exit status: 0 when every file was converted; 2 when any failed (each
 failure has its own ``vqcodec: error:`` line on stderr, the others are
-still written); 130 on Ctrl-C or SIGTERM (the files not started are
+still written); else 99 when a file's target could not be met and 98 when
+a file was skipped by ``--skip-if-larger`` (each named on stderr, nothing
+written for it; the others are written); 130 on Ctrl-C or SIGTERM (the files not started are
 cancelled; the outputs are written atomically, so none is left half done).
 """
 
@@ -58,7 +60,11 @@ def run(args: argparse.Namespace, what: str) -> int:
                           "summary": summary.as_dict()}))
     else:
         print(summary_table(summary, what))
-    return ExitStatus.OK if summary.failed == 0 else ExitStatus.USAGE
+    if summary.failed:
+        return ExitStatus.USAGE
+    if summary.unreachable:
+        return ExitStatus.TARGET_UNREACHABLE
+    return ExitStatus.NOT_SMALLER if summary.larger else ExitStatus.OK
 
 
 def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
@@ -155,7 +161,9 @@ def summary_table(summary: Any, what: str) -> str:
     rate = (summary.ok + summary.failed) / summary.seconds if summary.seconds > 0 else 0.0
     psnr = "inf (lossless)" if summary.mean_psnr == float("inf") else fmt(summary.mean_psnr, ".2f", " dB")
     rows = [
-        ("files", f"{summary.ok} ok, {summary.failed} failed"),
+        ("files", f"{summary.ok} ok, {summary.failed} failed"
+                  + (f", {summary.unreachable} target not reached" if summary.unreachable else "")
+                  + (f", {summary.larger} not smaller" if summary.larger else "")),
         ("input", f"{summary.bytes_in:,} bytes"),
         ("output", f"{summary.bytes_out:,} bytes"),
         ("ratio", fmt(summary.ratio, ".2f", "×") + (" (input / output)" if summary.ratio else "")),

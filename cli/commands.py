@@ -57,9 +57,48 @@ def encode_options(args: argparse.Namespace) -> Any:
     """The EncodeOptions that the encode command's arguments name (checked there once)."""
     from vqcodec.options import EncodeOptions
 
-    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level")
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
+                                                     "psnr", "quality", "max_bytes", "bpp")
               if getattr(args, name, None) is not None}
+    if getattr(args, "skip_if_larger", False):
+        chosen["skip_if_larger"] = True
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
+
+
+def _number(name: str) -> Any:
+    """An argparse type: a number, then the encoder's check of option *name*."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got '{text}'") from None
+        return _checked(name, value)
+
+    return parse
+
+
+def _quality_value(text: str) -> tuple[int, int]:
+    return _checked("quality", text)
+
+
+def _add_target_options(enc: argparse.ArgumentParser) -> None:
+    """--psnr, --quality, --max-bytes, --bpp (one of them) and --skip-if-larger."""
+    group = enc.add_argument_group(
+        "targets", "say the result, not k: the encoder chooses the codebook size (at most -k, "
+        "default 256) and reports it; exit 99 and nothing written when the target cannot be met")
+    one = group.add_mutually_exclusive_group()
+    one.add_argument("--psnr", type=_number("psnr"), default=None, metavar="DB",
+                     help="the smallest file whose PSNR is at least DB")
+    one.add_argument("--quality", type=_quality_value, default=None, metavar="MIN-MAX",
+                     help="pngquant's quality 0-100: the fewest colours that meet MAX; "
+                     "below MIN nothing is written (exit 99). Also N (= 0.9N-N), -N, N-")
+    one.add_argument("--max-bytes", type=_whole("max_bytes"), default=None, metavar="N",
+                     help="the best PSNR whose file fits in N bytes")
+    one.add_argument("--bpp", type=_number("bpp"), default=None, metavar="B",
+                     help="the best PSNR within B bits per pixel")
+    group.add_argument("--skip-if-larger", action="store_true",
+                       help="write nothing (exit 98) when the .vqi file would not be smaller "
+                       "than the input file")
 
 
 def _rdo_value(text: str) -> float:
@@ -109,6 +148,7 @@ def _add_encode(sub: Any) -> None:
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
+    _add_target_options(enc)
     _common_output_options(enc, DEFAULT_MAX_PIXELS)
     enc.set_defaults(handler=cmd_encode)
 
@@ -192,10 +232,19 @@ def cmd_encode(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     source = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
+    result = None
     try:
-        enc = vqcodec.encode_pixels(_named(source, name), options)
+        if options.target is not None:
+            result = vqcodec.encode_target(_named(source, name), options)
+            if not result.ok:
+                return _not_written(args, name, result)
+            enc = result.encoded
+        else:
+            enc = vqcodec.encode_pixels(_named(source, name), options)
     except vqcodec.ImageInputError as e:
         raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None
+    except vqcodec.NotSmallerError as e:
+        return _skipped(args, name, e.encoded_bytes, e.input_bytes)
     io.write_output(args.output, enc.data, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:
@@ -209,11 +258,47 @@ def cmd_encode(args: argparse.Namespace) -> int:
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
                   k_requested=args.k)
+    if result is not None:
+        fields.update(target=result.target, rdo=result.rdo, quality=result.quality,
+                      probes=result.probes)
     if args.json:
         _say(args, report.to_json(fields))
     else:
-        _say(args, report.encode_line(fields["input"], fields["output"], fields))
+        line = report.encode_line(fields["input"], fields["output"], fields)
+        if result is not None:
+            line += f"; target {result.target}: met with k={h.k}, quality {result.quality}"
+        _say(args, line)
     return 0
+
+
+def _not_written(args: argparse.Namespace, name: str, result: Any) -> int:
+    """A target that cannot be met (exit 99) or a file that would not be smaller (98)."""
+    from .errors import ExitStatus
+
+    if result.skipped:
+        return _skipped(args, name, result.bytes, result.input_bytes)
+    if args.json and not args.quiet:
+        _say(args, report.to_json({"input": name, "written": False, **result.as_dict()}))
+    if result.target.startswith("<="):
+        best = f"the smallest file is {result.bytes:,} bytes at k={result.k}"
+        hint = "raise --max-bytes/--bpp"
+    else:
+        best = f"the best is PSNR {result.psnr:.2f} dB, quality {result.quality}, at k={result.k}"
+        hint = "raise -k or lower the target"
+    print(f"vqcodec: error: '{name}': target {result.target} not reached ({best}); "
+          f"nothing written; {hint}", file=sys.stderr)
+    return ExitStatus.TARGET_UNREACHABLE
+
+
+def _skipped(args: argparse.Namespace, name: str, nbytes: int, input_bytes: int | None) -> int:
+    from .errors import ExitStatus
+
+    if args.json and not args.quiet:
+        _say(args, report.to_json({"input": name, "written": False, "skipped": True,
+                                   "bytes": nbytes, "input_bytes": input_bytes}))
+    print(f"vqcodec: error: '{name}': the .vqi file would be {nbytes:,} bytes, not smaller than "
+          f"the input's {input_bytes:,}; nothing written (--skip-if-larger)", file=sys.stderr)
+    return ExitStatus.NOT_SMALLER
 
 
 def _report_fields(rep: Any) -> dict[str, Any]:

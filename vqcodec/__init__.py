@@ -25,7 +25,9 @@ from .errors import (
     ImageInputError,
     IntegrityError,
     LimitError,
+    NotSmallerError,
     OptionError,
+    TargetUnreachableError,
     UnsupportedVersionError,
     VqiError,
 )
@@ -37,8 +39,10 @@ from .codec import (
     decode_pixels,
     encode,
     encode_pixels,
+    encode_target,
     read_info,
 )
+from .target import TargetResult
 from . import pillow_plugin as _pillow_plugin
 
 __version__ = "0.1.0"
@@ -54,6 +58,8 @@ __all__ = [
     "Info",
     "encode",
     "encode_pixels",
+    "encode_target",
+    "TargetResult",
     "decode",
     "decode_pixels",
     "decode_image",
@@ -66,6 +72,8 @@ __all__ = [
     "LimitError",
     "ImageInputError",
     "OptionError",
+    "TargetUnreachableError",
+    "NotSmallerError",
 ]
 
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import codec, fileio, metrics, pixels
 from .limits import DEFAULT_MAX_PIXELS
-from .errors import OptionError, VqiError
+from .errors import NotSmallerError, OptionError, TargetUnreachableError, VqiError
 from .options import EncodeOptions
 
 __all__ = [
@@ -90,6 +90,10 @@ class Result:
     pixel of the .vqi file (the output of an encode, the input of a
     decode); ``psnr`` (encode only, when measured) is ``math.inf`` for a
     lossless result; ``seconds`` is the worker's time for this file.
+    ``skipped`` says why nothing was written for a file that did not fail:
+    ``"unreachable"`` (the encode's target cannot be met) or ``"larger"``
+    (``skip_if_larger``: the .vqi file would not be smaller); ``error``
+    then holds the reason.
     """
 
     source: str
@@ -101,6 +105,7 @@ class Result:
     psnr: float | None = None
     seconds: float = 0.0
     error: str | None = None
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,13 +142,15 @@ class Summary:
     finite values (inf only when every measured file was lossless)."""
 
     ok: int
-    failed: int
+    failed: int  # not counting the skipped
     bytes_in: int
     bytes_out: int
     ratio: float | None
     mean_bpp: float | None
     mean_psnr: float | None
     seconds: float
+    unreachable: int = 0
+    larger: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -169,15 +176,18 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_psnr: float | None = sum(finite) / len(finite)
     else:
         mean_psnr = math.inf if psnrs else None
+    skipped = [r.skipped for r in results if r.skipped]
     return Summary(
         ok=len(good),
-        failed=len(results) - len(good),
+        failed=len(results) - len(good) - len(skipped),
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         ratio=bytes_in / bytes_out if bytes_out else None,
         mean_bpp=(sum(b for b, _ in weighted) / sum(n for _, n in weighted)) if weighted else None,
         mean_psnr=mean_psnr,
         seconds=seconds,
+        unreachable=skipped.count("unreachable"),
+        larger=skipped.count("larger"),
     )
 
 
@@ -340,6 +350,9 @@ def _attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
         result = Result(source, target, error=f"cannot read or write{where}: {e.strerror or e}")
     except MemoryError:
         result = Result(source, target, error="out of memory; try a smaller k or fewer jobs")
+    except (TargetUnreachableError, NotSmallerError) as e:
+        why = "unreachable" if isinstance(e, TargetUnreachableError) else "larger"
+        result = Result(source, target, error=" ".join(str(e).split()), skipped=why)
     except Exception as e:  # a VqiError names what failed; anything else is named by its type
         text = str(e) if isinstance(e, VqiError) else f"{type(e).__name__}: {e}"
         result = Result(source, target, error=" ".join(text.split()))

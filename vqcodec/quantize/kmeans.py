@@ -41,7 +41,7 @@ from vqcodec.quantize.nearest import BLAS_SINGLE, BRUTE_MAX_K, augment, nearest,
 
 _native = load("_quantize")
 
-__all__ = ["PNN_MAX_K", "kmeans"]
+__all__ = ["PNN_MAX_K", "kmeans", "ward_merge"]
 
 # Point sets k-means runs on.
 _WORK_POINTS = 1 << 17  # more distinct colours than this (and than _WORK_PER_K * k):
@@ -314,6 +314,15 @@ def _ward_merge(means: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
         todo = np.flatnonzero(affected[keep])
         count = len(c)
     return c
+
+
+def ward_merge(centroids: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """*centroids* (float, with their pixel *weights*) merged by Ward's rule down to *k* rows.
+
+    The encoder's target search (:mod:`vqcodec.target`) cuts one learned
+    codebook down to every smaller k this way instead of learning each anew.
+    """
+    return _ward_merge(np.asarray(centroids, np.float64), np.asarray(weights, np.float64), k)
 
 
 def _ward_neighbours(c: np.ndarray, wt: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
