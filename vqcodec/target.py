@@ -82,7 +82,7 @@ RDO_MAX = 4.0
 MAX_PROBES = 10
 """Exact candidates measured per search phase at most (the bracket is then taken as found)."""
 
-_BUDGET_RDO_STEPS = 3  # bisection steps on the rdo strength, each side of a byte budget
+_BUDGET_RDO_STEPS = 5  # interpolation steps on the rdo strength, each side of a byte budget
 
 
 def quality_to_mse(quality: float) -> float:
@@ -422,23 +422,26 @@ class _Search:
         return best
 
     def _least_rdo(self, k: int, low: float, high: float, size: int) -> _Probe | None:
-        """The probe of the weakest rdo strength in [low, high] that fits (by bisection)."""
-        fit_probe = None
+        """The probe of about the weakest rdo strength in [low, high] whose file fits
+        (bytes fall as the strength grows: interpolated, kept off the ends)."""
         first = self.probe(k, low, coded=True)
         if first.bytes <= size:
             return first
-        last = self.probe(k, high, coded=True)
-        if last.bytes > size:
+        fitting = self.probe(k, high, coded=True)
+        if fitting.bytes > size:
             return None
-        fit_probe = last
+        over = first
         for _ in range(_BUDGET_RDO_STEPS):
-            mid = round((low + high) / 2, 3)
+            t = (over.bytes - size) / max(over.bytes - fitting.bytes, 1)
+            mid = round(over.rdo + min(max(t, 0.15), 0.85) * (fitting.rdo - over.rdo), 3)
+            if not over.rdo < mid < fitting.rdo:
+                break
             p = self.probe(k, mid, coded=True)
             if p.bytes <= size:
-                high, fit_probe = mid, p
+                fitting = p
             else:
-                low = mid
-        return fit_probe
+                over = p
+        return fitting
 
 
 def search(pixels: np.ndarray, opts: EncodeOptions,
