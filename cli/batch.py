@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, what: str) -> int:
                                           window=window, **options)) as stream:
             for result in stream:
                 results.append(result)
-                if not result.ok:
+                if result.error is not None:
                     bar.clear()
                     _error_line(what, result)
                 bar.update(result)
@@ -78,12 +78,14 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
     if what == "encode":
         from .commands import encode_options
 
-        plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force)
+        plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force,
+                                 skip_existing=args.skip_existing)
         options = dict(options=encode_options(args), measure=not args.quiet)
     else:
         fmt = args.format or "PNG"
         try:
-            plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force)
+            plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force,
+                                     skip_existing=args.skip_existing)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
         options = dict(format=fmt, max_pixels=args.max_pixels)
@@ -163,7 +165,8 @@ def summary_table(summary: Any, what: str) -> str:
     rows = [
         ("files", f"{summary.ok} ok, {summary.failed} failed"
                   + (f", {summary.unreachable} target not reached" if summary.unreachable else "")
-                  + (f", {summary.larger} not smaller" if summary.larger else "")),
+                  + (f", {summary.larger} not smaller" if summary.larger else "")
+                  + (f", {summary.existing} existing skipped" if summary.existing else "")),
         ("input", f"{summary.bytes_in:,} bytes"),
         ("output", f"{summary.bytes_out:,} bytes"),
         ("ratio", fmt(summary.ratio, ".2f", "×") + (" (input / output)" if summary.ratio else "")),

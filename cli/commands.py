@@ -190,6 +190,9 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="batch mode: run on a Dask cluster (needs 'pip install vqcodec[dask]')")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="batch mode: leave an input whose output exists (to re-run a batch "
+                   "after adding files)")
     p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -203,7 +206,8 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
     """Set args.input/args.output for the single-file form; True when it is a batch."""
-    batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler))
+    batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler),
+                                         ("--skip-existing", args.skip_existing or None))
                   if value is not None]
     if args.output_dir is not None:
         return True

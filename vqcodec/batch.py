@@ -93,7 +93,8 @@ class Result:
     ``skipped`` says why nothing was written for a file that did not fail:
     ``"unreachable"`` (the encode's target cannot be met) or ``"larger"``
     (``skip_if_larger``: the .vqi file would not be smaller); ``error``
-    then holds the reason.
+    then holds the reason; or ``"exists"`` (planned with *skip_existing*:
+    the output was there already; no error).
     """
 
     source: str
@@ -109,8 +110,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """True when the file was converted (no error)."""
-        return self.error is None
+        """True when the file was converted (no error, not skipped)."""
+        return self.error is None and self.skipped is None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
@@ -151,6 +152,7 @@ class Summary:
     seconds: float
     unreachable: int = 0
     larger: int = 0
+    existing: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -188,6 +190,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         seconds=seconds,
         unreachable=skipped.count("unreachable"),
         larger=skipped.count("larger"),
+        existing=skipped.count("exists"),
     )
 
 
@@ -222,20 +225,28 @@ def output_suffix(format: str) -> str:
     raise OptionError(f"no file extension for format {format!r}")  # pragma: no cover
 
 
-def plan_encode(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False) -> Plan:
-    """Plan encoding images (files, and image files found in folders) into *output_dir*."""
-    return _plan("encode", paths, output_dir, image_extensions(), VQI_SUFFIX, overwrite)
+def plan_encode(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False,
+                skip_existing: bool = False) -> Plan:
+    """Plan encoding images (files, and image files found in folders) into *output_dir*.
+
+    With *skip_existing*, an input whose output exists is skipped (a
+    ``Result`` with ``skipped="exists"``, not a failure), so a batch can be
+    run again after adding files.
+    """
+    return _plan("encode", paths, output_dir, image_extensions(), VQI_SUFFIX, overwrite,
+                 skip_existing)
 
 
 def plan_decode(paths: Sequence[str], output_dir: str, /, *, format: str = "PNG",
-                overwrite: bool = False) -> Plan:
-    """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images."""
+                overwrite: bool = False, skip_existing: bool = False) -> Plan:
+    """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images
+    (*skip_existing* as for :func:`plan_encode`)."""
     return _plan("decode", paths, output_dir, frozenset({VQI_SUFFIX}), output_suffix(format),
-                 overwrite)
+                 overwrite, skip_existing)
 
 
 def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozenset[str],
-          suffix: str, overwrite: bool) -> Plan:
+          suffix: str, overwrite: bool, skip_existing: bool = False) -> Plan:
     output_dir = os.fspath(output_dir)
     skip_dir = os.path.realpath(output_dir)
     pairs: list[tuple[str, str]] = []  # (source, path relative to output_dir)
@@ -270,6 +281,8 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
         if os.path.realpath(job.target) == os.path.realpath(job.source):
             failed.append(Result(job.source, job.target,
                                  error="the output would replace the input; choose another -o folder"))
+        elif skip_existing and not overwrite and os.path.lexists(job.target):
+            failed.append(Result(job.source, job.target, skipped="exists"))
         elif not overwrite and os.path.lexists(job.target):
             failed.append(Result(job.source, job.target, error=_exists(job.target)))
         else:
