@@ -173,6 +173,13 @@ def test_bpp_is_a_byte_budget(sample):
     assert by_bpp.target == f"<= {h * w // 8:,} bytes"
 
 
+def test_a_budget_below_two_colours_squeezes_with_rdo(sample):
+    two = len(vqcodec.encode(sample, k=2))
+    result = vqcodec.encode_target(sample, max_bytes=two - 1)
+    assert result.reached and result.k == 2
+    assert len(result.data) == result.bytes <= two - 1
+
+
 def test_an_impossible_budget_is_unreachable(sample):
     result = vqcodec.encode_target(sample, max_bytes=200)
     assert not result.reached and result.data is None and result.bytes > 200
