@@ -145,6 +145,9 @@ def _add_encode(sub: Any) -> None:
                      "colour; larger = smaller files, lower PSNR)")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    enc.add_argument("-v", "--verbose", action="store_true",
+                     help="also say on stderr how the file was made: the coder and layout "
+                     "chosen and, with a target, every candidate k looked at")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
@@ -251,6 +254,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return _skipped(args, name, e.encoded_bytes, e.input_bytes)
     io.write_output(args.output, enc.data, force=args.force)
     seconds = time.perf_counter() - start
+    if args.verbose:
+        _explain(enc, result)
     if args.quiet:
         return 0
     h = enc.header
@@ -275,10 +280,31 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(enc: Any, result: Any) -> None:
+    """-v: how the file was made (*enc*: None when none was), on stderr."""
+    from vqcodec import coders
+    from vqcodec.packing import LAYOUTS
+
+    if result is not None:
+        for k, rdo, mse, measured, nbytes in result.trail:
+            what = "MSE" if measured else "colour error (before rdo)"
+            size = f", {nbytes:,} bytes" if nbytes else ""
+            print(f"vqcodec: candidate k={k} rdo {rdo:g}: {what} {mse:.3f}{size}", file=sys.stderr)
+        print(f"vqcodec: target {result.target}: {'chose' if result.reached else 'best'} "
+              f"k={result.k}, rdo {result.rdo:g} ({result.probes} candidates)", file=sys.stderr)
+    if enc is None:
+        return
+    h = enc.header
+    print(f"vqcodec: index coder {coders.by_id(h.index_coder).name}, layout "
+          f"{LAYOUTS.get(h.index_layout, '?')}, {len(enc.data):,} bytes", file=sys.stderr)
+
+
 def _not_written(args: argparse.Namespace, name: str, result: Any) -> int:
     """A target that cannot be met (exit 99) or a file that would not be smaller (98)."""
     from .errors import ExitStatus
 
+    if args.verbose:
+        _explain(None, result)
     if result.skipped:
         return _skipped(args, name, result.bytes, result.input_bytes)
     if args.json and not args.quiet:

@@ -135,3 +135,13 @@ def test_skip_existing_reruns_a_batch_after_adding_files(tmp_path):
     assert run("encode", src, "-o", out, "-j", "1", "-k", "16").returncode == 2  # without: exists
     proc = run("encode", SAMPLE, tmp_path / "s.vqi", "--skip-existing")
     assert proc.returncode == 2 and b"--skip-existing needs batch mode" in proc.stderr
+
+
+def test_verbose_says_how_the_file_was_made(tmp_path):
+    proc = run("encode", SAMPLE, tmp_path / "v.vqi", "--psnr", "36", "-v", "-q")
+    assert proc.returncode == 0 and proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert any(line.startswith("vqcodec: candidate k=") and "MSE" in line for line in lines)
+    k = vqcodec.read_header((tmp_path / "v.vqi").read_bytes()).k
+    assert f"vqcodec: target psnr >= 36 dB: chose k={k}, rdo 0.6" in proc.stderr.decode()
+    assert lines[-1].startswith("vqcodec: index coder ")

@@ -113,7 +113,11 @@ class TargetResult:
     ``k``, ``rdo``, ``mse``, ``psnr``, ``quality``, ``bytes``: the chosen
                   candidate's (when not reached: the best candidate's, the
                   nearest to the target; ``bytes`` 0 if it was never coded);
-    ``probes``    candidates measured exactly;
+    ``probes``    candidates looked at;
+    ``trail``     each candidate in the order looked at: (k, rdo, MSE, measured,
+                  bytes) -- the MSE measured over the pixels, or (measured
+                  False) the colours' error before the rate-aware choice;
+                  bytes 0 when it was not coded;
     ``encoded``   the :class:`vqcodec.codec.Encoded` when reached, else None;
     ``skipped``   ``skip_if_larger`` held it back: the file would not be
                   smaller than the input (``input_bytes``); ``encoded`` is None.
@@ -131,6 +135,7 @@ class TargetResult:
     encoded: Any = None
     skipped: bool = False
     input_bytes: int | None = None
+    trail: tuple[tuple[int, float, float, bool, int], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -492,4 +497,6 @@ def _result(s: _Search, opts: EncodeOptions, p: _Probe, reached: bool) -> Target
         target=describe(opts, count), reached=reached, k=p.k, rdo=p.rdo, mse=p.mse,
         psnr=metrics.psnr_from_mse(p.mse), quality=mse_to_quality(p.mse), bytes=p.bytes,
         probes=s.measured, encoded=p.encoded if reached else None,
+        trail=tuple((q.k, q.rdo, q.mse0 if q.mse is None else q.mse, q.mse is not None, q.bytes)
+                    for q in s._probes.values()),
     )
