@@ -73,29 +73,41 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
 
     if args.jobs is not None and args.scheduler is not None:
         raise UsageError("-j and --scheduler do not go together; the cluster has its own workers")
-    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise UsageError(f"-o '{args.output_dir}' is a file; give a folder")
+    out = args.output_dir  # None with --ext alone: each output beside its input
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"-o '{out}' is a file; give a folder")
+    ext = getattr(args, "ext", None)
     if what == "encode":
         from .commands import encode_options
 
-        plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force,
-                                 skip_existing=args.skip_existing)
+        plan = batch.plan_encode(args.paths, out, overwrite=args.force,
+                                 skip_existing=args.skip_existing, suffix=ext or batch.VQI_SUFFIX)
         options = dict(options=encode_options(args), measure=not args.quiet)
     else:
-        fmt = args.format or "PNG"
+        fmt = args.format or (_format_of(ext) if ext else "PNG")
         try:
-            plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force,
-                                     skip_existing=args.skip_existing)
+            plan = batch.plan_decode(args.paths, out, format=fmt, overwrite=args.force,
+                                     skip_existing=args.skip_existing, suffix=ext)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
         options = dict(format=fmt, max_pixels=args.max_pixels)
     options["overwrite"] = args.force
-    if plan.jobs:
+    if plan.jobs and out is not None:
         try:
             os.makedirs(args.output_dir, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create -o '{args.output_dir}': {e.strerror or e}") from None
     return plan, options
+
+
+def _format_of(ext: str) -> str:
+    """The image format that an --ext names (decode)."""
+    from vqcodec import OptionError, pixels
+
+    try:
+        return pixels.format_for_path("x" + ext)
+    except OptionError as e:
+        raise UsageError(f"--ext {ext}: {e}, or give --format") from None
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -101,6 +102,13 @@ def _add_target_options(enc: argparse.ArgumentParser) -> None:
                        "than the input file")
 
 
+def _extension(text: str) -> str:
+    """--ext: a file-name ending such as .vqi or -small.vqi (no folder)."""
+    if not text or "/" in text or os.sep in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"expected a file-name ending such as .vqi, got '{text}'")
+    return text
+
+
 def _rdo_value(text: str) -> float:
     try:
         value = float(text)
@@ -193,6 +201,9 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="batch mode: run on a Dask cluster (needs 'pip install vqcodec[dask]')")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--ext", type=_extension, default=None, metavar="EXT",
+                   help="batch mode without -o: write each output beside its input, named "
+                   "with EXT in place of the input's extension (pngquant's --ext)")
     p.add_argument("--skip-existing", action="store_true",
                    help="batch mode: leave an input whose output exists (to re-run a batch "
                    "after adding files)")
@@ -212,7 +223,7 @@ def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
     batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler),
                                          ("--skip-existing", args.skip_existing or None))
                   if value is not None]
-    if args.output_dir is not None:
+    if args.output_dir is not None or args.ext is not None:
         return True
     if batch_only:
         raise UsageError(f"{batch_only[0]} needs batch mode; add -o DIR")

@@ -145,3 +145,20 @@ def test_verbose_says_how_the_file_was_made(tmp_path):
     k = vqcodec.read_header((tmp_path / "v.vqi").read_bytes()).k
     assert f"vqcodec: target psnr >= 36 dB: chose k={k}, rdo 0.6" in proc.stderr.decode()
     assert lines[-1].startswith("vqcodec: index coder ")
+
+
+def test_ext_writes_beside_each_input(tmp_path):
+    (tmp_path / "sub").mkdir()
+    Image.open(SAMPLE).save(tmp_path / "a.png")
+    Image.open(SAMPLE).save(tmp_path / "sub" / "b.png")
+    proc = run("encode", tmp_path, "--ext", ".vqi", "-j", "1", "--psnr", "30", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.vqi").exists() and (tmp_path / "sub" / "b.vqi").exists()
+    assert vqcodec.read_header((tmp_path / "a.vqi").read_bytes()).k < 256
+    proc = run("decode", tmp_path / "a.vqi", "--ext=-back.png", "-j", "1", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "a-back.png").size == (384, 256)
+    proc = run("encode", tmp_path, "--ext", ".vqi", "-j", "1", "-q")  # the outputs exist now
+    assert proc.returncode == 2 and b"exists; use --force" in proc.stderr
+    proc = run("decode", tmp_path / "a.vqi", "--ext", ".xyz")
+    assert proc.returncode == 2 and b"--ext .xyz: unknown image extension" in proc.stderr

@@ -225,30 +225,35 @@ def output_suffix(format: str) -> str:
     raise OptionError(f"no file extension for format {format!r}")  # pragma: no cover
 
 
-def plan_encode(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False,
-                skip_existing: bool = False) -> Plan:
+def plan_encode(paths: Sequence[str], output_dir: str | None, /, *, overwrite: bool = False,
+                skip_existing: bool = False, suffix: str = VQI_SUFFIX) -> Plan:
     """Plan encoding images (files, and image files found in folders) into *output_dir*.
+
+    With *output_dir* None each output goes beside its input (pngquant's
+    ``--ext``), named with *suffix* in place of the input's extension.
 
     With *skip_existing*, an input whose output exists is skipped (a
     ``Result`` with ``skipped="exists"``, not a failure), so a batch can be
     run again after adding files.
     """
-    return _plan("encode", paths, output_dir, image_extensions(), VQI_SUFFIX, overwrite,
+    return _plan("encode", paths, output_dir, image_extensions(), suffix, overwrite,
                  skip_existing)
 
 
-def plan_decode(paths: Sequence[str], output_dir: str, /, *, format: str = "PNG",
-                overwrite: bool = False, skip_existing: bool = False) -> Plan:
+def plan_decode(paths: Sequence[str], output_dir: str | None, /, *, format: str = "PNG",
+                overwrite: bool = False, skip_existing: bool = False,
+                suffix: str | None = None) -> Plan:
     """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images
-    (*skip_existing* as for :func:`plan_encode`)."""
-    return _plan("decode", paths, output_dir, frozenset({VQI_SUFFIX}), output_suffix(format),
-                 overwrite, skip_existing)
+    (*output_dir*, *skip_existing* and *suffix* as for :func:`plan_encode`; the
+    suffix defaults to the format's)."""
+    return _plan("decode", paths, output_dir, frozenset({VQI_SUFFIX}),
+                 suffix or output_suffix(format), overwrite, skip_existing)
 
 
-def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozenset[str],
+def _plan(what: str, paths: Sequence[str], output_dir: str | None, extensions: frozenset[str],
           suffix: str, overwrite: bool, skip_existing: bool = False) -> Plan:
-    output_dir = os.fspath(output_dir)
-    skip_dir = os.path.realpath(output_dir)
+    output_dir = None if output_dir is None else os.fspath(output_dir)
+    skip_dir = None if output_dir is None else os.path.realpath(output_dir)
     pairs: list[tuple[str, str]] = []  # (source, path relative to output_dir)
     failed: list[Result] = []
     for path in map(os.fspath, paths):
@@ -267,7 +272,9 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
         if real in seen_sources:  # the same file named twice (a file and its folder)
             continue
         seen_sources.add(real)
-        job = Job(source, os.path.join(output_dir, os.path.splitext(rel)[0] + suffix))
+        beside = output_dir is None  # each output beside its input
+        job = Job(source, os.path.splitext(source if beside else os.path.join(output_dir, rel))[0]
+                  + suffix)
         claims.setdefault(os.path.abspath(job.target).casefold(), []).append(job)
 
     jobs = []
@@ -290,7 +297,7 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
     return Plan(what, tuple(jobs), tuple(failed))
 
 
-def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]:
+def _walk(root: str, extensions: frozenset[str], skip_dir: str | None) -> Iterator[str]:
     """Files under *root* with one of *extensions*, in sorted order; *skip_dir* not entered."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
