@@ -286,7 +286,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     else:
         line = report.encode_line(fields["input"], fields["output"], fields)
         if result is not None:
-            line += f"; target {result.target}: met with k={h.k}, quality {result.quality}"
+            line += (f"; target {result.target}: met with k={h.k}, rdo {result.rdo:g}, "
+                     f"quality {result.quality}")
         _say(args, line)
     return 0
 

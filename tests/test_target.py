@@ -264,6 +264,7 @@ def test_batch_workers_take_targets(tmp_path, noise):
     opts = EncodeOptions(psnr=33.0)
     good = batch.encode_file(str(tmp_path / "a.png"), str(tmp_path / "a.vqi"), opts)
     assert good.ok and good.psnr >= 33.0
+    assert good.k == vqcodec.read_header((tmp_path / "a.vqi").read_bytes()).k < 256
     bad = batch.encode_file(str(tmp_path / "n.png"), str(tmp_path / "n.vqi"), opts)
     assert not bad.ok and bad.skipped == "unreachable" and "not reached" in bad.error
     assert not (tmp_path / "n.vqi").exists()

@@ -89,7 +89,8 @@ class Result:
     ``bytes_in`` and ``bytes_out`` are file sizes; ``bpp`` is the bits per
     pixel of the .vqi file (the output of an encode, the input of a
     decode); ``psnr`` (encode only, when measured) is ``math.inf`` for a
-    lossless result; ``seconds`` is the worker's time for this file.
+    lossless result; ``k`` (encode) the codebook size written -- the one a
+    target chose; ``seconds`` is the worker's time for this file.
     ``skipped`` says why nothing was written for a file that did not fail:
     ``"unreachable"`` (the encode's target cannot be met) or ``"larger"``
     (``skip_if_larger``: the .vqi file would not be smaller); ``error``
@@ -107,6 +108,7 @@ class Result:
     seconds: float = 0.0
     error: str | None = None
     skipped: str | None = None
+    k: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -332,7 +334,7 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
         psnr = metrics.psnr(enc.source.array, enc.reconstruct()) if measure else None
         return Result(source, target, bytes_in, len(enc.data), count,
                       metrics.bits_per_pixel(len(enc.data), enc.header.width, enc.header.height),
-                      psnr)
+                      psnr, k=enc.header.k)
 
     return _attempt(source, target, work)
 
