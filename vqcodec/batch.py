@@ -109,9 +109,7 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
-        data = asdict(self)
-        data["psnr"] = _finite_or_none(self.psnr)
-        return data
+        return metrics.json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -147,13 +145,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
-        data = asdict(self)
-        data["mean_psnr"] = _finite_or_none(self.mean_psnr)
-        return data
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        return metrics.json_ready(asdict(self))
 
 
 def summarize(results: Iterable[Result], seconds: float) -> Summary:
