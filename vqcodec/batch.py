@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import codec, fileio, metrics, pixels
+from ._threads import cores
 from .limits import DEFAULT_MAX_PIXELS
 from .errors import OptionError, VqiError
 from .options import EncodeOptions
@@ -360,7 +361,7 @@ def run(plan: Plan, /, *, executor: Executor | None = None, jobs: int | None = N
     yield from plan.failed
     if not plan.jobs:
         return
-    workers = min(jobs or os.cpu_count() or 1, len(plan.jobs))
+    workers = min(jobs or cores(), len(plan.jobs))
     if executor is None and workers == 1:
         for job in plan.jobs:
             yield _display(worker(os.path.abspath(job.source), os.path.abspath(job.target),
