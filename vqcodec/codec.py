@@ -119,12 +119,12 @@ def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray
 
 def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:
     """Spec §8: each index's entry, blocks put in place and cropped to (H, W, C)."""
-    vectors = np.take(book.reshape(h.k, h.entry_size), flat, axis=0)  # 4x faster than book[flat]
+    book = book.reshape(h.k, h.entry_size)
     if h.block == (1, 1):
-        return vectors.reshape(h.height, h.width, h.channels)
-    from .quantize.blocks import scatter  # the encoder's gather, inverted
+        return np.take(book, flat, axis=0).reshape(h.height, h.width, h.channels)  # 4x book[flat]
+    from .quantize.blocks import lookup  # the encoder's gather, inverted
 
-    return scatter(vectors, h.height, h.width, h.channels, h.block)
+    return lookup(book, flat.reshape(h.map_height, h.map_width), h.height, h.width, h.channels, h.block)
 
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
