@@ -51,7 +51,7 @@ def small_png(tmp_path) -> Path:
 def test_version_and_help():
     proc = run("--version")
     assert proc.returncode == 0
-    assert proc.stdout.decode().strip() == f"vqcodec {vqcodec.__version__} (VQI format 1.1)"
+    assert proc.stdout.decode().strip() == f"vqcodec {vqcodec.__version__} (VQI format 1.2)"
     for sub in ("encode", "decode", "info", "rd"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and b"usage: vqcodec " + sub.encode() in proc.stdout
