@@ -69,6 +69,15 @@ def _check_level(value: object) -> int | None:
     return None if value is None else int(value)
 
 
+def _check_codebook(value: object) -> Any:
+    """None, or the shared codebook to encode with, loaded and checked (a Codebook)."""
+    if value is None:
+        return None
+    from .books import to_codebook  # reads files, imports the quantizer: only when asked for
+
+    return to_codebook(value)
+
+
 def _check_max_pixels(value: object) -> int | None:
     if value is not None and (not _integer(value) or value < 1):
         raise OptionError(f"max_pixels must be a positive integer or None, got {value!r}")
@@ -83,6 +92,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "layout": _check_layout,
     "level": _check_level,
     "max_pixels": _check_max_pixels,
+    "codebook": _check_codebook,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
 
@@ -106,7 +116,12 @@ class EncodeOptions:
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
                     the coder's choice;
     ``level``       zstd's level 1-22, or None for the encoder's choice;
-    ``max_pixels``  refuse images above this many pixels (None: no limit).
+    ``max_pixels``  refuse images above this many pixels (None: no limit);
+    ``codebook``    a shared codebook to map the image to instead of learning one
+                    (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see
+                    :mod:`vqcodec.books`); the file then names it by its identity
+                    and does not hold it (format 1.2, spec §11); ``k`` and ``seed``
+                    are not used.
     """
 
     k: int = DEFAULT_K
@@ -116,6 +131,7 @@ class EncodeOptions:
     layout: str | None = None
     level: int | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    codebook: Any = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
