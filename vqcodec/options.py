@@ -69,6 +69,15 @@ def _check_level(value: object) -> int | None:
     return None if value is None else int(value)
 
 
+def _check_codebook(value: object) -> Any:
+    """None, or the shared codebook to encode with, loaded and checked (a Codebook)."""
+    if value is None:
+        return None
+    from .books import to_codebook  # reads files, imports the quantizer: only when asked for
+
+    return to_codebook(value)
+
+
 def _check_max_pixels(value: object) -> int | None:
     if value is not None and (not _integer(value) or value < 1):
         raise OptionError(f"max_pixels must be a positive integer or None, got {value!r}")
@@ -84,6 +93,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "level": _check_level,
     "block": check_block,
     "max_pixels": _check_max_pixels,
+    "codebook": _check_codebook,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
 
@@ -112,7 +122,12 @@ class EncodeOptions:
                     the index map has one index per block (spec §3.1); default
                     (1, 1), one colour per entry.  ``rdo`` applies to 1×1 only:
                     a block takes its nearest entry;
-    ``max_pixels``  refuse images above this many pixels (None: no limit).
+    ``max_pixels``  refuse images above this many pixels (None: no limit);
+    ``codebook``    a shared codebook to map the image to instead of learning one
+                    (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see
+                    :mod:`vqcodec.books`); the file then names it by its identity
+                    and does not hold it (format 1.2, spec §11); ``k`` and ``seed``
+                    are not used.
     """
 
     k: int = DEFAULT_K
@@ -123,6 +138,7 @@ class EncodeOptions:
     level: int | None = None
     block: tuple[int, int] = (1, 1)
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    codebook: Any = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
