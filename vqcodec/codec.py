@@ -91,7 +91,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         )
     q = quantize(px.array, k=opts.k, seed=opts.seed)
     codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
-    indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
+    indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo, dither=opts.dither)
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
@@ -104,9 +104,9 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
 
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
-           seed: int = 0, rdo: float = DEFAULT_RDO, coder: str = "auto", layout: str | None = None,
-           level: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           overwrite: bool = False) -> bytes:
+           seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
+           layout: str | None = None, level: int | None = None,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -115,11 +115,12 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     there; a path is written atomically and is not replaced unless
     *overwrite*.  The options are :class:`~vqcodec.options.EncodeOptions`'
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
-    (rate-aware index choice), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
+    (rate-aware index choice), ``dither`` (error diffusion, 0..1, off by
+    default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``max_pixels``.
     """
-    options = EncodeOptions(k=k, seed=seed, rdo=rdo, coder=coder, layout=layout, level=level,
+    options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
                             max_pixels=max_pixels)
     data = encode_pixels(image, options).data
     if dst is not None:

@@ -24,11 +24,13 @@ from . import coders, packing
 from .errors import OptionError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_k, check_seed
 
-__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
+__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE",
+           "DITHER_RANGE"]
 
 DEFAULT_RDO = 0.6
 RDO_RANGE = (0.0, 100.0)
 LEVEL_RANGE = (1, 22)
+DITHER_RANGE = (0.0, 1.0)
 
 
 def _integer(value: object) -> bool:
@@ -45,6 +47,13 @@ def _check_rdo(value: object) -> float:
     low, high = RDO_RANGE
     if not _number(value) or not (math.isfinite(value) and low <= value <= high):
         raise OptionError(f"rdo must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _check_dither(value: object) -> float:
+    low, high = DITHER_RANGE
+    if not _number(value) or not (math.isfinite(value) and low <= value <= high):
+        raise OptionError(f"dither must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
 
 
@@ -79,6 +88,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "k": check_k,
     "seed": check_seed,
     "rdo": _check_rdo,
+    "dither": _check_dither,
     "coder": _check_coder,
     "layout": _check_layout,
     "level": _check_level,
@@ -101,6 +111,9 @@ class EncodeOptions:
     ``rdo``         rate-aware index choice: 0 maps every pixel to its nearest
                     entry; larger lets a pixel take a neighbour's entry when it
                     is almost as close (a smaller file for a little PSNR);
+    ``dither``      error diffusion, 0 (off, the default: it costs PSNR and bytes)
+                    to 1: smooth gradients look smooth instead of banded
+                    (:mod:`vqcodec.quantize.dither`);
     ``coder``       the index coder: "auto" (the encoder's choice, see
                     :mod:`vqcodec.choose`) or a coder's name ("ctx", "bzip2", "zstd");
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
@@ -112,6 +125,7 @@ class EncodeOptions:
     k: int = DEFAULT_K
     seed: int = 0
     rdo: float = DEFAULT_RDO
+    dither: float = 0.0
     coder: str = "auto"
     layout: str | None = None
     level: int | None = None
