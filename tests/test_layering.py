@@ -25,10 +25,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("coders", {"coders", "coders.zstd", "coders.bzip2", "coders.ctx"}),
     ("format", {"container", "vqb"}),
     ("pipeline", {"options", "choose", "codec", "books"}),
-    ("tools", {"rd", "batch", "pillow_plugin"}),
+    ("tools", {"rd", "batch", "pillow_plugin", "training"}),
     ("facade", {"__init__"}),
     ("cli", {"__main__", "cli", "cli.errors", "cli.commands", "cli.io", "cli.report", "cli.batch",
-             "cli.progress", "cli.rd"}),
+             "cli.progress", "cli.rd", "cli.train"}),
 ]
 LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 
@@ -50,9 +50,11 @@ PEERS: dict[str, set[str]] = {
     "options": {"books"},
     "codec": {"options", "choose", "books"},
     "rd": {"batch"},
+    "training": {"batch"},
     "__main__": {"cli"},
     "cli": {"cli.errors", "cli.commands"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.train"},
+    "cli.train": {"cli.errors", "cli.progress", "cli.commands", "cli.batch", "cli.io"},
     "cli.io": {"cli.errors"},
     "cli.batch": {"cli.errors", "cli.progress", "cli.commands"},
     "cli.rd": {"cli.errors", "cli.progress"},

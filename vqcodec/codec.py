@@ -60,6 +60,7 @@ class Info:
     sections: tuple[container.SectionInfo, ...]
     icc_profile_bytes: int
     file_bytes: int
+    codebook_ref: bytes | None = None  # the identity of a shared codebook (spec §11)
 
 
 def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
@@ -229,4 +230,5 @@ def read_info(src: fileio.Source, /) -> Info:
         parsed.sections,
         len(parsed.icc_profile or b""),
         len(data),
+        parsed.codebook_ref,
     )
