@@ -91,8 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "k": book.k, "k_requested": args.k, "block": f"{book.block_width}x{book.block_height}",
         "mode": args.mode, "images": result.images, "failed": len(result.failed),
         "vectors": result.vectors, "distinct_vectors": result.distinct, "used": u.used,
-        "used_fraction": u.used_fraction, "index_entropy_bits": u.entropy, "mse": u.mse,
-        "psnr": u.psnr if u.mse else None, "seconds": result.seconds,
+        "used_fraction": u.used_fraction, "index_entropy_bits": u.entropy, "mse": result.mse,
+        "psnr": result.psnr if result.mse else None, "seconds": result.seconds,
     }
     if args.json:
         print(json.dumps(fields))
@@ -101,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"images ({result.vectors:,} vectors, {result.distinct:,} distinct), {result.seconds:.1f} s")
         print(f"  identity  {fields['identity']}")
         print(f"  usage     {u.used}/{u.k} entries used ({100 * u.used_fraction:.1f} %), index entropy "
-              f"{u.entropy:.2f} bits, training PSNR {u.psnr:.2f} dB")
+              f"{u.entropy:.2f} bits, training PSNR {result.psnr:.2f} dB")
     return ExitStatus.OK if not result.failed else ExitStatus.USAGE
 
 

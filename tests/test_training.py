@@ -70,9 +70,9 @@ def test_sampling_is_bounded_and_reproducible(tmp_path):
 def test_usage_counts_entries_and_entropy():
     hist = Histogram.of(np.array([[[0, 0, 0], [0, 0, 0], [255, 255, 255], [250, 250, 250]]], np.uint8))
     book = books.to_codebook(np.array([[0, 0, 0], [255, 255, 255], [9, 9, 9]], np.uint8))
-    u = training.usage_of(hist, book)
+    u, mse = training.usage_of(hist, book)
     assert (u.used, u.k) == (2, 3) and u.entropy == pytest.approx(1.0)
-    assert u.mse == pytest.approx(25 / 4) and u.used_fraction == pytest.approx(2 / 3)
+    assert mse == pytest.approx(25 / 4) and u.used_fraction == pytest.approx(2 / 3)
 
 
 def test_unreadable_images_are_listed_and_none_is_an_error(tmp_path):

@@ -63,7 +63,8 @@ class Info:
     codebook_ref: bytes | None = None  # the identity of a shared codebook (spec §11)
 
 
-def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+    """Any image argument (array, PIL image, Pixels, file) as :class:`~vqcodec.pixels.Pixels`."""
     if isinstance(image, pixels.Pixels):
         return image
     if isinstance(image, np.ndarray):
@@ -84,7 +85,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     opts = options or EncodeOptions()
     if changes:
         opts = opts.replace(**changes)
-    px = _as_pixels(image, opts.max_pixels)
+    px = as_pixels(image, opts.max_pixels)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
@@ -96,7 +97,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
     else:  # spec §11: map to the shared codebook, which the file names by its identity
-        px = _to_channels(px, shared.channels)
+        px = to_channels(px, shared.channels)
         if shared.block != (1, 1):
             raise OptionError(f"codebook: {shared.block[0]}x{shared.block[1]} blocks; this version "
                               "encodes .vqi files with 1x1 (colour) codebooks only")
@@ -115,7 +116,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     return Encoded(data, header, codebook, indices, px)
 
 
-def _to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
+def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
     """*px* in a shared codebook's channel layout: widened (L -> RGB, no alpha -> opaque), or
     narrowed only where nothing is lost (opaque alpha dropped, grey RGB to L); else OptionError."""
     a, have = px.array, px.channels

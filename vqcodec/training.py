@@ -11,8 +11,9 @@ does not change the result), and the merged histogram is learned from once
 clusters, rounding, dropping unused entries).
 
 The result carries what a VQ-VAE practitioner checks: how many entries the
-training vectors use, the entropy of their indices (bits per index) and the
-mean squared error on the training set.
+training vectors use and the entropy of their indices (bits per index,
+:class:`vqcodec.tokenizer.Usage`), and the mean squared error on the
+training set.
 """
 
 from __future__ import annotations
@@ -28,32 +29,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import batch, pixels
+from .tokenizer import Usage
 from .errors import OptionError, VqiError
 from .limits import DEFAULT_MAX_PIXELS, check_k, check_seed
 
-__all__ = ["Trained", "Usage", "sample_file", "train", "usage_of", "DEFAULT_SAMPLES", "MODES"]
+__all__ = ["Trained", "sample_file", "train", "usage_of", "DEFAULT_SAMPLES", "MODES"]
 
 DEFAULT_SAMPLES = 1 << 18
 """Vectors sampled per image at most (an image with more is sampled uniformly without replacement)."""
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-
-
-@dataclass(frozen=True)
-class Usage:
-    """How a set of vectors uses a codebook: entries used, index entropy, error."""
-
-    k: int
-    used: int
-    entropy: float  # bits per index
-    mse: float  # mean squared error per component
-
-    @property
-    def used_fraction(self) -> float:
-        return self.used / self.k
-
-    @property
-    def psnr(self) -> float:
-        return math.inf if self.mse == 0 else 10 * math.log10(255 ** 2 / self.mse)
 
 
 @dataclass(frozen=True)
@@ -65,8 +49,14 @@ class Trained:
     vectors: int  # vectors sampled (with repeats)
     distinct: int  # distinct vectors among them
     usage: Usage  # of the codebook by the training vectors
+    mse: float  # mean squared error per component over the training vectors
     failed: tuple[tuple[str, str], ...]  # (path, error) of the images that could not be read
     seconds: float
+
+    @property
+    def psnr(self) -> float:
+        """PSNR of the training vectors against their nearest entries."""
+        return math.inf if self.mse == 0 else 10 * math.log10(255 ** 2 / self.mse)
 
 
 def sample_file(path: str, /, *, mode: str = "RGB", block: tuple[int, int] = (1, 1),
@@ -97,18 +87,17 @@ def sample_file(path: str, /, *, mode: str = "RGB", block: tuple[int, int] = (1,
     return hist
 
 
-def usage_of(histogram: Any, codebook: Any) -> Usage:
-    """How the vectors of *histogram* (with their counts) use *codebook* (nearest entry each)."""
+def usage_of(histogram: Any, codebook: Any) -> tuple[Usage, float]:
+    """How the vectors of *histogram* (with their counts) use *codebook* (nearest entry each),
+    and their mean squared error per component."""
     from .quantize.remap import assign
 
     labels = assign(histogram.colors, codebook.entries)
     weights = histogram.counts.astype(np.float64)
     hits = np.bincount(labels, weights=weights, minlength=len(codebook))
-    p = hits[hits > 0] / weights.sum()
     diff = histogram.colors.astype(np.float64) - codebook.entries[labels].astype(np.float64)
     mse = float((weights * (diff ** 2).mean(1)).sum() / weights.sum())
-    return Usage(k=len(codebook), used=int((hits > 0).sum()), entropy=float(-(p * np.log2(p)).sum()),
-                 mse=mse)
+    return Usage.of_counts(hits, len(codebook)), mse
 
 
 def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), mode: str = "RGB",
@@ -151,5 +140,6 @@ def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), m
     if not len(merged):
         raise OptionError("no image could be read to train on" if paths else "no images to train on")
     codebook = learn(merged, k, seed=seed)
+    usage, mse = usage_of(merged, codebook)
     return Trained(codebook, len(paths) - len(failed), int(merged.counts.sum()), len(merged),
-                   usage_of(merged, codebook), tuple(sorted(failed)), time.perf_counter() - start)
+                   usage, mse, tuple(sorted(failed)), time.perf_counter() - start)
