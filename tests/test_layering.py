@@ -25,10 +25,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("coders", {"coders", "coders.zstd", "coders.bzip2", "coders.ctx"}),
     ("format", {"container", "vqb"}),
     ("pipeline", {"options", "choose", "codec", "books"}),
-    ("tools", {"rd", "rd.rows", "rd.codecs", "rd.sweep", "rd.bdrate", "rd.present", "batch", "pillow_plugin"}),
+    ("tools", {"rd", "rd.rows", "rd.codecs", "rd.sweep", "rd.bdrate", "rd.present", "batch", "pillow_plugin",
+               "training", "tokenizer"}),
     ("facade", {"__init__"}),
     ("cli", {"__main__", "cli", "cli.errors", "cli.commands", "cli.io", "cli.report", "cli.batch",
-             "cli.progress", "cli.rd"}),
+             "cli.progress", "cli.rd", "cli.train"}),
 ]
 LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 
@@ -54,9 +55,11 @@ PEERS: dict[str, set[str]] = {
     "rd.codecs": {"rd.rows"},
     "rd.sweep": {"batch", "rd.codecs", "rd.rows", "rd.bdrate"},
     "rd.present": {"rd.codecs", "rd.rows", "rd.sweep"},
+    "training": {"batch", "tokenizer"},
     "__main__": {"cli"},
     "cli": {"cli.errors", "cli.commands"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.train"},
+    "cli.train": {"cli.errors", "cli.progress", "cli.commands", "cli.batch", "cli.io"},
     "cli.io": {"cli.errors"},
     "cli.batch": {"cli.errors", "cli.progress", "cli.commands"},
     "cli.rd": {"cli.errors", "cli.progress"},

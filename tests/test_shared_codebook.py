@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -186,3 +187,62 @@ def test_the_encoded_codebook_is_the_given_one():
     np.testing.assert_array_equal(enc.codebook, PALETTE)
     np.testing.assert_array_equal(enc.indices, remap(IMAGE, PALETTE))
     assert enc.header.k == 16 and enc.header.codebook_source == 1
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def cli(*args: object, env: dict | None = None):
+    import subprocess
+    import sys
+
+    full = {**os.environ, **(env or {})}  # os.environ as the isolated fixture left it
+    return subprocess.run([sys.executable, "-m", "vqcodec", *map(str, args)], capture_output=True,
+                          timeout=120, env=full)
+
+
+def one_error_line(proc, pattern: str) -> str:
+    import re
+
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vqcodec: error: "), lines
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+def test_cli_encode_and_decode_with_a_codebook(tmp_path):
+    png, book, vqi, out = (tmp_path / n for n in ("in.png", "book.vqb", "x.vqi", "out.png"))
+    Image.fromarray(IMAGE).save(png)
+    identity = write_vqb(book, PALETTE).hex()
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert cli("encode", png, vqi, "--codebook", book, "--rdo", "0", env=env).returncode == 0
+    assert container.read(vqi.read_bytes(), inflate=False).codebook_ref.hex() == identity
+    one_error_line(cli("decode", vqi, out, env=env),
+                   f"shared codebook {identity} not found; give its .vqb file with --codebook BOOK")
+    assert cli("decode", vqi, out, "--codebook", book, env=env).returncode == 0
+    expected = PALETTE[nearest(IMAGE, PALETTE)]
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    # through the search path, as a batch too
+    env[books.ENV_VAR] = str(tmp_path)
+    assert cli("decode", vqi, out, "--force", env=env).returncode == 0
+    assert cli("decode", vqi, "-o", tmp_path / "dir", "-j", "1", env=env).returncode == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "dir" / "x.png")), expected)
+    info = cli("info", vqi, "--json", env=env)
+    assert json.loads(info.stdout)["codebook"] == identity
+
+
+def test_cli_damaged_codebook_is_one_line(tmp_path):
+    png, book, vqi = tmp_path / "in.png", tmp_path / "book.vqb", tmp_path / "x.vqi"
+    Image.fromarray(IMAGE).save(png)
+    write_vqb(book, PALETTE)
+    assert cli("encode", png, vqi, "--codebook", book).returncode == 0
+    data = bytearray(book.read_bytes())
+    data[30] ^= 1
+    book.write_bytes(bytes(data))
+    one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"CRC mismatch")
+    one_error_line(cli("encode", png, tmp_path / "y.vqi", "--codebook", book), r"book.vqb'.*CRC mismatch")
+    book.write_bytes(bytes(data[:-7]))
+    one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"truncated")
+    book.write_bytes(vqb.MAGIC + bytes([1, 0, 3, 8, 1, 1, 0, 0]) + (2**32 - 1).to_bytes(4, "little"))
+    one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"k = 4294967295")

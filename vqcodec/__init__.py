@@ -11,7 +11,8 @@ Public API: :func:`encode`, :func:`decode`, :func:`decode_image`,
 :mod:`vqcodec.metrics` module,
 the error family (:class:`VqiError` and subclasses), ``FORMAT_VERSION`` and
 ``__version__``; shared codebooks: :func:`register_codebook`,
-:func:`unregister_codebook` (and :mod:`vqcodec.books`).  Importing the package registers the Pillow plugin, so
+:func:`unregister_codebook` (and :mod:`vqcodec.books`); tokens:
+:func:`tokens`, :func:`detokenize` (and :mod:`vqcodec.tokenizer`).  Importing the package registers the Pillow plugin, so
 ``PIL.Image.open("x.vqi")`` works.
 """
 
@@ -42,6 +43,7 @@ from .codec import (
     encode_pixels,
     read_info,
 )
+from .tokenizer import detokenize, tokens
 from . import pillow_plugin as _pillow_plugin
 
 __version__ = "0.1.0"
@@ -72,6 +74,8 @@ __all__ = [
     "CodebookError",
     "register_codebook",
     "unregister_codebook",
+    "tokens",
+    "detokenize",
 ]
 
 

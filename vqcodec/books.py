@@ -311,7 +311,7 @@ def find(identity: bytes, /, codebook: Source | Iterable[Source] | None = None) 
     raise CodebookError(
         f"shared codebook {identity.hex()} not found{hint}: give its .vqb file as the codebook "
         f"argument, register it (vqcodec.register_codebook), or put it in a folder of "
-        f"{ENV_VAR} or in {default_folder()}")
+        f"{ENV_VAR} or in {default_folder()}", missing=identity.hex())
 
 
 def resolver(codebook: Source | Iterable[Source] | None = None) -> Callable[[bytes], vqb.Book]:

@@ -62,9 +62,11 @@ class Info:
     sections: tuple[container.SectionInfo, ...]
     icc_profile_bytes: int
     file_bytes: int
+    codebook_ref: bytes | None = None  # the identity of a shared codebook (spec §11)
 
 
-def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+    """Any image argument (array, PIL image, Pixels, file) as :class:`~vqcodec.pixels.Pixels`."""
     if isinstance(image, pixels.Pixels):
         return image
     if isinstance(image, np.ndarray):
@@ -85,7 +87,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     opts = options or EncodeOptions()
     if changes:
         opts = opts.replace(**changes)
-    px = _as_pixels(image, opts.max_pixels)
+    px = as_pixels(image, opts.max_pixels)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
@@ -94,7 +96,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     shared = opts.codebook
     block = opts.block
     if shared is not None:  # spec §11: map to the shared codebook, which the file names by its identity
-        px = _to_channels(px, shared.channels)
+        px = to_channels(px, shared.channels)
         if block not in ((1, 1), shared.block):
             raise OptionError(f"block {block[0]}x{block[1]} differs from the codebook's "
                               f"{shared.block[0]}x{shared.block[1]}; leave block out to use the codebook's")
@@ -143,7 +145,7 @@ def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarr
     return lookup(book, flat.reshape(h.map_height, h.map_width), h.height, h.width, h.channels, h.block)
 
 
-def _to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
+def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
     """*px* in a shared codebook's channel layout: widened (L -> RGB, no alpha -> opaque), or
     narrowed only where nothing is lost (opaque alpha dropped, grey RGB to L); else OptionError."""
     a, have = px.array, px.channels
@@ -260,4 +262,5 @@ def read_info(src: fileio.Source, /) -> Info:
         parsed.sections,
         len(parsed.icc_profile or b""),
         len(data),
+        parsed.codebook_ref,
     )

@@ -63,4 +63,14 @@ class OptionError(VqiError, ValueError):
 
 
 class CodebookError(FormatError):
-    """A file's shared codebook is missing, damaged, or does not fit the file (spec §11)."""
+    """A file's shared codebook is missing, damaged, or does not fit the file (spec §11).
+
+    ``missing`` is the identity (hex) of a codebook that was found nowhere, else None.
+    """
+
+    def __init__(self, message: str, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+    def __reduce__(self):  # pickled across processes with its identity
+        return type(self), (str(self), self.missing)
