@@ -63,10 +63,6 @@ def encode_options(args: argparse.Namespace) -> Any:
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
 
-def _block_value(text: str) -> tuple[int, int]:
-    return _checked("block", text)
-
-
 def _rdo_value(text: str) -> float:
     try:
         value = float(text)
@@ -109,7 +105,7 @@ def _add_encode(sub: Any) -> None:
                      help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "
                      "colour; larger = smaller files, lower PSNR)")
-    enc.add_argument("--block", type=_block_value, default=None, metavar="WxH",
+    enc.add_argument("--block", type=rd.block_value, default=None, metavar="WxH",
                      help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
                      "is a block of pixels, one index per block; smaller files at low rates "
                      "(default 1x1, one colour per entry; --rdo applies to 1x1 only)")

@@ -40,6 +40,16 @@ def _k_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+def block_value(text: str) -> tuple[int, int]:
+    """An argparse type: WxH checked as the encoder option ``block`` (encode and rd take it)."""
+    from vqcodec import OptionError, options
+
+    try:
+        return options.check("block", text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _baseline_list(text: str) -> tuple[str, ...]:
     from vqcodec.rd import BASELINES
 
@@ -79,6 +89,9 @@ def add_command(sub: Any) -> None:
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
+    p.add_argument("--block", type=block_value, default=(1, 1), metavar="WxH",
+                   help="vqcodec's vectors: blocks of WxH pixels, 1 to 8 each, as encode --block "
+                   "(default 1x1)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.set_defaults(handler=cmd_rd)
@@ -144,7 +157,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
     try:
         result = rd.sweep(
-            args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
+            args.inputs, ks=args.ks, baselines=baselines, seed=args.seed, block=args.block,
             max_pixels=args.max_pixels, progress=bar,
             on_skip=lambda path, reason: warn(f"skipped '{path}': {reason}"),
             on_problem=warn,

@@ -320,3 +320,17 @@ def test_batch_encode_file_takes_the_block(tmp_path):
     result = batch.encode_file(str(src), str(tmp_path / "out.vqi"), block=(2, 2), k=8)
     assert result.psnr is not None
     assert codec.read_info(str(tmp_path / "out.vqi")).header.block == (2, 2)
+
+
+def test_rd_sweeps_blocks(tmp_path):
+    from vqcodec import rd
+
+    src = tmp_path / "in.png"
+    Image.fromarray(noisy(20, 24, 3)).save(src)
+    result = rd.sweep([str(src)], ks=(4, 16), baselines=(), block="2x2")
+    assert result.block == (2, 2)
+    assert [r.settings for r in result.rows] == ["k=4 seed=0 block=2x2", "k=16 seed=0 block=2x2"]
+    assert '"block": "2x2"' in rd.to_json(result)
+    assert "vectors of 2x2 pixels" in rd.format_table(result)
+    with pytest.raises(OptionError, match="block must be"):
+        rd.sweep([str(src)], ks=(4,), baselines=(), block=(0, 1))

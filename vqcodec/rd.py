@@ -167,6 +167,7 @@ class Result:
     ks: tuple[int, ...]
     baselines: tuple[str, ...]  # requested
     seed: int = 0
+    block: tuple[int, int] = (1, 1)  # vqcodec's vectors (spec §3.1)
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # measured, in order
     modes: dict[str, str] = field(default_factory=dict)  # image -> mode
@@ -285,6 +286,7 @@ def sweep(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    block: object = (1, 1),
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     progress: Progress | None = None,
@@ -298,6 +300,7 @@ def sweep(
     called as (image, k) steps finish; ``on_skip(path, reason)`` for every
     file that could not be read or measured (it is left out, not fatal);
     ``on_problem(message)`` when one baseline fails on one image.
+    ``block`` is vqcodec's vector shape (an encoder option: ``(2, 2)``, "2x2").
     """
     import shutil
     import tempfile
@@ -306,7 +309,8 @@ def sweep(
     baselines = check_baselines(baselines)
     if pngquant == "":
         pngquant = shutil.which("pngquant")
-    result = Result(ks=ks, baselines=baselines, seed=seed)
+    block = options.check("block", block)
+    result = Result(ks=ks, baselines=baselines, seed=seed, block=block)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
     images, skipped = find_images(paths)
@@ -336,7 +340,7 @@ def sweep(
             try:
                 px = pixels.load(path, max_pixels=max_pixels)
                 rows = measure_image(
-                    px, name=path, ks=ks, baselines=runnable, seed=seed, pngquant=pngquant,
+                    px, name=path, ks=ks, baselines=runnable, seed=seed, block=block, pngquant=pngquant,
                     workdir=workdir, progress=tick, on_problem=problem,
                 )
             except VqiError as e:
@@ -360,6 +364,7 @@ def measure_image(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    block: object = (1, 1),
     pngquant: str | None = None,
     workdir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -406,7 +411,7 @@ def measure_image(
         for j, k in enumerate(ks):
             if progress is not None:
                 progress(j, k)
-            ref = measure_vqcodec(px, k=k, seed=seed, name=name)
+            ref = measure_vqcodec(px, k=k, seed=seed, name=name, block=block)
             rows.append(ref)
             if src_png is not None and k <= PNGQUANT_MAX_K:
                 attempt("pngquant", lambda: _pngquant_row(px, k, name, pngquant, src_png, folder))
@@ -452,10 +457,12 @@ def _replace_k(row: Row, k: int) -> Row:
 # One codec on one image
 
 
-def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = "<image>") -> Row:
-    """vqcodec at one k: encode in-process, decode the bytes, check, then measure."""
+def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = "<image>",
+                    block: object = (1, 1)) -> Row:
+    """vqcodec at one k (vectors of *block* pixels): encode in-process, decode the bytes, check,
+    then measure."""
     start = time.perf_counter()
-    enc = codec.encode_pixels(px, k=k, seed=seed, max_pixels=None)
+    enc = codec.encode_pixels(px, k=k, seed=seed, block=block, max_pixels=None)
     encode_s = time.perf_counter() - start
     expected = enc.reconstruct()
     decoded = codec.decode(enc.data, max_pixels=None).reshape(expected.shape)
@@ -466,8 +473,9 @@ def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = 
             f"in {wrong:,} pixels; this is a codec bug"
         )
     decode_s = _median_time(lambda: codec.decode(enc.data, max_pixels=None))
+    bw, bh = enc.header.block
     return _row(px, name, "vqcodec", k, enc.data, decoded, encode_s, decode_s,
-                settings=f"k={k} seed={seed}")
+                settings=f"k={k} seed={seed}" + (f" block={bw}x{bh}" if (bw, bh) != (1, 1) else ""))
 
 
 def _png_row(px: pixels.Pixels, k: int, name: str) -> Row:
@@ -833,6 +841,9 @@ def _lossy_cell(name: str) -> Callable[[dict], str]:
 
 def _notes(result: Result, summary: list[dict]) -> list[str]:
     notes = []
+    if result.block != (1, 1):
+        notes.append(f"vqcodec: vectors of {result.block[0]}x{result.block[1]} pixels "
+                     "(a codebook of k blocks per image)")
     alpha = result.alpha_images()
     if alpha:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
@@ -890,6 +901,7 @@ def to_json(result: Result) -> str:
         "baselines": list(result.baselines),
         "measured_baselines": list(result.measured()),
         "seed": result.seed,
+        "block": f"{result.block[0]}x{result.block[1]}",
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,
