@@ -108,7 +108,7 @@ def _add_encode(sub: Any) -> None:
     enc.add_argument("--block", type=rd.block_value, default=None, metavar="WxH",
                      help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
                      "is a block of pixels, one index per block; smaller files at low rates "
-                     "(default 1x1, one colour per entry; --rdo applies to 1x1 only)")
+                     "(default 1x1, one colour per entry)")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--ssim", action="store_true",

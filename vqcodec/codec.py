@@ -114,7 +114,7 @@ def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray
     from .quantize import Histogram, learn, remap
 
     book = learn(Histogram.of(array, block=opts.block), opts.k, seed=opts.seed)
-    return np.ascontiguousarray(book.entries), remap(array, book)
+    return np.ascontiguousarray(book.entries), remap(array, book, rdo_strength=opts.rdo)
 
 
 def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:

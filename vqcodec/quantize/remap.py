@@ -40,7 +40,7 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
     pixel's nearest entry, as :func:`vqcodec.quantize.quantize` returns
     them) the nearest-entry search is skipped.  ``rdo_strength`` > 0 then
     lets pixels take a neighbour's entry where it is almost as close
-    (:func:`.rdo.smooth`; colours only).  The map is ``uint8`` for at most
+    (:func:`.rdo.smooth`; for blocks, a neighbouring block's entry).  The map is ``uint8`` for at most
     256 entries, else ``uint16``.
     """
     check_pixels(pixels)
@@ -53,12 +53,14 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
         raise OptionError(f"remap: the codebook's entries {book.dtype} {book.shape} do not match "
                           f"{pixels.shape[2]}-channel pixels")
     if block != (1, 1):
-        if rdo_strength:
-            raise OptionError("remap: the rate-aware choice (rdo) maps single pixels, "
-                              f"not {block[0]}x{block[1]} blocks")
         rows, cols = grid_shape(pixels.shape[0], pixels.shape[1], block)
-        vectors, _, inverse = distinct_vectors(gather(pixels, block))
-        return lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        blocks = gather(pixels, block)
+        vectors, _, inverse = distinct_vectors(blocks)
+        indices = lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        if rdo_strength:  # the same choice between a block and its left and upper neighbours
+            indices = rdo.smooth(blocks.reshape(rows, cols, -1), book, indices, strength=rdo_strength,
+                                 channels=channels)
+        return indices
     if indices is None:
         colors, _, inverse = distinct(pixels)
         indices = lookup(_nearest_in_space(colors, book, channels), inverse, pixels.shape[:2], len(book))
