@@ -215,7 +215,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         rep = metrics.measure(enc.source.array, enc.reconstruct(), **measure)
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
-                  k_requested=args.k)
+                  k_requested=args.k, block=f"{h.block_width}x{h.block_height}")
     if args.json:
         _say(args, report.to_json(fields))
     else:

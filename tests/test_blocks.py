@@ -4,6 +4,7 @@ channel layout, a file built by hand from the spec, hostile headers, options and
 from __future__ import annotations
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -273,6 +274,9 @@ def test_cli_encode_info_decode(tmp_path):
     out = tmp_path / "out.vqi"
     proc = run("encode", "--block", "2x2", "-k", "32", src, out)
     assert proc.returncode == 0, proc.stderr
+    assert " -> " + str(out) + ": k=32 2x2 blocks (5 bits/index), " in proc.stdout.decode()
+    report = json.loads(run("encode", "--json", "--block", "4x2", src, tmp_path / "b.vqi").stdout)
+    assert report["block"] == "4x2" and report["width"] == 41
     assert codec.read_info(str(out)).header.block == (2, 2)
     info = run("info", out).stdout.decode()
     assert "VQI 1.2" in info and "block            2x2" in info
