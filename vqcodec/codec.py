@@ -105,7 +105,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         if block == (1, 1):
             indices = remap(px.array, codebook, rdo_strength=opts.rdo, dither=opts.dither)
         else:
-            indices = remap(px.array, shared, dither=opts.dither)
+            indices = remap(px.array, shared, rdo_strength=opts.rdo, dither=opts.dither)
     elif block == (1, 1):
         q = quantize(px.array, k=opts.k, seed=opts.seed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
@@ -132,7 +132,7 @@ def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray
     from .quantize import Histogram, learn, remap
 
     book = learn(Histogram.of(array, block=opts.block), opts.k, seed=opts.seed)
-    return np.ascontiguousarray(book.entries), remap(array, book, dither=opts.dither)
+    return np.ascontiguousarray(book.entries), remap(array, book, rdo_strength=opts.rdo, dither=opts.dither)
 
 
 def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:

@@ -133,8 +133,9 @@ class EncodeOptions:
     ``block``       (width, height) of a vector in pixels, 1 to 8 each, or text
                     "WxH" ("2x2"): each codebook entry is a block of pixels and
                     the index map has one index per block (spec §3.1); default
-                    (1, 1), one colour per entry.  ``rdo`` and ``dither`` apply to
-                    1×1 only: a block takes its nearest entry;
+                    (1, 1), one colour per entry.  ``rdo`` works on blocks as on
+                    pixels: a block may take its left or upper neighbour's entry; ``dither``
+                    applies to 1×1 only;
     ``max_pixels``  refuse images above this many pixels (None: no limit);
     ``codebook``    a shared codebook to map the image to instead of learning one
                     (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see

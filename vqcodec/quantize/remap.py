@@ -41,11 +41,12 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
     pixel's nearest entry, as :func:`vqcodec.quantize.quantize` returns
     them) the nearest-entry search is skipped.  ``rdo_strength`` > 0 then
     lets pixels take a neighbour's entry where it is almost as close
-    (:func:`.rdo.smooth`; colours only).  ``dither`` (0..1, 0 = off) diffuses
-    the error where that helps (:mod:`.dither`; colours only; an image the
-    codebook reproduces exactly is never dithered), and the rate-aware choice
-    then changes only pixels dithering left alone (see the module docstring).
-    The map is ``uint8`` for at most 256 entries, else ``uint16``.
+    (:func:`.rdo.smooth`; for blocks, a neighbouring block's entry).  ``dither``
+    (0..1, 0 = off) diffuses the error where that helps (:mod:`.dither`; single
+    pixels only; an image the codebook reproduces exactly is never dithered),
+    and the rate-aware choice then changes only pixels dithering left alone
+    (see the module docstring).  The map is ``uint8`` for at most 256
+    entries, else ``uint16``.
     """
     check_pixels(pixels)
     if isinstance(codebook, Codebook):
@@ -62,12 +63,14 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
         if dither:
             raise OptionError(f"remap: dithering maps single pixels, not {block[0]}x{block[1]} blocks; "
                               "use dither 0 with a block codebook")
-        if rdo_strength:
-            raise OptionError("remap: the rate-aware choice (rdo) maps single pixels, "
-                              f"not {block[0]}x{block[1]} blocks")
         rows, cols = grid_shape(pixels.shape[0], pixels.shape[1], block)
-        vectors, _, inverse = distinct_vectors(gather(pixels, block))
-        return lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        blocks = gather(pixels, block)
+        vectors, _, inverse = distinct_vectors(blocks)
+        indices = lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        if rdo_strength:  # the same choice between a block and its left and upper neighbours
+            indices = rdo.smooth(blocks.reshape(rows, cols, -1), book, indices, strength=rdo_strength,
+                                 channels=channels)
+        return indices
     if indices is None:
         colors, _, inverse = distinct(pixels)
         indices = lookup(_nearest_in_space(colors, book, channels), inverse, pixels.shape[:2], len(book))
