@@ -1060,7 +1060,7 @@ static Py_ssize_t sorted_nearest(const Sorted *S, const double *t, Py_ssize_t gu
 }
 
 typedef struct {
-    double max_error, quiet, overshoot, down_in, down_out;
+    double max_error, slack, lam, quiet, overshoot, down_in, down_out;
 } Clamps;
 
 NO_CONTRACT
@@ -1118,11 +1118,25 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
                 for (int c = 0; c < dim; c++)
                     target[c] = p[c] + s[c] * ratio;
                 index = sorted_nearest(S, target, index);
-                if (wide)
-                    ((uint16_t *)out)[at] = (uint16_t)index;
-                else
-                    ((uint8_t *)out)[at] = (uint8_t)index;
             }
+            if (K->lam > 0) { /* the rate-aware choice: the previous or the upper pixel's entry */
+                const double limit = entry_distance(S, index, target) * K->slack + K->lam;
+                Py_ssize_t previous = x - step, candidates[2];
+                int count = 0;
+                if (previous >= 0 && previous < w)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - step] : ((uint8_t *)out)[at - step];
+                if (y)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - w] : ((uint8_t *)out)[at - w];
+                for (int c = 0; c < count; c++)
+                    if (candidates[c] != index && entry_distance(S, candidates[c], target) <= limit) {
+                        index = candidates[c];
+                        break;
+                    }
+            }
+            if (wide)
+                ((uint16_t *)out)[at] = (uint16_t)index;
+            else
+                ((uint8_t *)out)[at] = (uint8_t)index;
             const double *e = S->pre + index * dim;
             double size = 0.0;
             for (int c = 0; c < dim; c++) {
@@ -1149,7 +1163,7 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
 }
 
 /* diffuse(image, pre, out, share, width, channels, alpha, wide, max_error,
- *         quiet, overshoot, down_in, down_out) -> None
+ *         slack, lam, quiet, overshoot, down_in, down_out) -> None
  *
  * image: h * width * channels uint8; pre: n * channels float64 (the entries
  * in the error space); out: h * width indices (uint8, or uint16 when wide),
@@ -1162,8 +1176,8 @@ static PyObject *diffuse(PyObject *self, PyObject *args)
     Py_ssize_t w;
     int dim, alpha, wide;
     Clamps K;
-    if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
-                          &K.max_error, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
+    if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
+                          &K.max_error, &K.slack, &K.lam, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
         return NULL;
     PyObject *result = NULL;
     Keyed *keyed = NULL;

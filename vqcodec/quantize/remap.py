@@ -71,11 +71,7 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
         colors, _, inverse = distinct(pixels)
         indices = lookup(_nearest_in_space(colors, book, channels), inverse, pixels.shape[:2], len(book))
     if dither:
-        indices, share = _dither.dither(pixels, book, indices, float(dither))
-        if rdo_strength:
-            smoothed = rdo.smooth(pixels, book, indices, strength=rdo_strength)
-            indices = np.where(share > 0, indices, smoothed)
-        return indices
+        return _dither.dither(pixels, book, indices, float(dither), rdo_strength=rdo_strength)
     if rdo_strength:
         indices = rdo.smooth(pixels, book, indices, strength=rdo_strength)
     return indices
