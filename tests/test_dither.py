@@ -215,3 +215,19 @@ def test_cli_dither_before_a_path_says_how_to_write_it(tmp_path):
     proc = run_cli("encode", "--dither", src, tmp_path / "g.vqi")
     assert proc.returncode == 2
     assert "--dither 1 or --dither=1" in proc.stderr.decode()
+
+
+def test_cli_rd_sweeps_dither_and_reports_blurred_psnr(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "g.png"
+    Image.fromarray(gradient(24, 64)).save(src)
+    proc = run_cli("rd", src, "-k", "8", "--dither", "0,1", "--no-baselines")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode()
+    assert "blurPSNR" in out and "SSIM" in out and "dither" in out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith("8 ")]
+    assert [line[1] for line in lines] == ["0", "1"]
+    bad = run_cli("rd", src, "-k", "8", "--dither", "0,2")
+    assert bad.returncode == 2 and len(bad.stderr.decode().strip().splitlines()) == 1
+    assert "dither must be a number from 0 to 1" in bad.stderr.decode()

@@ -433,3 +433,21 @@ def test_a_failing_pngquant_is_reported_and_the_rest_measured(px, tmp_path):
     assert {r.codec for r in rows} == {"vqcodec", "png"}
     assert len(problems) == 1
     assert "pngquant" in problems[0] and "status 3: no such luck" in problems[0]
+
+
+def test_a_dither_sweep_gives_vqcodec_one_row_per_level(tmp_path):
+    y, x = np.mgrid[0:40, 0:96]
+    ramp = np.stack([x * 255 // 95, (x + y) * 255 // 134, np.full_like(x, 80)], -1).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    result = rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=("png",), dithers=(0, 1))
+    vq = [r for r in result.rows if r.codec == "vqcodec"]
+    assert [r.dither for r in vq] == [0.0, 1.0] and vq[1].settings == "k=8 seed=0 dither=1"
+    assert vq[1].blurred_psnr > vq[0].blurred_psnr and vq[1].psnr < vq[0].psnr
+    entry = rd.summarize(result)[0]
+    assert entry["vqcodec"]["blurred_psnr"] == pytest.approx(vq[0].blurred_psnr)
+    assert entry[rd.dither_series(1)]["blurred_psnr"] == pytest.approx(vq[1].blurred_psnr)
+    table = rd.format_table(result)
+    assert "blurPSNR" in table and "dither" in table and "use dither 0" in table
+    assert json.loads(rd.to_json(result))["dithers"] == [0.0, 1.0]
+    with pytest.raises(OptionError, match="dither must be a number from 0 to 1"):
+        rd.check_dithers([0, 2])

@@ -1,8 +1,12 @@
 """The rate–distortion sweep: vqcodec and its baselines over images × k.
 
 For every image and every k one row per codec (:class:`Row`): bytes, bits
-per pixel, compression ratio against the raw pixels, MSE, PSNR, SSIM, encode
-and decode seconds and megapixels per second.  All distortions are measured
+per pixel, compression ratio against the raw pixels, MSE, PSNR, blurred PSNR
+(:func:`metrics.blurred_psnr`, sigma 1: what dithering is for), SSIM,
+encode and decode seconds and megapixels per second.  vqcodec can be swept
+over dither levels too (``dithers``): one vqcodec row per level; the
+baselines, the BD-rates and the WebP/AVIF/JPEG quality searches use the
+first level's rows.  All distortions are measured
 with :mod:`vqcodec.metrics` against the image's normalised pixels (the mode
 rules of :mod:`vqcodec.pixels`); images with alpha are measured over
 premultiplied RGBA, the metrics' default.
@@ -50,7 +54,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -124,6 +128,7 @@ class Row:
     ratio: float  # raw pixel bytes (W * H * channels) / bytes
     mse: float
     psnr: float
+    blurred_psnr: float  # PSNR after a Gaussian blur of sigma 1 pixel on both images
     ssim: float
     encode_s: float
     decode_s: float
@@ -133,6 +138,7 @@ class Row:
     target_psnr: float | None = None  # webp / avif / jpeg: vqcodec's PSNR at this k
     reached: bool | None = None  # webp / avif / jpeg: did the quality reach the target
     settings: str = ""
+    dither: float = 0.0  # vqcodec: the dither level (0 = off)
 
     def as_dict(self) -> dict:
         """The fields, with non-finite numbers as ``None`` (strict JSON)."""
@@ -167,6 +173,7 @@ class Result:
     ks: tuple[int, ...]
     baselines: tuple[str, ...]  # requested
     seed: int = 0
+    dithers: tuple[float, ...] = (0.0,)  # vqcodec's dither levels; the first is the reference series
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # measured, in order
     modes: dict[str, str] = field(default_factory=dict)  # image -> mode
@@ -191,7 +198,8 @@ class Result:
             if baseline == "png":
                 continue
             for image in self.images:
-                test = [r for r in self.rows if r.image == image and r.codec == "vqcodec"]
+                test = [r for r in self.rows if r.image == image and r.codec == "vqcodec"
+                        and r.dither == self.dithers[0]]
                 anchor = [r for r in self.rows if r.image == image and r.codec == baseline]
                 if not anchor:
                     continue
@@ -257,6 +265,14 @@ def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def check_dithers(dithers: Iterable[float]) -> tuple[float, ...]:
+    """Distinct dither levels in the order given, each checked (the first is the reference series)."""
+    out = tuple(dict.fromkeys(options.check("dither", d) for d in dithers))
+    if not out:
+        raise OptionError("no dither levels given; give at least one, e.g. dithers=(0, 1)")
+    return out
+
+
 def check_baselines(baselines: Iterable[str]) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(baselines))
     unknown = [b for b in out if b not in BASELINES]
@@ -285,6 +301,7 @@ def sweep(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    dithers: Iterable[float] = (0.0,),
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     progress: Progress | None = None,
@@ -304,9 +321,10 @@ def sweep(
 
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
+    dithers = check_dithers(dithers)
     if pngquant == "":
         pngquant = shutil.which("pngquant")
-    result = Result(ks=ks, baselines=baselines, seed=seed)
+    result = Result(ks=ks, baselines=baselines, seed=seed, dithers=dithers)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
     images, skipped = find_images(paths)
@@ -336,7 +354,7 @@ def sweep(
             try:
                 px = pixels.load(path, max_pixels=max_pixels)
                 rows = measure_image(
-                    px, name=path, ks=ks, baselines=runnable, seed=seed, pngquant=pngquant,
+                    px, name=path, ks=ks, baselines=runnable, seed=seed, dithers=dithers, pngquant=pngquant,
                     workdir=workdir, progress=tick, on_problem=problem,
                 )
             except VqiError as e:
@@ -360,12 +378,13 @@ def measure_image(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    dithers: Iterable[float] = (0.0,),
     pngquant: str | None = None,
     workdir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_problem: Callable[[str], None] | None = None,
 ) -> list[Row]:
-    """The rows of one image: for each k, vqcodec then each baseline.
+    """The rows of one image: for each k, vqcodec (at each dither level) then each baseline.
 
     ``baselines`` are run as given (availability is the caller's business;
     pngquant runs only with an executable path).  A baseline that fails is
@@ -379,6 +398,7 @@ def measure_image(
         px = pixels.Pixels(px.array)
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
+    dithers = check_dithers(dithers)
     rows: list[Row] = []
     searches = {b: _QualitySearch(px, b) for b in LOSSY if b in baselines}
     if "jpeg" in searches and "A" in px.mode:
@@ -406,8 +426,9 @@ def measure_image(
         for j, k in enumerate(ks):
             if progress is not None:
                 progress(j, k)
-            ref = measure_vqcodec(px, k=k, seed=seed, name=name)
+            ref = measure_vqcodec(px, k=k, seed=seed, name=name, dither=dithers[0])
             rows.append(ref)
+            rows.extend(measure_vqcodec(px, k=k, seed=seed, name=name, dither=d) for d in dithers[1:])
             if src_png is not None and k <= PNGQUANT_MAX_K:
                 attempt("pngquant", lambda: _pngquant_row(px, k, name, pngquant, src_png, folder))
             if "png" in baselines:
@@ -452,10 +473,11 @@ def _replace_k(row: Row, k: int) -> Row:
 # One codec on one image
 
 
-def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = "<image>") -> Row:
-    """vqcodec at one k: encode in-process, decode the bytes, check, then measure."""
+def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = "<image>",
+                    dither: float = 0.0) -> Row:
+    """vqcodec at one k (and dither level): encode in-process, decode the bytes, check, then measure."""
     start = time.perf_counter()
-    enc = codec.encode_pixels(px, k=k, seed=seed, max_pixels=None)
+    enc = codec.encode_pixels(px, k=k, seed=seed, dither=dither, max_pixels=None)
     encode_s = time.perf_counter() - start
     expected = enc.reconstruct()
     decoded = codec.decode(enc.data, max_pixels=None).reshape(expected.shape)
@@ -466,8 +488,9 @@ def measure_vqcodec(px: pixels.Pixels, /, *, k: int, seed: int = 0, name: str = 
             f"in {wrong:,} pixels; this is a codec bug"
         )
     decode_s = _median_time(lambda: codec.decode(enc.data, max_pixels=None))
-    return _row(px, name, "vqcodec", k, enc.data, decoded, encode_s, decode_s,
-                settings=f"k={k} seed={seed}")
+    row = _row(px, name, "vqcodec", k, enc.data, decoded, encode_s, decode_s,
+               settings=f"k={k} seed={seed}" + (f" dither={dither:g}" if dither else ""))
+    return replace(row, dither=float(dither))
 
 
 def _png_row(px: pixels.Pixels, k: int, name: str) -> Row:
@@ -592,7 +615,8 @@ def _row(px: pixels.Pixels, name: str, codec_name: str, k: int, data: bytes, dec
         image=name, codec=codec_name, k=k, width=px.width, height=px.height, mode=px.mode,
         bytes=len(data), bpp=metrics.bits_per_pixel(len(data), px.width, px.height),
         ratio=metrics.compression_ratio(ref.size, len(data)),
-        mse=mse, psnr=metrics.psnr_from_mse(mse), ssim=metrics.ssim(ref, decoded),
+        mse=mse, psnr=metrics.psnr_from_mse(mse), blurred_psnr=metrics.blurred_psnr(ref, decoded),
+        ssim=metrics.ssim(ref, decoded),
         encode_s=encode_s, decode_s=decode_s,
         encode_mps=megapixels / encode_s if encode_s > 0 else math.inf,
         decode_mps=megapixels / decode_s if decode_s > 0 else math.inf,
@@ -683,7 +707,9 @@ def summarize(result: Result) -> list[dict]:
     counts those; ``inf`` if all are); MP/s is total megapixels / total
     seconds; ``vqi_over_pngquant`` is the
     mean of the per-image size ratios; ``not_reached`` counts lossy rows whose
-    quality 100 fell short of vqcodec's PSNR.
+    quality 100 fell short of vqcodec's PSNR.  Blurred PSNR is averaged as
+    PSNR.  vqcodec's rows at the dither levels after the first are under the
+    key :func:`dither_series`, each with its own ``vqi_over_pngquant``.
     """
     import statistics
 
@@ -692,30 +718,51 @@ def summarize(result: Result) -> list[dict]:
         entry: dict = {"k": k}
         at_k = [r for r in result.rows if r.k == k]
         for name in CODECS:
-            rows = [r for r in at_k if r.codec == name]
+            rows = [r for r in at_k if r.codec == name and (name != "vqcodec" or r.dither == result.dithers[0])]
             if not rows:
                 continue
-            pixel_count = sum(r.width * r.height for r in rows)
-            mp = pixel_count / 1e6
-            entry[name] = {
-                "images": len(rows),
-                "bytes": statistics.fmean(r.bytes for r in rows),
-                "bpp": 8 * sum(r.bytes for r in rows) / pixel_count,
-                "psnr": _mean_finite([r.psnr for r in rows]),
-                "lossless": sum(1 for r in rows if r.psnr == math.inf),
-                "ssim": statistics.fmean(r.ssim for r in rows),
-                "encode_mps": mp / sum(r.encode_s for r in rows),
-                "decode_mps": mp / sum(r.decode_s for r in rows),
-            }
+            entry[name] = _means(rows)
             if name in LOSSY:
                 entry[name]["not_reached"] = sum(1 for r in rows if r.reached is False)
                 entry[name]["quality"] = statistics.fmean(r.quality for r in rows)
-        vq = {r.image: r for r in at_k if r.codec == "vqcodec"}
-        ratios = [vq[r.image].bytes / r.bytes for r in at_k if r.codec == "pngquant" and r.image in vq]
-        if ratios:
-            entry["vqi_over_pngquant"] = statistics.fmean(ratios)
+        pq = {r.image: r for r in at_k if r.codec == "pngquant"}
+        for i, level in enumerate(result.dithers):
+            rows = [r for r in at_k if r.codec == "vqcodec" and r.dither == level]
+            if not rows:
+                continue
+            series = "vqcodec" if i == 0 else dither_series(level)
+            if i:
+                entry[series] = _means(rows)
+            ratios = [r.bytes / pq[r.image].bytes for r in rows if r.image in pq]
+            if ratios:
+                entry[series]["vqi_over_pngquant"] = statistics.fmean(ratios)
+                if i == 0:
+                    entry["vqi_over_pngquant"] = entry[series]["vqi_over_pngquant"]
         out.append(entry)
     return out
+
+
+def dither_series(level: float) -> str:
+    """The summary's key of vqcodec's rows at a dither level after the first."""
+    return f"vqcodec dither={level:g}"
+
+
+def _means(rows: list[Row]) -> dict:
+    import statistics
+
+    pixel_count = sum(r.width * r.height for r in rows)
+    mp = pixel_count / 1e6
+    return {
+        "images": len(rows),
+        "bytes": statistics.fmean(r.bytes for r in rows),
+        "bpp": 8 * sum(r.bytes for r in rows) / pixel_count,
+        "psnr": _mean_finite([r.psnr for r in rows]),
+        "blurred_psnr": _mean_finite([r.blurred_psnr for r in rows]),
+        "lossless": sum(1 for r in rows if r.psnr == math.inf),
+        "ssim": statistics.fmean(r.ssim for r in rows),
+        "encode_mps": mp / sum(r.encode_s for r in rows),
+        "decode_mps": mp / sum(r.decode_s for r in rows),
+    }
 
 
 def _mean_finite(values: list[float]) -> float:
@@ -745,9 +792,13 @@ def format_table(result: Result) -> str:
     def get(name: str, key: str, spec: str) -> Callable[[dict], str]:
         return lambda e: _fmt(e[name][key], spec) if name in e else "-"
 
+    dithered = any(result.dithers)
+    if dithered:
+        cols.append(("vqcodec", "dither", 6, lambda e: _fmt(e["dither"], "g")))
     cols += [
         ("vqcodec", "bpp", 7, get("vqcodec", "bpp", ".3f")),
         ("vqcodec", "PSNR", 7, _psnr_cell("vqcodec")),
+        ("vqcodec", "blurPSNR", 8, get("vqcodec", "blurred_psnr", ".2f")),
         ("vqcodec", "SSIM", 6, get("vqcodec", "ssim", ".4f")),
         ("vqcodec", "enc MP/s", 8, get("vqcodec", "encode_mps", ".2f")),
         ("vqcodec", "dec MP/s", 8, get("vqcodec", "decode_mps", ".1f")),
@@ -756,6 +807,7 @@ def format_table(result: Result) -> str:
         cols += [
             ("pngquant --nofs", "bpp", 7, get("pngquant", "bpp", ".3f")),
             ("pngquant --nofs", "PSNR", 7, _psnr_cell("pngquant")),
+            ("pngquant --nofs", "blurPSNR", 8, get("pngquant", "blurred_psnr", ".2f")),
             ("pngquant --nofs", "vqi/pq", 6,
              lambda e: _fmt(e.get("vqi_over_pngquant"), ".3f")),
         ]
@@ -790,7 +842,15 @@ def format_table(result: Result) -> str:
     lines.append(sep.join(groups).rstrip())
     lines.append(sep.join(heads))
     for entry in summary:
-        lines.append(sep.join(c[3](entry).rjust(c[2]) for c in cols))
+        for i, level in enumerate(result.dithers):  # one line per dither level
+            view = dict(entry, dither=level)
+            if i:
+                view.pop("vqcodec", None)
+                view.pop("vqi_over_pngquant", None)
+                if dither_series(level) in entry:
+                    view["vqcodec"] = entry[dither_series(level)]
+                    view["vqi_over_pngquant"] = view["vqcodec"].get("vqi_over_pngquant")
+            lines.append(sep.join(c[3](view).rjust(c[2]) for c in cols))
 
     bd = result.bd_rate_means()
     if bd:
@@ -865,6 +925,11 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
     if len({r.width * r.height for r in result.rows}) > 1:
         notes.append("bpp: all bits / all pixels of the images "
                      "(pooled; the images differ in pixel count)")
+    notes.append("blurPSNR: PSNR after a Gaussian blur of sigma 1 pixel on both images (what "
+                 "dithering is for)")
+    if len(result.dithers) > 1:
+        notes.append(f"vqcodec at dither {', '.join(f'{d:g}' for d in result.dithers)}; the baselines, "
+                     f"BD-rates and equal-PSNR qualities use dither {result.dithers[0]:g}")
     notes.append("MP/s: total megapixels / total seconds; vqcodec in-process (encode once, "
                  "decode median of up to 5 runs)")
     return notes
@@ -890,6 +955,7 @@ def to_json(result: Result) -> str:
         "baselines": list(result.baselines),
         "measured_baselines": list(result.measured()),
         "seed": result.seed,
+        "dithers": list(result.dithers),
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,
