@@ -231,3 +231,14 @@ def test_cli_rd_sweeps_dither_and_reports_blurred_psnr(tmp_path):
     bad = run_cli("rd", src, "-k", "8", "--dither", "0,2")
     assert bad.returncode == 2 and len(bad.stderr.decode().strip().splitlines()) == 1
     assert "dither must be a number from 0 to 1" in bad.stderr.decode()
+
+
+def test_batch_encode_takes_dither(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(gradient()).save(src / "g.png")
+    proc = run_cli("encode", "-q", "-k", "6", "--dither", "0.5", "-o", tmp_path / "out", "-j", "1", src / "g.png")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "g.vqi").read_bytes() == vqcodec.encode(gradient(), k=6, dither=0.5)

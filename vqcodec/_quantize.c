@@ -1060,7 +1060,7 @@ static Py_ssize_t sorted_nearest(const Sorted *S, const double *t, Py_ssize_t gu
 }
 
 typedef struct {
-    double max_error, slack, lam, quiet, overshoot, down_in, down_out;
+    double max_error, third, lam, quiet, overshoot, down_in, down_out;
 } Clamps;
 
 NO_CONTRACT
@@ -1120,7 +1120,8 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
                 index = sorted_nearest(S, target, index);
             }
             if (K->lam > 0) { /* the rate-aware choice: the previous or the upper pixel's entry */
-                const double limit = entry_distance(S, index, target) * K->slack + K->lam;
+                const double t = 1.0 - level; /* less in smooth areas, where runs would draw worms */
+                const double limit = entry_distance(S, index, target) * (1.0 + K->third * t) + K->lam * t;
                 Py_ssize_t previous = x - step, candidates[2];
                 int count = 0;
                 if (previous >= 0 && previous < w)
@@ -1163,7 +1164,7 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
 }
 
 /* diffuse(image, pre, out, share, width, channels, alpha, wide, max_error,
- *         slack, lam, quiet, overshoot, down_in, down_out) -> None
+ *         third, lam, quiet, overshoot, down_in, down_out) -> None
  *
  * image: h * width * channels uint8; pre: n * channels float64 (the entries
  * in the error space); out: h * width indices (uint8, or uint16 when wide),
@@ -1177,7 +1178,7 @@ static PyObject *diffuse(PyObject *self, PyObject *args)
     int dim, alpha, wide;
     Clamps K;
     if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
-                          &K.max_error, &K.slack, &K.lam, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
+                          &K.max_error, &K.third, &K.lam, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
         return NULL;
     PyObject *result = NULL;
     Keyed *keyed = NULL;
