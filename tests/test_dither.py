@@ -83,6 +83,17 @@ def test_weights_are_low_on_edges_and_noise_and_full_in_smooth_areas():
     assert share.min() >= 0 and share.max() <= full
 
 
+def test_weights_and_mean_error_on_bands_equal_the_whole_image(monkeypatch):
+    img = textured(50, 37, 3, 4)
+    q = quantize(img, k=8)
+    whole_mean = dither.mean_error(img, q.codebook, q.indices)
+    whole = dither.weights(img, 0.7, whole_mean)
+    monkeypatch.setattr(dither, "BAND_PIXELS", 37 * 4)  # bands of 4 rows, each with 3 rows of context
+    assert len(dither._bands(50, 37)) == 13
+    assert dither.mean_error(img, q.codebook, q.indices) == pytest.approx(whole_mean, rel=1e-12)
+    np.testing.assert_array_equal(dither.weights(img, 0.7, whole_mean), whole)
+
+
 def cases():
     for channels in (1, 2, 3, 4):
         for seed, (h, w) in enumerate([(1, 1), (1, 9), (9, 1), (17, 23), (31, 40)]):

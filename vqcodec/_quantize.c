@@ -1065,7 +1065,7 @@ typedef struct {
 
 NO_CONTRACT
 static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int dim, int alpha, void *out,
-                         int wide, const double *share, const Sorted *S, const Clamps *K, double *rows)
+                         int wide, const float *share, const Sorted *S, const Clamps *K, double *rows)
 {
     NO_CONTRACT_BODY
     double *this_row = rows, *next_row = rows + (w + 2) * dim;
@@ -1089,7 +1089,7 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
                 for (int c = 0; c < dim; c++)
                     p[c] = (double)px[c];
             }
-            const double level = share[at];
+            const double level = (double)share[at];
             double spread = 0.0;
             for (int c = 0; c < dim; c++) {
                 s[c] = this_row[(x + 1) * dim + c] * level;
@@ -1169,7 +1169,7 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
  * image: h * width * channels uint8; pre: n * channels float64 (the entries
  * in the error space); out: h * width indices (uint8, or uint16 when wide),
  * the nearest map on entry, the dithered map on return; share: h * width
- * float64.  The constants are quantize/dither.py's. */
+ * float32.  The constants are quantize/dither.py's. */
 static PyObject *diffuse(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1190,7 +1190,7 @@ static PyObject *diffuse(PyObject *self, PyObject *args)
         n = pre.len / row;
     }
     if (dim < 1 || dim > MAX_DIM || w < 1 || img.len != h * w * dim || pre.len != n * row || n < 1
-        || out.len != h * w * width || share.len != h * w * (Py_ssize_t)sizeof(double)) {
+        || out.len != h * w * width || share.len != h * w * (Py_ssize_t)sizeof(float)) {
         PyErr_SetString(PyExc_ValueError, "diffuse: buffer sizes do not match");
         goto done;
     }

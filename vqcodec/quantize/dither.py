@@ -80,6 +80,8 @@ SCALE_DOWN_OUT = 0.75  # an outgoing error above the clamp is shortened by this
 STICKY = 4.0  # the in-loop rate-aware choice's strength, times rdo's (and times 1 - share)
 CONTRAST = 40.0  # contrast is measured in units of this many times the undithered rms error per channel
 NOISE_FLOOR = 0.3  # the share in noise / texture
+BAND_PIXELS = 1 << 18  # the weights, the mean error and the exactness check work on bands of rows of this many pixels
+HALO = 3  # rows of context a band's weights need on each side (second differences, then two 3x3 filters)
 EDGE_POWER = 2.0  # edges: (1 - contrast)^2, so a clear edge is left nearly alone
 
 
@@ -106,14 +108,34 @@ def _max3(a: np.ndarray) -> np.ndarray:
     return -_min3(-a)
 
 
+def _bands(h: int, w: int) -> list[tuple[int, int]]:
+    """Bands of rows of at most about :data:`BAND_PIXELS` pixels: numpy's temporaries stay small."""
+    rows = max(1, BAND_PIXELS // max(w, 1))
+    return [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
+
+
 def weights(pixels: np.ndarray, level: float, mean: float) -> np.ndarray:
-    """Each pixel's share (0..1, times :func:`curve` of *level*) of the error diffused into it.
+    """Each pixel's share (0..1, times :func:`curve` of *level*) of the error diffused into it, float32.
 
     *pixels* ``(H, W, C)`` uint8; *mean* the undithered map's :func:`mean_error`.
+    Computed on bands of rows with :data:`HALO` rows of context on each side:
+    the same values as on the whole image.
     """
     rms = np.sqrt(mean / pixels.shape[2])  # the typical error of one channel
-    scale = max(CONTRAST * rms, 1.0)
-    x = error_space(pixels).astype(np.float32) / np.float32(scale)
+    scale = np.float32(max(CONTRAST * rms, 1.0))
+    h, w = pixels.shape[:2]
+    share = np.empty((h, w), np.float32)
+    for r0, r1 in _bands(h, w):
+        a0, a1 = max(0, r0 - HALO), min(h, r1 + HALO)
+        share[r0:r1] = _smooth(pixels[a0:a1], scale)[r0 - a0 : r1 - a0]
+    share *= np.float32(curve(level))
+    return share
+
+
+def _smooth(pixels: np.ndarray, scale: np.float32) -> np.ndarray:
+    """The share before the level, of a band of rows (its first and last HALO rows not to be trusted)."""
+    x = error_space(pixels).astype(np.float32)
+    x /= scale
     p = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
     h, w = pixels.shape[:2]
     centre = 2 * x
@@ -125,14 +147,25 @@ def weights(pixels: np.ndarray, level: float, mean: float) -> np.ndarray:
     z = np.clip(z, 0.0, 1.0) ** 4
     noise = _min3(_max3(NOISE_FLOOR + (1 - NOISE_FLOOR) * z))
     edges = _max3(_min3(np.clip(1.0 - edge, 0.0, 1.0) ** EDGE_POWER))
-    smooth = np.minimum(noise, edges)
-    return (smooth * curve(level)).astype(np.float64)
+    return np.minimum(noise, edges)
 
 
 def mean_error(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray) -> float:
     """The undithered map's mean squared error per pixel (summed over channels, in the error space)."""
-    d = error_space(pixels) - error_space(book)[indices]
-    return float(np.einsum("...c,...c->...", d, d).mean()) if d.size else 0.0
+    h, w = indices.shape
+    if not indices.size:
+        return 0.0
+    pre = error_space(book)
+    total = 0.0
+    for r0, r1 in _bands(h, w):
+        d = error_space(pixels[r0:r1]) - pre[indices[r0:r1]]
+        total += float(np.vdot(d, d))
+    return total / (h * w)
+
+
+def _exact(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray) -> bool:
+    """True when the codebook reproduces every pixel (an image of at most k colours)."""
+    return all(np.array_equal(book[indices[r0:r1]], pixels[r0:r1]) for r0, r1 in _bands(*indices.shape))
 
 
 def clamp(mean: float) -> float:
@@ -147,7 +180,7 @@ def dither(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray, level: flo
     An image the codebook reproduces exactly (at most k colours) is returned
     as it is.  *rdo_strength* is :mod:`.rdo`'s strength (see the module docstring).
     """
-    if level == 0 or not indices.size or np.array_equal(book[indices], pixels):
+    if level == 0 or not indices.size or _exact(pixels, book, indices):
         return indices
     mean = mean_error(pixels, book, indices)
     share = weights(pixels, level, mean)
@@ -161,7 +194,7 @@ def diffuse(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray, share: np
     """The index map after serpentine Floyd–Steinberg with per-pixel *share* (see the module docstring).
 
     *pixels* ``(H, W, C)`` uint8, *book* ``(n, C)`` uint8, *indices* the
-    nearest map (uint8 or uint16), *share* ``(H, W)`` float64.  A pixel takes
+    nearest map (uint8 or uint16), *share* ``(H, W)`` (read as float32).  A pixel takes
     its previous (in scan order) or upper neighbour's entry when that is
     within ``cost * (1 + strength t / 3) + lam t`` of its target, ``t`` =
     1 - its share.  *native*
@@ -170,7 +203,7 @@ def diffuse(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray, share: np
     out = np.array(indices, dtype=indices.dtype, order="C", copy=True)
     image = np.ascontiguousarray(pixels, dtype=np.uint8)
     pre = np.ascontiguousarray(error_space(book))
-    share = np.ascontiguousarray(share, dtype=np.float64)
+    share = np.ascontiguousarray(share, dtype=np.float32)
     alpha = space.has_alpha(image.shape[2])
     use_c = _native is not None if native is None else native
     args = (float(max_error), float(strength) / 3.0, float(lam))
