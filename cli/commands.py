@@ -57,8 +57,8 @@ def encode_options(args: argparse.Namespace) -> Any:
     """The EncodeOptions that the encode command's arguments name (checked there once)."""
     from vqcodec.options import EncodeOptions
 
-    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
-                                                     "dither", "block", "codebook")
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "dither", "coder", "layout", "level",
+                                                     "block", "codebook")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
@@ -69,6 +69,17 @@ def _rdo_value(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got '{text}'") from None
     return _checked("rdo", value)
+
+
+def _dither_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        # the flag alone takes the next word: most often a path that followed it
+        raise argparse.ArgumentTypeError(
+            f"dither must be a number from 0 to 1, got '{text}'; before a path write the level "
+            "(--dither 1 or --dither=1), or put --dither after the paths") from None
+    return _checked("dither", value)
 
 
 def add_commands(sub: Any, *, only: str | None = None) -> None:
@@ -109,6 +120,11 @@ def _add_encode(sub: Any) -> None:
                      help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
                      "is a block of pixels, one index per block; smaller files at low rates "
                      "(default 1x1, one colour per entry)")
+    enc.add_argument("--dither", type=_dither_value, nargs="?", const=1.0, default=None, metavar="LEVEL",
+                     help="Floyd-Steinberg dithering, 0 to 1 (the flag alone: 1), only in smooth "
+                     "areas: gradients look smooth instead of banded. Off by default, because the "
+                     "default optimises PSNR: dithering lowers PSNR and makes files larger (about "
+                     "+20-35 %% at k = 16-64 on photos) while it looks better")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--codebook", metavar="BOOK", default=None,

@@ -520,3 +520,23 @@ def test_cli_variant_adds_a_codec(folder):
     document = json.loads(proc.stdout)
     assert document["variants"] == ["vqcodec rdo=0"]
     assert sorted({r["codec"] for r in document["rows"]}) == ["vqcodec", "vqcodec rdo=0"]
+
+
+def test_a_dither_sweep_gives_vqcodec_one_codec_per_level(tmp_path):
+    y, x = np.mgrid[0:40, 0:96]
+    ramp = np.stack([x * 255 // 95, (x + y) * 255 // 134, np.full_like(x, 80)], -1).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    result = rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=("png",), dithers=(0, 1))
+    assert result.variants == ("vqcodec dither=1",)
+    plain, dithered = (next(r for r in result.rows if r.codec == name) for name in ("vqcodec", "vqcodec dither=1"))
+    assert dithered.settings == "k=8 seed=0 dither=1"
+    assert dithered.blurred_psnr > plain.blurred_psnr and dithered.psnr < plain.psnr
+    decoded = codec.decode(codec.encode(ramp, k=8, dither=1))
+    assert dithered.blurred_psnr == pytest.approx(metrics.blurred_psnr(ramp, decoded.reshape(ramp.shape)))
+    entry = rd.summarize(result)[0]
+    assert entry["vqcodec"]["blurred_psnr"] == pytest.approx(plain.blurred_psnr)
+    assert entry["vqcodec dither=1"]["blurred_psnr"] == pytest.approx(dithered.blurred_psnr)
+    table = rd.format_table(result)
+    assert "blurPSNR" in table and "vqcodec dither=1" in table
+    with pytest.raises(OptionError, match="dither must be a number from 0 to 1"):
+        rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=(), dithers=(0, 2))

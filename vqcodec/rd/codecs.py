@@ -106,9 +106,18 @@ def label(name: str) -> str:
 # vqcodec and its variants
 
 
+def _word(value: Any) -> str:
+    """An option value as a user writes it: 1 for 1.0, 2x2 for (2, 2)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return str(value)
+
+
 def variant_name(changes: Mapping[str, Any]) -> str:
     """"vqcodec" for no changes, else "vqcodec rdo=0 coder=zstd" (in the given order)."""
-    return " ".join(["vqcodec", *(f"{key}={value}" for key, value in changes.items())])
+    return " ".join(["vqcodec", *(f"{key}={_word(value)}" for key, value in changes.items())])
 
 
 def vqcodec_codec(changes: Mapping[str, Any] | None = None, *, seed: int = 0, name: str | None = None) -> Codec:
@@ -165,11 +174,7 @@ def describe(options: EncodeOptions) -> str:
         unchanged = value is None if key == "codebook" else value == getattr(default, key)
         if unchanged:
             continue
-        if key == "block":
-            value = f"{value[0]}x{value[1]}"
-        elif key == "codebook":
-            value = value.sha256[:16]
-        words.append(f"{key}={value}")
+        words.append(f"{key}={value.sha256[:16] if key == 'codebook' else _word(value)}")
     return " ".join(words)
 
 

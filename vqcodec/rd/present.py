@@ -44,6 +44,7 @@ def summarize(result: Result) -> list[dict]:
                 "bytes": statistics.fmean(r.bytes for r in rows),
                 "bpp": 8 * sum(r.bytes for r in rows) / pixel_count,
                 "psnr": _mean_finite([r.psnr for r in rows]),
+                "blurred_psnr": _mean_finite([r.blurred_psnr for r in rows]),
                 "lossless": sum(1 for r in rows if r.psnr == math.inf),
                 "ssim": statistics.fmean(r.ssim for r in rows),
                 "encode_mps": mp / sum(r.encode_s for r in rows),
@@ -87,6 +88,7 @@ def _columns(result: Result) -> list[Column]:
     cols += [
         ("vqcodec", "bpp", 7, _get("vqcodec", "bpp", ".3f")),
         ("vqcodec", "PSNR", 7, _psnr_cell("vqcodec")),
+        ("vqcodec", "blurPSNR", 8, _get("vqcodec", "blurred_psnr", ".2f")),
         ("vqcodec", "SSIM", 6, _get("vqcodec", "ssim", ".4f")),
         ("vqcodec", "enc MP/s", 8, _get("vqcodec", "encode_mps", ".2f")),
         ("vqcodec", "dec MP/s", 8, _get("vqcodec", "decode_mps", ".1f")),
@@ -96,12 +98,14 @@ def _columns(result: Result) -> list[Column]:
         cols += [
             (group, "bpp", 7, _get(variant, "bpp", ".3f")),
             (group, "PSNR", 7, _psnr_cell(variant)),
+            (group, "blurPSNR", 8, _get(variant, "blurred_psnr", ".2f")),
             (group, "SSIM", 6, _get(variant, "ssim", ".4f")),
         ]
     if "pngquant" in have:
         cols += [
             ("pngquant --nofs", "bpp", 7, _get("pngquant", "bpp", ".3f")),
             ("pngquant --nofs", "PSNR", 7, _psnr_cell("pngquant")),
+            ("pngquant --nofs", "blurPSNR", 8, _get("pngquant", "blurred_psnr", ".2f")),
             ("pngquant --nofs", "vqi/pq", 6, lambda e: _fmt(e.get("vqi_over_pngquant"), ".3f")),
         ]
     if "png" in have:
@@ -231,6 +235,8 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
     if any(name in result.measured() for name in STORES):
         notes.append("lossless stores of vqcodec's decoded pixels (checked exact): JPEG XL "
                      "cjxl -d 0 -e 9 (whole process), WebP lossless method 6 (Pillow)")
+    notes.append("blurPSNR: PSNR after a Gaussian blur of sigma 1 pixel on both images (what "
+                 "dithering is for)")
     if len({r.width * r.height for r in result.rows}) > 1:
         notes.append("bpp: all bits / all pixels of the images "
                      "(pooled; the images differ in pixel count)")

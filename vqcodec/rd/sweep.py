@@ -145,14 +145,16 @@ def available_baselines(baselines: Sequence[str], pngquant: str | None) -> dict[
 
 
 def codec_list(*, baselines: Iterable[str] = (), variants: Iterable[Mapping[str, Any]] = (), seed: int = 0,
-               block: object = (1, 1), pngquant: str | None = None) -> list[Codec]:
+               block: object = (1, 1), dither: float = 0.0, pngquant: str | None = None) -> list[Codec]:
     """vqcodec, one entry per variant (EncodeOptions changes), then the baselines, in order.
 
-    ``block`` is vqcodec's vector shape (an encoder option: ``(2, 2)``, "2x2"),
-    for vqcodec and, unless they set their own, its variants.
+    ``block`` (an encoder option: ``(2, 2)``, "2x2") and ``dither`` are
+    vqcodec's and, unless they set their own, its variants'.
     """
     block = options.check("block", block)
     base = {} if block == (1, 1) else {"block": block}
+    if options.check("dither", dither):
+        base["dither"] = dither
     entries = [_codecs.vqcodec_codec(base, seed=seed, name="vqcodec")]
     entries += [_codecs.vqcodec_codec({**base, **changes}, seed=seed,
                                       name=_codecs.variant_name(changes)) for changes in variants]
@@ -172,6 +174,7 @@ def sweep(
     variants: Iterable[Mapping[str, Any]] = (),
     seed: int = 0,
     block: object = (1, 1),
+    dithers: Iterable[float] = (0.0,),
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     progress: Progress | None = None,
@@ -183,7 +186,9 @@ def sweep(
     ``variants`` are EncodeOptions changes (``{"rdo": 0}``, ``{"coder":
     "zstd"}``), each measured as a codec of its own beside vqcodec's
     defaults.  ``block`` is vqcodec's vector shape (``(2, 2)``, "2x2"; the
-    variants' too unless they set it).  ``pngquant`` is the executable's path; ``""`` (default) looks
+    variants' too unless they set it).  ``dithers`` are dither levels: vqcodec
+    at the first, a variant at each other (``dithers=(0, 1)`` is
+    ``variants=[{"dither": 1}]``).  ``pngquant`` is the executable's path; ``""`` (default) looks
     it up on PATH, ``None`` means "not available".  ``progress(done, total,
     what)`` is called as (image, k) steps finish; ``on_skip(path, reason)``
     for every file that could not be read or measured (it is left out, not
@@ -194,14 +199,18 @@ def sweep(
 
     ks = check_ks(ks)
     baselines = _codecs.check_baselines(baselines)
-    variants = [dict(v) for v in variants]
+    levels = tuple(dict.fromkeys(options.check("dither", d) for d in dithers))
+    if not levels:
+        raise OptionError("no dither levels given; give at least one, e.g. dithers=(0, 1)")
+    variants = [{"dither": d} for d in levels[1:]] + [dict(v) for v in variants]
     if pngquant == "":
         pngquant = shutil.which("pngquant")
     block = options.check("block", block)
     result = Result(ks=ks, baselines=baselines, seed=seed, block=block)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
-    entries = codec_list(baselines=runnable, variants=variants, seed=seed, block=block, pngquant=pngquant)
+    entries = codec_list(baselines=runnable, variants=variants, seed=seed, block=block, dither=levels[0],
+                         pngquant=pngquant)
     result.variants = tuple(e.name for e in entries if e.kind == "vqcodec")[1:]
     images, skipped = find_images(paths)
 
