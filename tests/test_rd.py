@@ -467,6 +467,17 @@ def test_a_variant_is_a_codec_of_its_own_with_a_bd_rate_against_the_defaults(fol
     assert "BD-rate of vqcodec coder=zstd against vqcodec's defaults" in table
 
 
+def test_a_variant_has_a_bd_rate_against_each_baseline_too(folder):
+    result = rd.sweep([str(folder / "a.png")], ks=(4, 8, 16), baselines=("jpeg",), variants=[{"rdo": 0}])
+    rows = {(r.codec, r.k): r for r in result.rows}
+    expected = rd.bd_rate([rows["jpeg", k].bpp for k in (4, 8, 16)], [rows["jpeg", k].psnr for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].bpp for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].psnr for k in (4, 8, 16)])
+    means = result.bd_rate_means("vqcodec rdo=0")
+    assert list(means) == ["vqcodec", "jpeg"]
+    assert means["jpeg"][0] == pytest.approx(expected)
+
+
 def test_variant_errors_name_the_option():
     with pytest.raises(OptionError, match="cannot set 'k'"):
         rd.vqcodec_codec({"k": 4})

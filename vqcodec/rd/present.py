@@ -162,8 +162,8 @@ def format_table(result: Result) -> str:
             lines.append("BD-rate of vqcodec against each baseline (bits for the same PSNR; "
                          "negative = vqcodec smaller), mean over images:")
         else:
-            lines.append(f"BD-rate of {test} against vqcodec's defaults (negative = the variant "
-                         "smaller), mean over images:")
+            lines.append(f"BD-rate of {test} against vqcodec's defaults and each baseline (negative = "
+                         "the variant smaller), mean over images:")
         for anchor, (mean, reason, values) in bd.items():
             tag = f"  vs {label(anchor):<16}"
             if mean is None:

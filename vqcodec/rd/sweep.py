@@ -65,9 +65,12 @@ class Result:
         return [name for name in self.images if "A" in self.modes.get(name, "")]
 
     def bd_rates(self) -> list[BdRate]:
-        """Per image: vqcodec against each curve baseline, then each variant against vqcodec."""
-        pairs = [("vqcodec", b) for b in self.measured() if b != "png"]
-        pairs += [(v, "vqcodec") for v in self.variants]
+        """Per image: vqcodec, then each variant, against each curve baseline; each variant also
+        against vqcodec's defaults."""
+        curves = [b for b in self.measured() if b != "png"]
+        pairs = [("vqcodec", b) for b in curves]
+        for variant in self.variants:
+            pairs += [(variant, "vqcodec")] + [(variant, b) for b in curves]
         out = []
         for test_name, anchor_name in pairs:
             for image in self.images:
