@@ -90,7 +90,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
                                      skip_existing=args.skip_existing, suffix=ext)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
-        options = dict(format=fmt, max_pixels=args.max_pixels)
+        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
     options["overwrite"] = args.force
     if plan.jobs and out is not None:
         try:

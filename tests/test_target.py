@@ -268,3 +268,22 @@ def test_batch_workers_take_targets(tmp_path, noise):
     bad = batch.encode_file(str(tmp_path / "n.png"), str(tmp_path / "n.vqi"), opts)
     assert not bad.ok and bad.skipped == "unreachable" and "not reached" in bad.error
     assert not (tmp_path / "n.vqi").exists()
+
+
+# with the other options: dithering is searched with, a fixed codebook or blocks are refused
+
+
+def test_a_target_with_dithering_is_met_dithered(sample):
+    plain = vqcodec.encode_target(sample, psnr=32.0)
+    dithered = vqcodec.encode_target(sample, psnr=32.0, dither=1.0)
+    assert dithered.reached and independent_psnr(sample, dithered.data) >= 32.0
+    assert dithered.k >= plain.k  # diffusing the error costs PSNR: more colours for the same target
+    assert dithered.data != plain.data
+
+
+def test_a_target_does_not_go_with_a_shared_codebook_or_blocks(sample):
+    book = vqcodec.encode_pixels(sample, k=16).codebook
+    with pytest.raises(OptionError, match="psnr chooses the codebook size, and a shared codebook fixes it"):
+        EncodeOptions(psnr=30, codebook=book)
+    with pytest.raises(OptionError, match="quality chooses k for single pixels; it does not apply to 2x2"):
+        EncodeOptions(quality="65-80", block=(2, 2))

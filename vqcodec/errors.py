@@ -19,6 +19,8 @@ CLI) can react without parsing messages:
   made.  ``vqcodec.encode_target`` returns the same outcome as a value.
 * :class:`NotSmallerError` -- ``skip_if_larger``: the .vqi file would not be
   smaller than the input file; nothing was made.
+* :class:`CodebookError` -- a shared codebook (spec §11) cannot be found,
+  or its file is not a valid codebook file; the message names its hash.
 
 Messages name what failed, where, what was expected and what was found.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "OptionError",
     "TargetUnreachableError",
     "NotSmallerError",
+    "CodebookError",
 ]
 
 
@@ -83,3 +86,17 @@ class NotSmallerError(VqiError):
         super().__init__(message)
         self.encoded_bytes = encoded_bytes
         self.input_bytes = input_bytes
+
+
+class CodebookError(FormatError):
+    """A file's shared codebook is missing, damaged, or does not fit the file (spec §11).
+
+    ``missing`` is the identity (hex) of a codebook that was found nowhere, else None.
+    """
+
+    def __init__(self, message: str, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+    def __reduce__(self):  # pickled across processes with its identity
+        return type(self), (str(self), self.missing)

@@ -18,7 +18,7 @@ The search is cheap because the candidates share one learning:
    error of its distinct colours (no pixels touched): the *estimate* that
    steers the search;
 4. a *probe* measures a candidate exactly: the index map with the
-   rate-aware choice (rdo), its MSE over the pixels (premultiplied with
+   rate-aware choice (rdo) and dithering if asked for, its MSE over the pixels (premultiplied with
    alpha, as ``rd`` and the report measure it) and, for a byte budget, the
    exact file size from the encoder's coder choice -- no file written;
 5. the search brackets the answer between a probe that meets the target
@@ -51,12 +51,11 @@ import numpy as np
 from . import metrics, space
 from .limits import MIN_K
 from .options import EncodeOptions
-from .quantize import rdo as rdo_stage
 from .quantize.histogram import distinct
 from .quantize.kmeans import kmeans, ward_merge
 from .quantize.learn import finish, fit
 from .quantize.nearest import nearest
-from .quantize.remap import lookup
+from .quantize.remap import lookup, remap
 
 __all__ = ["TargetResult", "search", "quality_to_mse", "mse_to_quality", "QUALITY_MSE_SCALE",
            "RDO_MAX", "MAX_PROBES"]
@@ -287,8 +286,8 @@ class _Search:
             self.measured += 1
         if (exact or coded) and p.mse is None:
             indices = lookup(p.labels, self.inverse, self.pixels.shape[:2], len(p.book))
-            if rdo and p.labels is not None:  # without loss there is nothing to trade
-                indices = rdo_stage.smooth(self.pixels, p.book, indices, strength=rdo)
+            if p.labels is not None:  # without loss there is nothing to trade or diffuse
+                indices = self._map(self.pixels, p.book, indices, rdo)
             p.indices = indices
             p.mse = 0.0 if p.labels is None else metrics.mse(self.pixels, p.book[indices])
         if coded:
@@ -357,7 +356,7 @@ class _Search:
 
     def _sampled_factor(self, p: _Probe) -> float:
         """MSE with the rate-aware choice / without it, on the middle quarter of the rows."""
-        if not p.rdo or p.labels is None or p.mse0 == 0:
+        if not (p.rdo or self.opts.dither) or p.labels is None or p.mse0 == 0:
             return 1.0
         h = self.pixels.shape[0]
         rows = h if h < 64 else h // 4
@@ -368,8 +367,14 @@ class _Search:
         plain = metrics.mse(band, p.book[nearest_map])
         if plain == 0:
             return 1.0
-        smoothed = rdo_stage.smooth(band, p.book, nearest_map, strength=p.rdo)
-        return metrics.mse(band, p.book[smoothed]) / plain
+        return metrics.mse(band, p.book[self._map(band, p.book, nearest_map, p.rdo)]) / plain
+
+    def _map(self, pixels: np.ndarray, book: np.ndarray, nearest_map: np.ndarray, rdo: float) -> np.ndarray:
+        """The position-aware stage on a nearest-entry map: the rate-aware choice, and
+        dithering when the options ask for it (:func:`vqcodec.quantize.remap`)."""
+        if not (rdo or self.opts.dither):
+            return nearest_map
+        return remap(pixels, book, indices=nearest_map, rdo_strength=rdo, dither=self.opts.dither)
 
     def _guess(self, limit: float, lo: int, hi: int, ratio: float, *, top: bool) -> int:
         """The next k to probe in (lo, hi); *top*: none met the limit yet (hi = kmax + 1)."""
