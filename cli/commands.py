@@ -60,7 +60,7 @@ def encode_options(args: argparse.Namespace) -> Any:
 
     chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "dither", "coder", "layout", "level",
                                                      "block", "codebook", "psnr", "quality", "max_bytes",
-                                                     "bpp")
+                                                     "bpp", "speed")
               if getattr(args, name, None) is not None}
     if getattr(args, "skip_if_larger", False):
         chosen["skip_if_larger"] = True
@@ -178,6 +178,9 @@ def _add_encode(sub: Any) -> None:
                      help="map the image to this shared codebook instead of learning one: a .vqb "
                      "file (vqcodec train), a GIMP palette (.gpl) or a palette image of at most 256 "
                      "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
+    enc.add_argument("--speed", type=_whole("speed"), default=None, metavar="N",
+                     help="effort, 1 (slowest) to 10 (fastest), default 4: faster speeds run fewer "
+                     "k-means iterations and rate-aware passes, for a little less PSNR")
     enc.add_argument("-v", "--verbose", action="store_true",
                      help="also say on stderr how the file was made: the coder and layout "
                      "chosen and, with a target, every candidate k looked at")

@@ -162,3 +162,11 @@ def test_ext_writes_beside_each_input(tmp_path):
     assert proc.returncode == 2 and b"exists; use --force" in proc.stderr
     proc = run("decode", tmp_path / "a.vqi", "--ext", ".xyz")
     assert proc.returncode == 2 and b"--ext .xyz: unknown image extension" in proc.stderr
+
+
+def test_speed_flag(tmp_path):
+    out = tmp_path / "s.vqi"
+    assert run("encode", SAMPLE, out, "--speed", "10", "-k", "32", "-q").returncode == 0
+    assert vqcodec.read_header(out.read_bytes()).k == 32
+    proc = run("encode", SAMPLE, out, "--speed", "11", "-f")
+    assert proc.returncode == 2 and b"argument --speed: speed must be an integer from 1" in proc.stderr

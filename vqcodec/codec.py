@@ -164,6 +164,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     smaller than the input file.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
+    from .quantize.rdo import iterations_for
 
     opts = _options(options, changes)
     if opts.target is not None:
@@ -188,10 +189,10 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         else:
             indices = remap(px.array, shared, rdo_strength=opts.rdo, dither=opts.dither)
     elif block == (1, 1):
-        q = quantize(px.array, k=opts.k, seed=opts.seed)
+        q = quantize(px.array, k=opts.k, seed=opts.seed, speed=opts.speed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
-                        dither=opts.dither)
+                        dither=opts.dither, rdo_iterations=iterations_for(opts.speed))
     else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
         codebook, indices = _quantize_blocks(px.array, opts)
     enc = _assemble(px, opts, codebook, indices, block, shared)
@@ -264,7 +265,7 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
            max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
            codebook: books.Source | None = None, psnr: float | None = None, quality: Any = None,
            max_bytes: int | None = None, bpp: float | None = None,
-           skip_if_larger: bool = False) -> bytes:
+           skip_if_larger: bool = False, speed: int = 4) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -280,14 +281,15 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     ``"2x2"``; default one pixel), ``max_pixels``, ``codebook`` (a shared
     codebook: the file names it instead of holding it, :mod:`vqcodec.books`); one target of
     ``psnr`` (dB), ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp``
-    (then ``k`` is the largest codebook tried); ``skip_if_larger``.  An
+    (then ``k`` is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
     unreachable target raises :class:`~vqcodec.errors.TargetUnreachableError`
     and ``skip_if_larger`` :class:`~vqcodec.errors.NotSmallerError`, with
     nothing written (:func:`encode_target` returns the outcome instead).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
                             block=block, max_pixels=max_pixels, codebook=codebook, psnr=psnr,
-                            quality=quality, max_bytes=max_bytes, bpp=bpp, skip_if_larger=skip_if_larger)
+                            quality=quality, max_bytes=max_bytes, bpp=bpp, skip_if_larger=skip_if_larger,
+                            speed=speed)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

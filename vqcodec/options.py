@@ -25,7 +25,7 @@ from .errors import OptionError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_block, check_k, check_seed
 
 __all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE",
-           "DITHER_RANGE", "TARGETS", "PSNR_RANGE", "parse_quality"]
+           "DITHER_RANGE", "TARGETS", "PSNR_RANGE", "SPEED_RANGE", "parse_quality"]
 
 DEFAULT_RDO = 0.6
 RDO_RANGE = (0.0, 100.0)
@@ -157,6 +157,16 @@ def _check_flag(name: str) -> Callable[[Any], bool]:
     return check
 
 
+SPEED_RANGE = (1, 10)
+
+
+def _check_speed(value: object) -> int:
+    low, high = SPEED_RANGE
+    if not _integer(value) or not low <= value <= high:
+        raise OptionError(f"speed must be an integer from {low} (slowest) to {high} (fastest), got {value!r}")
+    return int(value)
+
+
 def _check_max_pixels(value: object) -> int | None:
     if value is not None and (not _integer(value) or value < 1):
         raise OptionError(f"max_pixels must be a positive integer or None, got {value!r}")
@@ -179,6 +189,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _check_max_bytes,
     "bpp": _check_bpp,
     "skip_if_larger": _check_flag("skip_if_larger"),
+    "speed": _check_speed,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
 
@@ -228,7 +239,10 @@ class EncodeOptions:
     ``max_bytes``   the best PSNR whose file fits in this many bytes;
     ``bpp``         the same budget as bits per pixel (bytes = bpp x pixels / 8);
     ``skip_if_larger``  refuse to encode when the .vqi file would not be
-                    smaller than the input file (only for a file input).
+                    smaller than the input file (only for a file input);
+    ``speed``       effort, 1 (slowest) to 10 (fastest), default 4: 1-4 are the
+                    full k-means search, faster speeds fewer iterations, one start
+                    and no jumps for small codebooks (:mod:`vqcodec.quantize.kmeans`).
     """
 
     k: int = DEFAULT_K
@@ -246,6 +260,7 @@ class EncodeOptions:
     max_bytes: int | None = None
     bpp: float | None = None
     skip_if_larger: bool = False
+    speed: int = 4
 
     def __post_init__(self) -> None:
         for f in fields(self):

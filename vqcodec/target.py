@@ -55,6 +55,7 @@ from .quantize.histogram import distinct
 from .quantize.kmeans import kmeans, ward_merge
 from .quantize.learn import finish, fit
 from .quantize.nearest import nearest
+from .quantize.rdo import iterations_for
 from .quantize.remap import lookup, remap
 
 __all__ = ["TargetResult", "search", "quality_to_mse", "mse_to_quality", "QUALITY_MSE_SCALE",
@@ -220,7 +221,7 @@ class _Search:
     def _learned(self) -> tuple[np.ndarray, np.ndarray]:
         """k-means at the largest k: the centroids that carry weight, and their weights."""
         if self._base is None:
-            c = kmeans(self.colors, self.counts, self.opts.k, self.opts.seed)
+            c = kmeans(self.colors, self.counts, self.opts.k, self.opts.seed, speed=self.opts.speed)
             labels, d = nearest(self.colors.astype(np.float32), c, want_dist=True)
             w = np.bincount(labels, weights=self.counts.astype(np.float64), minlength=len(c))
             self._base = (c[w > 0], w[w > 0])
@@ -241,7 +242,8 @@ class _Search:
                 if self.nested:
                     book, labels = finish(self.colors, self.counts, self._centroids(k))
                 else:
-                    book, labels = fit(self.colors, self.counts, k, self.opts.seed, self.channels)
+                    book, labels = fit(self.colors, self.counts, k, self.opts.seed, self.channels,
+                                       speed=self.opts.speed)
                 self._books[k] = (book, labels, self._colour_error(book, labels))
         return self._books[k]
 
@@ -374,7 +376,8 @@ class _Search:
         dithering when the options ask for it (:func:`vqcodec.quantize.remap`)."""
         if not (rdo or self.opts.dither):
             return nearest_map
-        return remap(pixels, book, indices=nearest_map, rdo_strength=rdo, dither=self.opts.dither)
+        return remap(pixels, book, indices=nearest_map, rdo_strength=rdo, dither=self.opts.dither,
+                     rdo_iterations=iterations_for(self.opts.speed))
 
     def _guess(self, limit: float, lo: int, hi: int, ratio: float, *, top: bool) -> int:
         """The next k to probe in (lo, hi); *top*: none met the limit yet (hi = kmax + 1)."""
