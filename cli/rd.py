@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from . import io
 from .errors import UsageError
 from .progress import ProgressLine
 
@@ -74,7 +75,9 @@ def add_command(sub: Any) -> None:
     p.add_argument("--json", metavar="FILE", default=None,
                    help="write rows, per-k summary and BD-rates as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="draw PSNR against bits per pixel (needs: pip install 'vqcodec[plot]')")
+                   help="draw PSNR against bits per pixel (needs matplotlib: pip install -e '.[plot]')")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace the --csv, --json and --plot files if they exist")
     p.add_argument("--baselines", type=_baseline_list, default=BASELINES, metavar="LIST",
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
@@ -95,11 +98,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for opt, path in outputs:
         if path is None or path == STDIO:
             continue
-        if os.path.isdir(path):
-            raise UsageError(f"--{opt} '{path}' is a folder; give a file name")
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UsageError(f"cannot write --{opt} '{path}': folder '{folder}' does not exist; create it first")
         real = os.path.realpath(path)
         if real in seen:
             raise UsageError(f"--{opt} and --{seen[real]} name the same file '{path}'; give two names")
@@ -107,6 +105,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
         for src in args.inputs:
             if os.path.isfile(src) and os.path.realpath(src) == real:
                 raise UsageError(f"--{opt} '{path}' is an input image; choose another output path")
+        # before the sweep (minutes on a corpus): no overwrite without --force, writable
+        io.check_new_file(path, force=args.force, option=f"--{opt}")
 
 
 class _ProgressBar(ProgressLine):
@@ -128,12 +128,12 @@ def _have_matplotlib() -> bool:
 
 def cmd_rd(args: argparse.Namespace) -> int:
     if args.plot is not None and not _have_matplotlib():
-        raise UsageError("--plot needs matplotlib; pip install 'vqcodec[plot]'")
+        raise UsageError("--plot needs matplotlib: pip install -e '.[plot]' (in vqcodec's folder)")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be a positive number, got {args.max_pixels}")
     _check_outputs(args)
 
-    from vqcodec import fileio, rd
+    from vqcodec import rd
 
     baselines = () if args.no_baselines else args.baselines
     bar = _ProgressBar(sys.stderr)
@@ -146,7 +146,8 @@ def cmd_rd(args: argparse.Namespace) -> int:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
             max_pixels=args.max_pixels, progress=bar,
-            on_skip=lambda path, reason: warn(f"skipped '{path}': {reason}"),
+            on_skip=lambda path, reason: warn(
+                f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,
         )
     finally:
@@ -158,24 +159,16 @@ def cmd_rd(args: argparse.Namespace) -> int:
             "or PPM images or folders of them"
         )
 
-    table_stream = sys.stderr if STDIO in (args.csv, args.json) else sys.stdout
-    print(rd.format_table(result), file=table_stream, flush=True)
+    table_stream = sys.stderr if STDIO in (args.csv, args.json) else None
+    io.say(rd.format_table(result), table_stream)
     for path, make in ((args.csv, rd.to_csv), (args.json, rd.to_json)):
         if path is None:
             continue
         text = make(result)
         if path == STDIO:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            io.write_stdout(text)
         else:
-            _write(fileio, path, text.encode())
+            io.write_file(path, text.encode(), force=args.force)
     if args.plot is not None:
-        _write(fileio, args.plot, rd.plot_png(result))
+        io.write_file(args.plot, rd.plot_png(result), force=args.force)
     return 0
-
-
-def _write(fileio: Any, path: str, data: bytes) -> None:
-    try:
-        fileio.atomic_write(path, data, overwrite=True)
-    except OSError as e:
-        raise UsageError(f"cannot write '{path}': {e.strerror or e}") from None

@@ -411,7 +411,7 @@ def test_rdo_and_coder_options(tmp_path):
         out = tmp_path / f"{coder}.vqi"
         assert run("encode", SAMPLE, out, "-k", "32", "-q", "--coder", coder).returncode == 0
         assert vqcodec.read_header(out.read_bytes()).index_coder == coder_id
-    for bad in ("-1", "101", "x"):
-        proc = run("encode", SAMPLE, tmp_path / "bad.vqi", "--rdo", bad)
-        assert proc.returncode == 2 and b"rdo must be a number from 0 to 100" in proc.stderr
+    for bad in ("-1", "5.5", "101", "x"):
+        proc = run("encode", SAMPLE, tmp_path / "bad.vqi", f"--rdo={bad}")
+        assert proc.returncode == 2 and b"rdo must be a number from 0 to 5," in proc.stderr
         assert len(proc.stderr.splitlines()) == 1

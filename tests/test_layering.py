@@ -49,11 +49,11 @@ PEERS: dict[str, set[str]] = {
     "codec": {"options", "choose"},
     "rd": {"batch"},
     "__main__": {"cli"},
-    "cli": {"cli.errors", "cli.commands"},
+    "cli": {"cli.errors", "cli.commands", "cli.io"},
     "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd"},
     "cli.io": {"cli.errors"},
-    "cli.batch": {"cli.errors", "cli.progress", "cli.commands"},
-    "cli.rd": {"cli.errors", "cli.progress"},
+    "cli.batch": {"cli.errors", "cli.progress", "cli.commands", "cli.io"},
+    "cli.rd": {"cli.errors", "cli.progress", "cli.io"},
 }
 
 

@@ -134,7 +134,8 @@ class Summary:
     files that worked; the means are over those files: ``mean_bpp``
     weighted by pixel count (all bits over all pixels, so that one tiny
     image does not outweigh a folder of photos), ``mean_psnr`` over the
-    finite values (inf only when every measured file was lossless)."""
+    finite values (inf only when every measured file was lossless);
+    ``lossless`` counts the files whose PSNR is infinite (left out of the mean)."""
 
     ok: int
     failed: int
@@ -144,6 +145,7 @@ class Summary:
     mean_bpp: float | None
     mean_psnr: float | None
     seconds: float
+    lossless: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -178,6 +180,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_bpp=(sum(b for b, _ in weighted) / sum(n for _, n in weighted)) if weighted else None,
         mean_psnr=mean_psnr,
         seconds=seconds,
+        lossless=len(psnrs) - len(finite),
     )
 
 
@@ -278,7 +281,8 @@ def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]
 
 
 def _exists(target: str) -> str:
-    return f"'{target}' exists; use --force to replace it"
+    # no advice: it would name the CLI's flag or the API's keyword (each front end adds its own)
+    return f"'{target}' exists"
 
 
 # --------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
         return image
     if isinstance(image, np.ndarray):
         return pixels.from_array(image)
-    if type(image).__module__.startswith("PIL."):
+    if pixels.is_pil_image(image):  # also images of plugins outside PIL (VQI's own)
         return pixels.from_pil(image)
     return pixels.load(image, max_pixels=max_pixels)
 

@@ -63,6 +63,7 @@ __all__ = [
     "from_array",
     "from_pil",
     "load",
+    "NamedBytes",
     "to_pil",
     "to_bytes",
     "format_for_path",
@@ -199,6 +200,11 @@ def from_array(array: np.ndarray, /, *, icc_profile: bytes | None = None) -> Pix
 # --------------------------------------------------------------------------
 # Pillow in: the mode rules
 # --------------------------------------------------------------------------
+
+
+def is_pil_image(value: object) -> bool:
+    """True for a Pillow image, whichever plugin made it."""
+    return isinstance(value, Image.Image)
 
 
 def from_pil(image: Image.Image, /) -> Pixels:
@@ -340,6 +346,10 @@ def load(src: Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Pixe
         # The image is not closed: ImageFile.close() would close the caller's
         # stream too.  Its file is closed by _binary_stream when it is ours.
         im = _open_image(fp, name, max_pixels)
+        if im.format == "VQI":  # the mirror of decode's refusal to write VQI (_not_vqi)
+            raise ImageInputError(
+                f"{_subject(name)} is already a VQI file; encoding it would quantize it again "
+                f"(decode it to keep its pixels, or copy the file as it is)")
         if im.format == "PNG":
             _check_png_crcs(fp, name)
         rawmode = _png_rawmode(im)
@@ -364,6 +374,20 @@ def _reason(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+class NamedBytes(io.BytesIO):
+    """The bytes of a file, as a whole file object that carries a name for messages.
+
+    What the CLI hands :func:`load` for stdin, and what :func:`load` makes of
+    a stream that lacks part of a file's interface: Pillow's plugins call
+    ``read``, ``readline``, ``seek`` and ``tell``, and which plugin gets to
+    try a file depends on its content.
+    """
+
+    def __init__(self, data: bytes = b"", name: str | None = None) -> None:
+        super().__init__(data)
+        self.name = name
+
+
 @contextlib.contextmanager
 def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
     """A seekable binary stream over ``src``; closes only what it opened."""
@@ -380,10 +404,14 @@ def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
         raise OptionError("load() needs a binary file object; open the file with 'rb'")
     elif hasattr(src, "read"):
         try:
-            seekable = src.seekable() if hasattr(src, "seekable") else hasattr(src, "seek")
-            yield src if seekable else io.BytesIO(src.read())  # type: ignore[union-attr]
+            # Pillow's plugins need a whole file object (readline, seek, tell):
+            # anything less is read into one, so every caller reads the same files
+            whole = all(hasattr(src, attr) for attr in ("readline", "seek", "tell"))
+            seekable = whole and (src.seekable() if hasattr(src, "seekable") else True)
+            stream = src if seekable else NamedBytes(src.read(), name)  # type: ignore[union-attr]
         except OSError as e:
             raise ImageInputError(f"cannot read {_subject(name)}: {_reason(e)}") from e
+        yield stream
     else:
         raise OptionError(
             f"load() expects a path, bytes or a binary file object, got {type(src).__name__}"
@@ -455,7 +483,7 @@ def _open_image(fp: IO[bytes], name: str | None, max_pixels: int | None) -> Imag
     if max_pixels is not None and width * height > max_pixels:
         raise LimitError(
             f"{what} is {width}×{height} = {width * height:,} pixels, above the limit "
-            f"of {max_pixels:,}; raise it with max_pixels"
+            f"of {max_pixels:,} (max_pixels)"
         )
     return im
 
@@ -579,11 +607,17 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     ...).  The ICC profile is passed as ``icc_profile`` unless ``options``
     sets it (formats without ICC support ignore it).  A format that cannot
     hold the mode (alpha in JPEG, BMP, PPM...) raises
-    :class:`ImageInputError`; PNG holds all four modes losslessly.
+    :class:`ImageInputError`, unless every pixel is opaque (then the alpha
+    channel is dropped, losing nothing); PNG holds all four modes losslessly.
     """
     fmt = _save_format(format)
     mode = pixels.mode
     allowed = _FORMAT_MODES.get(fmt)
+    if allowed is not None and mode not in allowed and "A" in mode \
+            and mode[:-1] in allowed and bool((pixels.array[:, :, -1] == 255).all()):
+        # every pixel opaque: the alpha channel holds nothing, dropping it loses nothing
+        pixels = Pixels(np.ascontiguousarray(pixels.array[:, :, :-1]), pixels.icc_profile)
+        mode = pixels.mode
     if allowed is not None and mode not in allowed:
         keep = "keep the alpha channel" if "A" in mode else "store it"
         raise ImageInputError(
