@@ -234,6 +234,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return batch.run(args, "encode")
 
     options = encode_options(args)
+    _check_coder_options(args)
     io.check_input(args.input)
     io.check_not_input(args.output, [args.input])
     _check_encode_output(args.output)
@@ -252,6 +253,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     if args.quiet:
         return 0
+    _warn_unused_options(args, enc.header)
     h = enc.header
     rep = metrics.measure_indexed(
         enc.source.array, enc.codebook, enc.indices, nbytes=len(enc.data), k=h.k,
@@ -266,6 +268,30 @@ def cmd_encode(args: argparse.Namespace) -> int:
     else:
         _say(args, report.encode_line(fields["input"], fields["output"], fields))
     return 0
+
+
+def _check_coder_options(args: argparse.Namespace) -> None:
+    """Refuse an option that the named coder would ignore (D16: nothing silently ignored)."""
+    if args.level is not None and args.coder in ("ctx", "bzip2"):
+        raise UsageError(f"--level sets zstd's level; it does nothing with --coder {args.coder} "
+                         "(drop --level, or use --coder zstd)")
+
+
+def _warn_unused_options(args: argparse.Namespace, header: Any) -> None:
+    """Say on stderr when the encoder's own choice made an option do nothing."""
+    from vqcodec import coders
+
+    chosen = coders.by_id(header.index_coder).name
+    notes = []
+    if args.level is not None and chosen != "zstd":
+        notes.append(f"--level had no effect: the encoder chose the {chosen} coder "
+                     "(--level is zstd's; add --coder zstd to use it)")
+    if args.layout is not None and args.coder in (None, "auto") and header.k <= 256:
+        notes.append(f"--layout {args.layout} leaves the ctx coder out (it codes the index map, "
+                     "not a layout), which is usually the smallest; drop --layout to let the "
+                     "encoder choose")
+    for note in notes:
+        print(f"vqcodec: warning: {note}", file=sys.stderr, flush=True)
 
 
 def _report_fields(rep: Any) -> dict[str, Any]:
@@ -289,7 +315,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     io.check_input(args.input)
     fmt = args.format
-    if fmt is None:
+    if fmt is not None:
+        try:
+            fmt = pixels.format_name(fmt)  # "jpg" -> "JPEG": the report names it as Pillow does
+        except vqcodec.OptionError as e:
+            raise UsageError(f"--format {args.format}: {e}") from None
+    else:
         if args.output == io.STDIO:
             fmt = "PNG"
         else:

@@ -92,7 +92,7 @@ def test_collisions_are_reported_not_overwritten(tmp_path):
     failed = {os.path.basename(r.source): r.error for r in plan.failed}
     assert set(failed) == {"a.png", "a.jpg", "c.png"} and len(plan.failed) == 4
     assert "a.png" in failed["a.jpg"] and "a.jpg" in failed["a.jpg"]
-    assert "would all write" in failed["c.png"] and "rename one" in failed["c.png"]
+    assert "would both write" in failed["c.png"] and "rename one" in failed["c.png"]
     assert plan.total == 5
 
 
@@ -264,7 +264,7 @@ def test_cli_collision_and_nothing_to_do(tmp_path):
     proc = cli("encode", "in", "--output-dir", "out", "-j", "1", cwd=tmp_path)
     assert proc.returncode == 2
     lines = error_lines(proc)
-    assert len(lines) == 2 and all("would all write 'out/a.vqi'" in line for line in lines)
+    assert len(lines) == 2 and all("would both write 'out/a.vqi'" in line for line in lines)
     assert not (tmp_path / "out" / "a.vqi").exists()
     proc = cli("encode", "empty", "--output-dir", "out", cwd=tmp_path)
     assert proc.returncode == 2 and error_lines(proc) == [

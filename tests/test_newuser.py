@@ -495,3 +495,39 @@ def test_d9_readme_facts():
     params = inspect.signature(vqcodec.encode).parameters
     for name in ("k", "seed", "rdo", "coder", "layout", "level", "max_pixels", "overwrite"):
         assert name in params and f"{name}=" in text
+
+
+# --------------------------------------------------------------------------
+# D10 wording, D16: options that do nothing are not silent
+
+
+def test_d10_wording(tmp_path):
+    two = np.zeros((4, 4, 3), np.uint8)
+    two[0, 0] = 255
+    proc = run("encode", "-", tmp_path / "a.vqi", "-k", "2", stdin=_png(two))
+    assert proc.returncode == 0 and "k=2 (1 bit/index)" in proc.stdout.decode()
+    proc = run("decode", tmp_path / "a.vqi", tmp_path / "a.jpg", "--format", "jpg")
+    assert proc.returncode == 0 and ", JPEG " in proc.stdout.decode()
+    for name in ("a.png", "a.tif"):
+        Image.fromarray(two).save(tmp_path / name)
+    proc = run("encode", tmp_path / "a.png", tmp_path / "a.tif", "--output-dir", tmp_path / "o")
+    assert "would both write" in proc.stderr.decode()
+
+
+def _png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_d16_ignored_options_are_said(tmp_path):
+    out = tmp_path / "a.vqi"
+    line = error_line(run("encode", SAMPLE, out, "--coder", "bzip2", "--level", "3"))
+    assert line.startswith("--level sets zstd's level; it does nothing with --coder bzip2")
+    proc = run("encode", SAMPLE, out, "-k", "64", "--level", "3")
+    assert proc.returncode == 0
+    assert "vqcodec: warning: --level had no effect: the encoder chose the ctx coder" in proc.stderr.decode()
+    proc = run("encode", SAMPLE, out, "-k", "64", "--layout", "packed", "-f")
+    assert proc.returncode == 0 and "--layout packed leaves the ctx coder out" in proc.stderr.decode()
+    proc = run("encode", SAMPLE, out, "-k", "64", "--coder", "zstd", "--level", "3", "-f")
+    assert proc.returncode == 0 and proc.stderr == b""

@@ -256,7 +256,8 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
     for group in claims.values():
         if len(group) > 1:
             names = ", ".join(f"'{j.source}'" for j in group)
-            failed.extend(Result(j.source, j.target, error=f"{names} would all write "
+            every = "both" if len(group) == 2 else "all"
+            failed.extend(Result(j.source, j.target, error=f"{names} would {every} write "
                                  f"'{j.target}'; rename one of them") for j in group)
             continue
         job = group[0]

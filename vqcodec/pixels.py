@@ -67,6 +67,7 @@ __all__ = [
     "to_pil",
     "to_bytes",
     "format_for_path",
+    "format_name",
 ]
 
 MODES: dict[int, str] = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -637,6 +638,11 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
             f"cannot encode the {mode} image as {fmt}: {_reason(e)}"
         ) from e
     return out.getvalue()
+
+
+def format_name(format: str, /) -> str:
+    """Pillow's name of the format a user wrote ("jpg" -> "JPEG", "tif" -> "TIFF")."""
+    return _save_format(format)
 
 
 def _save_format(format: str) -> str:
