@@ -62,15 +62,45 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="vqcodec",
         description="Compress images to the VQI format (vector quantization) and back.",
     )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"vqcodec {__version__} (VQI format {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]})",
-    )
+    version = f"vqcodec {__version__} (VQI format {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]})"
+    if argv and "--version" in argv:  # (loading the extensions costs a little: only when asked)
+        version += "\n" + extensions_line()
+    parser.add_argument("--version", action=_Version, version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     first = argv[0] if argv else None
     commands.add_commands(sub, only=first if first in commands.COMMANDS else None)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the lines as written (argparse's own action re-wraps them into one)."""
+
+    def __init__(self, option_strings, version: str, dest=argparse.SUPPRESS,
+                 default=argparse.SUPPRESS, help="show the version and whether the compiled "
+                 "extensions are in use, and exit") -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .io import write_stdout
+
+        write_stdout(self.version + "\n")
+        parser.exit()
+
+
+def extensions_line() -> str:
+    """What ``--version`` says of the compiled extensions (a no-compiler install says so)."""
+    from vqcodec import _native
+
+    states = _native.status()
+    missing = [name for name, state in states.items() if state == "missing"]
+    if all(state == "disabled" for state in states.values()):
+        return f"compiled extensions: not used ({_native.PURE_PYTHON_VARIABLE}=1)"
+    if missing:
+        return (f"compiled extensions: MISSING {', '.join(missing)} (built without a C compiler): "
+                "files come out larger and decode much slower; reinstall with gcc and the "
+                "Python headers")
+    return f"compiled extensions: all {len(states)} in use"
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised in subprocess tests
@@ -174,6 +204,11 @@ def _main(argv: Sequence[str] | None, holder: list) -> int:
             where = f"vqcodec {args.command}" if getattr(args, "command", None) else "vqcodec"
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}; see '{where} --help'")
         holder.append(args)
+        if getattr(args, "handler", None) and not getattr(args, "quiet", False) \
+                and args.command in ("encode", "decode", "rd"):
+            from vqcodec import _native
+
+            _native.warn_if_missing()  # once, before slow work, on stderr
         if not getattr(args, "handler", None):
             parser.print_help(sys.stderr)
             return ExitStatus.USAGE

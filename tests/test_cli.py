@@ -51,7 +51,12 @@ def small_png(tmp_path) -> Path:
 def test_version_and_help():
     proc = run("--version")
     assert proc.returncode == 0
-    assert proc.stdout.decode().strip() == f"vqcodec {vqcodec.__version__} (VQI format 1.1)"
+    first, second = proc.stdout.decode().strip().splitlines()
+    assert first == f"vqcodec {vqcodec.__version__} (VQI format 1.1)"
+    from vqcodec import _native
+
+    if all(state == "compiled" for state in _native.status().values()):
+        assert second == "compiled extensions: all 4 in use"
     for sub in ("encode", "decode", "info", "rd"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and b"usage: vqcodec " + sub.encode() in proc.stdout

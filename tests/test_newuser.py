@@ -531,3 +531,27 @@ def test_d16_ignored_options_are_said(tmp_path):
     assert proc.returncode == 0 and "--layout packed leaves the ctx coder out" in proc.stderr.decode()
     proc = run("encode", SAMPLE, out, "-k", "64", "--coder", "zstd", "--level", "3", "-f")
     assert proc.returncode == 0 and proc.stderr == b""
+
+
+# --------------------------------------------------------------------------
+# Build: a no-compiler install says so, once
+
+
+def test_version_and_first_slow_command_say_the_extensions_are_missing(monkeypatch, capsys, tmp_path):
+    from vqcodec import _native
+    from vqcodec.cli import extensions_line, main
+
+    monkeypatch.setattr(_native, "status", lambda: {name: "compiled" if name == "_ssim" else "missing"
+                                                      for name in _native.EXTENSIONS})
+    monkeypatch.setattr(_native, "_warned", False)
+    monkeypatch.delenv(_native.PURE_PYTHON_VARIABLE, raising=False)
+    line = extensions_line()
+    assert line.startswith("compiled extensions: MISSING _quantize, _rdo, _ctxcoder (built without "
+                           "a C compiler)")
+    src = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(src)
+    for n in range(2):
+        assert main(["encode", str(src), str(tmp_path / f"{n}.vqi"), "-k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("vqcodec: warning: the compiled extensions _quantize, _rdo, _ctxcoder are "
+                     "not built") == 1
