@@ -57,7 +57,8 @@ def encode_options(args: argparse.Namespace) -> Any:
     """The EncodeOptions that the encode command's arguments name (checked there once)."""
     from vqcodec.options import EncodeOptions
 
-    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level")
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
+                                                     "strip")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
@@ -111,6 +112,9 @@ def _add_encode(sub: Any) -> None:
                      "getting smaller)")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    enc.add_argument("--strip", action="store_true",
+                     help="leave the input's ICC profile out of the file (the only metadata a "
+                     ".vqi keeps; rd --strip measures the same bytes)")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")

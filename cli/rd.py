@@ -82,6 +82,9 @@ def add_command(sub: Any) -> None:
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
+    p.add_argument("--strip", action="store_true",
+                   help="leave ICC profiles out of every codec's file (as encode --strip does; "
+                   "by default they are kept, as encode keeps them)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.set_defaults(handler=cmd_rd)
@@ -145,7 +148,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
     try:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
-            max_pixels=args.max_pixels, progress=bar,
+            strip=args.strip, max_pixels=args.max_pixels, progress=bar,
             on_skip=lambda path, reason: warn(
                 f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,

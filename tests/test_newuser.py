@@ -555,3 +555,29 @@ def test_version_and_first_slow_command_say_the_extensions_are_missing(monkeypat
     err = capsys.readouterr().err
     assert err.count("vqcodec: warning: the compiled extensions _quantize, _rdo, _ctxcoder are "
                      "not built") == 1
+
+
+# --------------------------------------------------------------------------
+# Usability: --strip, one ICC rule
+
+
+def test_strip_drops_the_icc_profile_and_rd_agrees(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "icc.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(src, icc_profile=icc)
+    kept, stripped = tmp_path / "kept.vqi", tmp_path / "stripped.vqi"
+    assert run("encode", src, kept, "-k", "4", "-q").returncode == 0
+    assert run("encode", src, stripped, "-k", "4", "-q", "--strip").returncode == 0
+    assert vqcodec.read_info(kept).icc_profile_bytes == len(icc)
+    assert vqcodec.read_info(stripped).icc_profile_bytes == 0
+    assert vqcodec.decode_image(stripped).info.get("icc_profile") is None
+    for strip, path in ((False, kept), (True, stripped)):
+        flags = ("--strip",) if strip else ()
+        proc = run("rd", src, "-k", "4", "--no-baselines", "--json", "-", *flags)
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(proc.stdout)["rows"]
+        assert [r["bytes"] for r in rows] == [path.stat().st_size]
+    with pytest.raises(vqcodec.OptionError, match="strip must be True or False"):
+        vqcodec.encode(str(src), strip="yes")

@@ -83,7 +83,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     opts = options or EncodeOptions()
     if changes:
         opts = opts.replace(**changes)
-    px = _as_pixels(image, opts.max_pixels)
+    px = pixels.stored(_as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
@@ -105,8 +105,8 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
            seed: int = 0, rdo: float = DEFAULT_RDO, coder: str = "auto", layout: str | None = None,
-           level: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           overwrite: bool = False) -> bytes:
+           level: int | None = None, strip: bool = False,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -117,10 +117,10 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
     (rate-aware index choice), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
-    ``level`` (zstd 1-22), ``max_pixels``.
+    ``level`` (zstd 1-22), ``strip`` (leave the ICC profile out), ``max_pixels``.
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, coder=coder, layout=layout, level=level,
-                            max_pixels=max_pixels)
+                            strip=strip, max_pixels=max_pixels)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

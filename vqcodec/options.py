@@ -72,6 +72,12 @@ def _check_level(value: object) -> int | None:
     return None if value is None else int(value)
 
 
+def _check_strip(value: object) -> bool:
+    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's too
+        raise OptionError(f"strip must be True or False, got {value!r}")
+    return bool(value)
+
+
 def _check_max_pixels(value: object) -> int | None:
     if value is not None and (not _integer(value) or value < 1):
         raise OptionError(f"max_pixels must be a positive integer or None, got {value!r}")
@@ -85,6 +91,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "coder": _check_coder,
     "layout": _check_layout,
     "level": _check_level,
+    "strip": _check_strip,
     "max_pixels": _check_max_pixels,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
@@ -110,6 +117,9 @@ class EncodeOptions:
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
                     the coder's choice;
     ``level``       zstd's level 1-22, or None for the encoder's choice;
+    ``strip``       leave the input's ICC profile (the only metadata a .vqi
+                    file keeps) out of the file (:func:`vqcodec.pixels.stored`,
+                    the one rule that encode and rd share);
     ``max_pixels``  refuse images above this many pixels (None: no limit).
     """
 
@@ -119,6 +129,7 @@ class EncodeOptions:
     coder: str = "auto"
     layout: str | None = None
     level: int | None = None
+    strip: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:

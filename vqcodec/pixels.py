@@ -68,6 +68,7 @@ __all__ = [
     "to_bytes",
     "format_for_path",
     "format_name",
+    "stored",
 ]
 
 MODES: dict[int, str] = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -201,6 +202,12 @@ def from_array(array: np.ndarray, /, *, icc_profile: bytes | None = None) -> Pix
 # --------------------------------------------------------------------------
 # Pillow in: the mode rules
 # --------------------------------------------------------------------------
+
+
+def stored(pixels: Pixels, /, *, strip: bool = False) -> Pixels:
+    """What an encoder stores of *pixels*: all of it, or without the ICC profile
+    when *strip* (the one ICC rule: ``vqcodec encode`` and ``rd`` both follow it)."""
+    return Pixels(pixels.array) if strip and pixels.icc_profile is not None else pixels
 
 
 def is_pil_image(value: object) -> bool:

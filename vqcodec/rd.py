@@ -14,8 +14,10 @@ The codecs
                   before anything else is measured (:class:`RoundTripError`).
     ``pngquant``  ``pngquant --nofs K`` (2 <= K <= 256) as a subprocess on a
                   temporary PNG of the normalised pixels, written without the
-                  ICC profile so pngquant does no colour conversion; timed as a
-                  whole process (start-up and PNG input/output included).
+                  ICC profile so pngquant does no colour conversion (the
+                  profile, when kept, is added to its output as an ``iCCP``
+                  chunk); timed as a whole process (start-up and PNG
+                  input/output included).
                   Absent from PATH: no rows, and a note says so.
     ``png``       lossless PNG through Pillow, ``compress_level=9`` (no
                   ``optimize``).  k does not apply; the same numbers are
@@ -28,6 +30,11 @@ The codecs
                   If quality 100 does not reach it, the quality-100 row is kept
                   with ``reached=False``.  JPEG is skipped on images with alpha.
     Baseline decodes are Pillow decodes to a numpy array in the image's mode.
+
+ICC profiles follow ``vqcodec encode``'s one rule (:func:`pixels.stored`):
+kept in every codec's file, or, with ``strip=True`` (``--strip``), left out
+of all of them; so vqcodec's bytes here are what ``encode`` writes with the
+same options.
 
 Timing: encodes run once; decodes are repeated (up to five runs, about half
 a second at most) and the median is kept.
@@ -167,6 +174,7 @@ class Result:
     ks: tuple[int, ...]
     baselines: tuple[str, ...]  # requested
     seed: int = 0
+    strip: bool = False  # ICC profiles left out of every codec's file
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # measured, in order
     modes: dict[str, str] = field(default_factory=dict)  # image -> mode
@@ -285,6 +293,7 @@ def sweep(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    strip: bool = False,
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     progress: Progress | None = None,
@@ -306,7 +315,7 @@ def sweep(
     baselines = check_baselines(baselines)
     if pngquant == "":
         pngquant = shutil.which("pngquant")
-    result = Result(ks=ks, baselines=baselines, seed=seed)
+    result = Result(ks=ks, baselines=baselines, seed=seed, strip=strip)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
     images, skipped = find_images(paths)
@@ -336,7 +345,7 @@ def sweep(
             try:
                 px = pixels.load(path, max_pixels=max_pixels)
                 rows = measure_image(
-                    px, name=path, ks=ks, baselines=runnable, seed=seed, pngquant=pngquant,
+                    px, name=path, ks=ks, baselines=runnable, seed=seed, strip=strip, pngquant=pngquant,
                     workdir=workdir, progress=tick, on_problem=problem,
                 )
             except VqiError as e:
@@ -360,6 +369,7 @@ def measure_image(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = BASELINES,
     seed: int = 0,
+    strip: bool = False,
     pngquant: str | None = None,
     workdir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -370,13 +380,12 @@ def measure_image(
     ``baselines`` are run as given (availability is the caller's business;
     pngquant runs only with an executable path).  A baseline that fails is
     reported through ``on_problem`` and left out of this image's rows.  An
-    ICC profile is left out of every codec's file (pngquant gets none, and
-    a 3 KB profile would swamp a small graphic): the bytes are the pixels'.
+    ICC profile is in every codec's file, as ``vqcodec encode`` keeps it, or
+    with *strip* in none (a 3 KB profile can swamp a small graphic).
     """
     import subprocess  # for the error a failing pngquant raises
 
-    if px.icc_profile:
-        px = pixels.Pixels(px.array)
+    px = pixels.stored(px, strip=strip)
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
     rows: list[Row] = []
@@ -493,11 +502,26 @@ def _pngquant_row(px: pixels.Pixels, k: int, name: str, exe: str, src_png: str, 
         raise OSError(f"pngquant exited with status {proc.returncode}"
                       + (f": {message[-1]}" if message else ""))
     with open(out, "rb") as f:
-        data = f.read()
+        data = _with_iccp(f.read(), px.icc_profile)
     os.unlink(out)
     decoded = _pillow_decode(data, px.mode)
     decode_s = _median_time(lambda: _pillow_decode(data, px.mode))
     return _row(px, name, "pngquant", k, data, decoded, encode_s, decode_s, settings=f"--nofs {k}")
+
+
+def _with_iccp(png: bytes, profile: bytes | None) -> bytes:
+    """*png* with an ``iCCP`` chunk of *profile* after IHDR (as a PNG writer that
+    keeps the profile stores it), or *png* itself without a profile."""
+    import struct
+    import zlib
+
+    if not profile:
+        return png
+    body = b"ICC Profile\0\0" + zlib.compress(profile, 9)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body \
+        + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
 
 @dataclass(frozen=True)
@@ -838,8 +862,10 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
                      + ("; JPEG skipped on them (JPEG has no alpha)" if "jpeg" in result.baselines else ""))
     if result.icc_images:
-        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: left out of every "
-                     "codec's file, so the bytes compare pixels only")
+        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: "
+                     + ("left out of every codec's file (--strip), so the bytes compare pixels only"
+                        if result.strip else "kept in every codec's file, as encode keeps it "
+                        "(--strip leaves it out of all)"))
     for baseline, reason in result.unavailable.items():
         notes.append(f"{NAMES[baseline]} absent: {reason}")
     if "pngquant" in result.measured() and any(k > PNGQUANT_MAX_K for k in result.ks):
@@ -890,6 +916,7 @@ def to_json(result: Result) -> str:
         "baselines": list(result.baselines),
         "measured_baselines": list(result.measured()),
         "seed": result.seed,
+        "strip": result.strip,
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,
@@ -923,7 +950,7 @@ def _finite_or_none(value):
 def plot_png(result: Result, /) -> bytes:
     """PSNR against bits per pixel, one curve per codec (means over images), as PNG bytes.
 
-    Needs matplotlib (``pip install 'vqcodec[plot]'``); lossless PNG is drawn
+    Needs matplotlib (``pip install -e '.[plot]'``); lossless PNG is drawn
     as a vertical line at its mean bits per pixel.
     """
     import matplotlib
