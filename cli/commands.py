@@ -9,6 +9,7 @@ from typing import Any
 
 from . import io, rd, report
 from .errors import UsageError
+from .progress import Ticker
 
 
 def _positive_int(text: str) -> int:
@@ -247,7 +248,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     source = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
     try:
-        enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options)
+        with Ticker(sys.stderr, f"encode {name}", enabled=not args.quiet) as ticker:
+            enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
+                                        on_stage=ticker.stage)
     except vqcodec.ImageInputError as e:
         hint = f"; {_IMAGE_HINT}" if str(e).endswith("not an image Pillow recognises") else ""
         raise UsageError(f"{e}{hint}") from None
@@ -336,16 +339,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
-    try:
-        px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels)
-    except vqcodec.LimitError as e:
-        raise UsageError(_max_pixels_hint(f"cannot decode '{name}': {e}")) from None
-    except vqcodec.VqiError as e:
-        raise UsageError(f"cannot decode '{name}': {e}") from None
-    try:
-        out = pixels.to_bytes(px, fmt.upper())
-    except vqcodec.VqiError as e:
-        raise UsageError(str(e)) from None
+    with Ticker(sys.stderr, f"decode {name}", enabled=not args.quiet) as ticker:
+        ticker.stage("decoding")
+        try:
+            px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels)
+        except vqcodec.LimitError as e:
+            raise UsageError(_max_pixels_hint(f"cannot decode '{name}': {e}")) from None
+        except vqcodec.VqiError as e:
+            raise UsageError(f"cannot decode '{name}': {e}") from None
+        ticker.stage(f"writing {fmt.upper()}")
+        try:
+            out = pixels.to_bytes(px, fmt.upper())
+        except vqcodec.VqiError as e:
+            raise UsageError(str(e)) from None
     io.write_output(args.output, out, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:

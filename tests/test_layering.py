@@ -50,7 +50,7 @@ PEERS: dict[str, set[str]] = {
     "rd": {"batch"},
     "__main__": {"cli"},
     "cli": {"cli.errors", "cli.commands", "cli.io"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.progress"},
     "cli.io": {"cli.errors"},
     "cli.batch": {"cli.errors", "cli.progress", "cli.commands", "cli.io"},
     "cli.rd": {"cli.errors", "cli.progress", "cli.io"},

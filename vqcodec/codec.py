@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
@@ -72,26 +72,35 @@ def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
     return pixels.load(image, max_pixels=max_pixels)
 
 
-def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **changes: Any) -> Encoded:
+def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
+                  on_stage: Callable[[str], None] | None = None, **changes: Any) -> Encoded:
     """Encode and return the bytes together with the codebook and indices.
 
     *options* is an :class:`~vqcodec.options.EncodeOptions` (default: all
     defaults); keyword *changes* replace some of its fields (``k=64``...).
+    *on_stage*, if given, is called with the name of each stage as it starts
+    ("reading", "learning the codebook", "mapping pixels", "coding"): what a
+    progress display shows.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
 
+    stage = on_stage or (lambda name: None)
     opts = options or EncodeOptions()
     if changes:
         opts = opts.replace(**changes)
+    stage("reading")
     px = pixels.stored(_as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,}"
         )
+    stage("learning the codebook")
     q = quantize(px.array, k=opts.k, seed=opts.seed)
     codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+    stage("mapping pixels")
     indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
+    stage("coding")
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
