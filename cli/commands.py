@@ -12,14 +12,7 @@ from .errors import UsageError
 from .progress import Ticker
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = rd.positive_int
 
 
 def _k_value(text: str) -> int:

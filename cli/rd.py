@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from . import io
-from .errors import UsageError
+from .errors import ExitStatus, UsageError
 from .progress import ProgressLine
 
 STDIO = "-"
@@ -39,6 +39,17 @@ def _k_list(text: str) -> tuple[int, ...]:
     if not values:
         raise argparse.ArgumentTypeError("k needs at least one value, e.g. -k 16,64,256")
     return tuple(sorted(set(values)))
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (-j, --max-pixels; '_' allowed: 1_000_000)."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
 
 
 def _baseline_list(text: str) -> tuple[str, ...]:
@@ -82,6 +93,9 @@ def add_command(sub: Any) -> None:
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
+    p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
+                   help="measure N images at once in worker processes (default: the number of "
+                   "cores; the rows are the same as with -j 1, the timings share the cores)")
     p.add_argument("--strip", action="store_true",
                    help="leave ICC profiles out of every codec's file (as encode --strip does; "
                    "by default they are kept, as encode keeps them)")
@@ -145,16 +159,24 @@ def cmd_rd(args: argparse.Namespace) -> int:
         bar.clear()
         print(f"vqcodec: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
+    interrupted = False
     try:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
-            strip=args.strip, max_pixels=args.max_pixels, progress=bar,
+            strip=args.strip, max_pixels=args.max_pixels, jobs=args.jobs or _cores(), progress=bar,
             on_skip=lambda path, reason: warn(
                 f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,
         )
+    except rd.SweepInterrupted as e:  # keep what is finished: write it, then exit 130
+        result, interrupted = e.result, True
     finally:
         bar.clear()
+    if interrupted:
+        print(f"vqcodec: interrupted; the outputs hold the {len(result.images)} image(s) "
+              "finished", file=sys.stderr, flush=True)
+        if not result.images:
+            return ExitStatus.INTERRUPTED
     if not result.images:
         n = len(result.skipped)
         raise UsageError(
@@ -174,4 +196,10 @@ def cmd_rd(args: argparse.Namespace) -> int:
             io.write_file(path, text.encode(), force=args.force)
     if args.plot is not None:
         io.write_file(args.plot, rd.plot_png(result), force=args.force)
-    return 0
+    return ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK
+
+
+def _cores() -> int:
+    from vqcodec._threads import cores
+
+    return cores()

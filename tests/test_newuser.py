@@ -581,3 +581,60 @@ def test_strip_drops_the_icc_profile_and_rd_agrees(tmp_path):
         assert [r["bytes"] for r in rows] == [path.stat().st_size]
     with pytest.raises(vqcodec.OptionError, match="strip must be True or False"):
         vqcodec.encode(str(src), strip="yes")
+
+
+# --------------------------------------------------------------------------
+# Usability: rd -j N, and Ctrl-C keeps the finished rows
+
+
+def _rd_images(tmp_path: Path, n: int) -> list[str]:
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+_UNTIMED = ("image", "codec", "k", "bytes", "bpp", "psnr", "ssim", "mse", "quality", "reached")
+
+
+def test_rd_jobs_gives_the_same_rows_as_serial(tmp_path):
+    paths = _rd_images(tmp_path, 3)
+    paths.insert(1, str(tmp_path / "text.png"))
+    (tmp_path / "text.png").write_text("not an image")
+    runs = [rd.sweep(paths, ks=(4, 16), baselines=("png", "webp"), jobs=jobs) for jobs in (1, 2)]
+
+    def untimed(result):
+        return [{name: value for name, value in row.as_dict().items() if name in _UNTIMED}
+                for row in result.rows]
+
+    assert untimed(runs[0]) == untimed(runs[1]) and len(runs[0].rows) == 3 * 2 * 3
+    assert runs[0].images == runs[1].images == [paths[0], paths[2], paths[3]]
+    assert runs[0].skipped == runs[1].skipped and len(runs[1].skipped) == 1
+    with pytest.raises(vqcodec.OptionError, match="jobs must be"):
+        rd.sweep(paths, jobs=0)
+
+
+def test_rd_interrupted_keeps_the_finished_images(tmp_path, monkeypatch, capsys):
+    from vqcodec.cli import main
+
+    paths = _rd_images(tmp_path, 3)
+    real = rd._measure_path
+    calls = []
+
+    def measure_then_interrupt(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(rd, "_measure_path", measure_then_interrupt)
+    out_csv = tmp_path / "rd.csv"
+    code = main(["rd", *paths, "-k", "4", "--no-baselines", "-j", "1", "--csv", str(out_csv)])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "vqcodec: interrupted; the outputs hold the 2 image(s) finished" in err
+    lines = out_csv.read_text().splitlines()
+    assert len(lines) == 1 + 2 and paths[0] in lines[1] and paths[1] in lines[2]

@@ -59,6 +59,7 @@ __all__ = [
     "decode_file",
     "run",
     "process_pool",
+    "shut_down",
     "summarize",
 ]
 
@@ -404,7 +405,7 @@ def run(plan: Plan, /, *, executor: Executor | None = None, jobs: int | None = N
         for future in pending:
             future.cancel()
         if own:
-            _shut_down(executor, finished)
+            shut_down(executor, finished)
 
 
 def process_pool(workers: int) -> Executor:
@@ -447,7 +448,8 @@ def _display(result: Result, job: Job) -> Result:
     return replace(result, source=job.source, target=job.target, error=error)
 
 
-def _shut_down(executor: Executor, finished: bool) -> None:
+def shut_down(executor: Executor, finished: bool) -> None:
+    """Shut a pool down: wait for it when *finished*, else stop its workers at once."""
     if finished:
         executor.shutdown(wait=True)
         return

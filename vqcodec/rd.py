@@ -74,6 +74,7 @@ __all__ = [
     "BdRate",
     "Result",
     "RoundTripError",
+    "SweepInterrupted",
     "find_images",
     "sweep",
     "measure_image",
@@ -286,6 +287,44 @@ def available_baselines(baselines: Sequence[str], pngquant: str | None) -> dict[
     return missing
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`sweep`: ``result`` holds the images finished before it
+    (whole images only, in input order), so a caller can still report them."""
+
+    def __init__(self, result: "Result") -> None:
+        super().__init__()
+        self.result = result
+
+
+@dataclass(frozen=True)
+class _ImageOutcome:
+    """What measuring one image gave: its rows, or why it was skipped."""
+
+    path: str
+    rows: tuple[Row, ...] = ()
+    mode: str = ""
+    icc: bool = False
+    skipped: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+def _measure_path(path: str, ks: tuple[int, ...], baselines: tuple[str, ...], seed: int,
+                  strip: bool, max_pixels: int | None, pngquant: str | None,
+                  workdir: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> _ImageOutcome:
+    """Load and measure one image (a worker's whole job: plain values in and out)."""
+    problems: list[str] = []
+    try:
+        px = pixels.load(path, max_pixels=max_pixels)
+        rows = measure_image(
+            px, name=path, ks=ks, baselines=baselines, seed=seed, strip=strip, pngquant=pngquant,
+            workdir=workdir, progress=progress, on_problem=problems.append,
+        )
+    except VqiError as e:
+        return _ImageOutcome(path, skipped=str(e), problems=tuple(problems))
+    return _ImageOutcome(path, tuple(rows), px.mode, bool(px.icc_profile), None, tuple(problems))
+
+
 def sweep(
     paths: Iterable[str],
     /,
@@ -296,6 +335,7 @@ def sweep(
     strip: bool = False,
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
+    jobs: int = 1,
     progress: Progress | None = None,
     on_skip: OnSkip | None = None,
     on_problem: Callable[[str], None] | None = None,
@@ -307,58 +347,112 @@ def sweep(
     called as (image, k) steps finish; ``on_skip(path, reason)`` for every
     file that could not be read or measured (it is left out, not fatal);
     ``on_problem(message)`` when one baseline fails on one image.
+
+    ``jobs`` > 1 measures that many images at once in worker processes
+    (spawned: a script needs the ``if __name__ == "__main__":`` guard); the
+    rows are the same as with one job, in the same order, apart from the
+    timing columns (which then share the cores).  Ctrl-C raises
+    :class:`SweepInterrupted`, whose ``result`` holds the finished images.
     """
     import shutil
-    import tempfile
 
     ks = check_ks(ks)
     baselines = check_baselines(baselines)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise OptionError(f"jobs must be a whole number >= 1, got {jobs!r}")
     if pngquant == "":
         pngquant = shutil.which("pngquant")
     result = Result(ks=ks, baselines=baselines, seed=seed, strip=strip)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
     images, skipped = find_images(paths)
-
-    def skip(path: str, reason: str) -> None:
-        result.skipped.append(Skipped(path, reason))
-        if on_skip is not None:
-            on_skip(path, reason)
-
-    def problem(message: str) -> None:
-        result.problems.append(message)
-        if on_problem is not None:
-            on_problem(message)
-
     for s in skipped:
-        skip(s.path, s.reason)
+        result.skipped.append(Skipped(s.path, s.reason))
+        if on_skip is not None:
+            on_skip(s.path, s.reason)
+    outcomes: dict[int, _ImageOutcome] = {}
+
+    def take(i: int, outcome: _ImageOutcome) -> None:
+        outcomes[i] = outcome
+        for message in outcome.problems:
+            if on_problem is not None:
+                on_problem(message)
+        if outcome.skipped is not None and on_skip is not None:
+            on_skip(outcome.path, outcome.skipped)
+
+    args = (ks, runnable, seed, strip, max_pixels, pngquant)
+    try:
+        if jobs == 1 or len(images) < 2:
+            _sweep_here(images, args, progress, take)
+        else:
+            _sweep_in_pool(images, args, min(jobs, len(images)), progress, take)
+    except KeyboardInterrupt:
+        _collect(result, images, outcomes)
+        raise SweepInterrupted(result) from None
+    if progress is not None:
+        progress(len(images) * len(ks), len(images) * len(ks), "done")
+    _collect(result, images, outcomes)
+    return result
+
+
+def _sweep_here(images: list[str], args: tuple, progress: Progress | None,
+                take: Callable[[int, _ImageOutcome], None]) -> None:
+    """One image after the other in this process, with a progress step per (image, k)."""
+    import tempfile
+
+    ks = args[0]
     total = len(images) * len(ks)
     with tempfile.TemporaryDirectory(prefix="vqcodec-rd-") as workdir:
         for i, path in enumerate(images):
-            step = i * len(ks)
-
-            def tick(j: int, k: int, path: str = path, step: int = step) -> None:
+            def tick(j: int, k: int, path: str = path, step: int = i * len(ks)) -> None:
                 if progress is not None:
                     progress(step + j, total, f"{os.path.basename(path)} k={k}")
 
             tick(0, ks[0])
-            try:
-                px = pixels.load(path, max_pixels=max_pixels)
-                rows = measure_image(
-                    px, name=path, ks=ks, baselines=runnable, seed=seed, strip=strip, pngquant=pngquant,
-                    workdir=workdir, progress=tick, on_problem=problem,
-                )
-            except VqiError as e:
-                skip(path, str(e))
-                continue
-            result.rows.extend(rows)
-            result.images.append(path)
-            result.modes[path] = px.mode
-            if px.icc_profile:
-                result.icc_images.append(path)
-        if progress is not None:
-            progress(total, total, "done")
-    return result
+            take(i, _measure_path(path, *args, workdir=workdir, progress=tick))
+
+
+def _sweep_in_pool(images: list[str], args: tuple, workers: int, progress: Progress | None,
+                   take: Callable[[int, _ImageOutcome], None]) -> None:
+    """The images on *workers* processes; a progress step per image finished."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from .batch import process_pool, shut_down
+
+    total = len(images) * len(args[0])
+    pool = process_pool(workers)
+    finished = False
+    try:
+        pending = {pool.submit(_measure_path, path, *args): i for i, path in enumerate(images)}
+        done_images = 0
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = pending.pop(future)
+                take(i, future.result())
+                done_images += 1
+                if progress is not None:
+                    progress(done_images * len(args[0]), total, os.path.basename(images[i]))
+        finished = True
+    finally:
+        shut_down(pool, finished)
+
+
+def _collect(result: Result, images: list[str], outcomes: dict[int, _ImageOutcome]) -> None:
+    """Put the outcomes into *result*, in input order (finished images only)."""
+    for i, path in enumerate(images):
+        outcome = outcomes.get(i)
+        if outcome is None:
+            continue
+        result.problems.extend(outcome.problems)
+        if outcome.skipped is not None:
+            result.skipped.append(Skipped(path, outcome.skipped))
+            continue
+        result.rows.extend(outcome.rows)
+        result.images.append(path)
+        result.modes[path] = outcome.mode
+        if outcome.icc:
+            result.icc_images.append(path)
 
 
 def measure_image(
