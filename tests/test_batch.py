@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import json
 import os
 import subprocess
@@ -15,6 +17,7 @@ from PIL import Image
 
 import vqcodec
 from vqcodec import batch
+from image_files import png_pixels
 
 SIZE = (24, 32)  # rows, columns
 
@@ -163,7 +166,7 @@ def test_run_yields_every_file_a_broken_one_fails_alone(tree, how, monkeypatch):
     decoded = list(batch.run(back, jobs=1))
     assert len(decoded) == 4 and all(r.ok for r in decoded)
     for r in decoded:
-        np.testing.assert_array_equal(np.asarray(Image.open(r.target)), vqcodec.decode(r.source))
+        np.testing.assert_array_equal(png_pixels(r.target), vqcodec.decode(r.source))
 
 
 def test_at_most_a_window_of_futures_in_flight(tmp_path):
@@ -228,7 +231,7 @@ def test_cli_encode_then_decode_folders(tree):
     assert proc.returncode == 0, proc.stderr
     for vqi in (tree / "out").rglob("*.vqi"):
         png = tree / "back" / vqi.relative_to(tree / "out").with_suffix(".png")
-        np.testing.assert_array_equal(np.asarray(Image.open(png)), vqcodec.decode(vqi))
+        np.testing.assert_array_equal(png_pixels(png), vqcodec.decode(vqi))
 
     proc = cli("encode", "a.png", "--output-dir", "out/", "-q", cwd=tree)  # exists: refused, still one line
     assert proc.returncode == 2 and proc.stdout == ""

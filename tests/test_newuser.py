@@ -638,3 +638,52 @@ def test_rd_interrupted_keeps_the_finished_images(tmp_path, monkeypatch, capsys)
     assert "vqcodec: interrupted; the outputs hold the 2 image(s) finished" in err
     lines = out_csv.read_text().splitlines()
     assert len(lines) == 1 + 2 and paths[0] in lines[1] and paths[1] in lines[2]
+
+
+# --------------------------------------------------------------------------
+# Usability: decoding to PNG writes PNG8 when the colours fit
+
+
+def test_decode_to_png_is_a_palette_png_no_larger_than_pngquants(tmp_path):
+    import shutil
+
+    vqi, png = tmp_path / "s.vqi", tmp_path / "s.png"
+    assert run("encode", SAMPLE, vqi, "-k", "64", "-q").returncode == 0
+    assert run("decode", vqi, png, "-q").returncode == 0
+    im = Image.open(png)
+    assert im.mode == "P" and len(im.getpalette()) // 3 <= 256
+    decoded = vqcodec.decode(vqi)
+    np.testing.assert_array_equal(np.asarray(im.convert("RGB")), decoded)
+    truecolour = io.BytesIO()
+    Image.fromarray(decoded).save(truecolour, "PNG")
+    assert png.stat().st_size < len(truecolour.getvalue()) / 2
+    if shutil.which("pngquant"):
+        rgb = tmp_path / "rgb.png"
+        Image.fromarray(decoded).save(rgb)
+        pq = tmp_path / "pq.png"
+        subprocess.run(["pngquant", "--nofs", "64", "--force", "-o", str(pq), str(rgb)], check=True)
+        with Image.open(pq) as pq_im:
+            np.testing.assert_array_equal(np.asarray(pq_im.convert("RGB")), decoded)  # same pixels
+            stored = io.BytesIO()
+            pq_im.save(stored, "PNG")
+        assert png.stat().st_size <= len(stored.getvalue())
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
+def test_png_round_trip_keeps_pixels_and_mode(mode):
+    rng = np.random.default_rng(7)
+    channels = len(mode)
+    book = rng.integers(0, 256, (12, channels), dtype=np.uint8)
+    if "A" in mode:
+        book[0, -1] = 0
+    array = book[rng.integers(0, 12, (9, 14))]
+    px = pixels.from_array(array)
+    data = pixels.to_bytes(px, "PNG")
+    back = pixels.load(data)
+    assert back.mode == mode
+    np.testing.assert_array_equal(back.array, px.array)
+    if mode in ("RGB", "RGBA"):
+        assert Image.open(io.BytesIO(data)).mode == "P"
+    # more than 256 colours: truecolour, as before
+    many = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    assert Image.open(io.BytesIO(pixels.to_bytes(pixels.from_array(many), "PNG"))).mode == "RGB"

@@ -635,6 +635,8 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     if pixels.icc_profile is not None:
         options.setdefault("icc_profile", pixels.icc_profile)
     im = Image.frombuffer(mode, (pixels.width, pixels.height), pixels.array, "raw", mode, 0, 1)
+    if fmt == "PNG" and options.pop("palette", True):
+        im = _as_palette(im, pixels) or im
     out = io.BytesIO()
     try:
         im.save(out, fmt, **options)
@@ -650,6 +652,44 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
 def format_name(format: str, /) -> str:
     """Pillow's name of the format a user wrote ("jpg" -> "JPEG", "tif" -> "TIFF")."""
     return _save_format(format)
+
+
+def _as_palette(im: Image.Image, pixels: Pixels) -> Image.Image | None:
+    """The same pixels as a palette image (PNG8, with tRNS for alpha) when they
+    have at most 256 colours, else None.
+
+    RGB, and RGBA that has some transparency (an opaque RGBA image stays RGBA,
+    so that it reads back in its mode).  Read back, the palette image gives
+    exactly these pixels in this mode (:func:`load`'s mode rules).  Entries
+    are in descending order of use, as palette quantizers write them.
+    """
+    if pixels.mode not in ("RGB", "RGBA"):
+        return None
+    colours = im.getcolors(256)  # Pillow's C hash: None as soon as there are more than 256
+    if colours is None:
+        return None
+    if pixels.mode == "RGBA" and all(c[1][3] == 255 for c in colours):
+        return None
+    colours.sort(key=lambda c: -c[0])
+    table = np.array([c[1] for c in colours], dtype=np.uint8).reshape(len(colours), -1)
+    keys = _packed(pixels.array)
+    order = np.argsort(_packed(table[None])[0])
+    sorted_keys = _packed(table[None])[0][order]
+    index = order[np.searchsorted(sorted_keys, keys)].astype(np.uint8)
+    out = Image.frombytes("P", im.size, index.tobytes())
+    out.putpalette(table[:, :3].tobytes(), "RGB")
+    if pixels.mode == "RGBA":
+        out.info["transparency"] = table[:, 3].tobytes()
+    out.info.update(im.info)
+    return out
+
+
+def _packed(array: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 -> (H, W) uint32, one number per colour."""
+    packed = np.zeros(array.shape[:2], dtype=np.uint32)
+    for c in range(array.shape[2]):
+        packed = (packed << 8) | array[:, :, c]
+    return packed
 
 
 def _save_format(format: str) -> str:
