@@ -250,6 +250,6 @@ def test_batch_encode_takes_dither(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(gradient()).save(src / "g.png")
-    proc = run_cli("encode", "-q", "-k", "6", "--dither", "0.5", "-o", tmp_path / "out", "-j", "1", src / "g.png")
+    proc = run_cli("encode", "-q", "-k", "6", "--dither", "0.5", "--output-dir", tmp_path / "out", "-j", "1", src / "g.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "g.vqi").read_bytes() == vqcodec.encode(gradient(), k=6, dither=0.5)
