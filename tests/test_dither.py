@@ -20,7 +20,8 @@ needs_c = pytest.mark.skipif(dither._native is None, reason="the C extension is 
 def gradient(h: int = 48, w: int = 256, channels: int = 3) -> np.ndarray:
     """A smooth diagonal gradient: what a small codebook turns into bands."""
     y, x = np.mgrid[0:h, 0:w]
-    planes = [x * 255 // max(w - 1, 1), (x + 2 * y) * 255 // max(w + 2 * h - 3, 1), np.full_like(x, 90), 255 - x // 2]
+    planes = [x * 255 // max(w - 1, 1), (x + 2 * y) * 255 // max(w + 2 * h - 3, 1),
+              np.full_like(x, 90), 255 - x // 2]
     return np.stack(planes[:channels], -1).astype(np.uint8)
 
 
