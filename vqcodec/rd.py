@@ -718,8 +718,7 @@ def summarize(result: Result) -> list[dict]:
         entry: dict = {"k": k}
         at_k = [r for r in result.rows if r.k == k]
         for name in CODECS:
-            rows = [r for r in at_k
-                    if r.codec == name and (name != "vqcodec" or r.dither == result.dithers[0])]
+            rows = [r for r in at_k if r.codec == name and (name != "vqcodec" or r.dither == result.dithers[0])]
             if not rows:
                 continue
             entry[name] = _means(rows)
