@@ -44,6 +44,23 @@ def test_dithering_lowers_the_blurred_error_of_a_gradient():
     assert metrics.psnr(img, dithered) < metrics.psnr(img, plain)  # the price: plain PSNR (why it is off)
 
 
+def test_the_rate_aware_choice_inside_the_loop_saves_bytes_and_keeps_the_dithering():
+    from vqcodec.coders import ctx
+
+    if not ctx.available():
+        pytest.skip("the context coder (index coder 2, what the choice is tuned for) is not built")
+    img = textured(64, 192, 3, 7)
+    img[40:] = gradient(24, 192)  # texture above, a smooth ramp below
+    plain = codec.encode_pixels(img, k=12, rdo=0, coder="ctx")
+    alone = codec.encode_pixels(img, k=12, rdo=0, dither=1.0, coder="ctx")
+    inside = codec.encode_pixels(img, k=12, rdo=0.6, dither=1.0, coder="ctx")
+    assert len(inside.data) < len(alone.data)
+    ramp = np.s_[40:]
+    blurred = [metrics.blurred_psnr(img[ramp], e.reconstruct()[ramp]) for e in (plain, alone, inside)]
+    assert blurred[2] > blurred[0] + 2.0  # the ramp stays dithered
+    assert blurred[2] > blurred[1] - 1.0
+
+
 def test_a_lower_level_dithers_less():
     img = gradient()
     q = quantize(img, k=6)

@@ -50,7 +50,10 @@ after the nearest map.  Libimagequant's approach, in our own code:
    many bytes); in texture and on edges it is strong.  On kodim01-08
    at k = 16 / 64 it makes the files 8 / 9 % smaller for 0.15 / 0.23 dB of
    blurred PSNR (with ``rdo`` 0 there is none: 0.80 / 0.83 of pngquant's
-   dithered bytes instead of 0.74 / 0.75).
+   dithered bytes instead of 0.74 / 0.75).  It is tuned for the context coder (index
+   coder 2); where the encoder's "auto" picks zstd instead (some synthetic
+   images) its runs can cost a few percent more than no choice at all
+   (tests/test_dither.py's textured ramp: 2379 against 2295 bytes).
 
 The loop is in C (``vqcodec._quantize.diffuse``); :func:`_diffuse_python`
 is its reference and fallback, the same float64 operations in the same
