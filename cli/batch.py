@@ -80,7 +80,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
             plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
-        options = dict(format=fmt, max_pixels=args.max_pixels)
+        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
     options["overwrite"] = args.force
     if plan.jobs:
         try:

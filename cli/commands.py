@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from . import io, rd, report
+from . import io, rd, report, train
 from .errors import UsageError
 
 
@@ -58,7 +58,7 @@ def encode_options(args: argparse.Namespace) -> Any:
     from vqcodec.options import EncodeOptions
 
     chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
-                                                     "block")
+                                                     "dither", "block", "codebook")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
@@ -111,6 +111,10 @@ def _add_encode(sub: Any) -> None:
                      "(default 1x1, one colour per entry)")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    enc.add_argument("--codebook", metavar="BOOK", default=None,
+                     help="map the image to this shared codebook instead of learning one: a .vqb "
+                     "file (vqcodec train), a GIMP palette (.gpl) or a palette image of at most 256 "
+                     "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
@@ -131,6 +135,10 @@ def _add_decode(sub: Any) -> None:
                      help="INPUT OUTPUT (a .vqi file and the image to write; - for stdin/stdout), "
                      "or, with -o DIR, any number of .vqi files and folders to decode in a batch")
     dec.add_argument("--format", default=None, help="output format (default: from the extension)")
+    dec.add_argument("--codebook", metavar="BOOK", action="append", default=None,
+                     help="a shared codebook the files may name (.vqb, .gpl or palette image; may be "
+                     "repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
+                     "$XDG_DATA_HOME/vqcodec/codebooks (~/.local/share/vqcodec/codebooks)")
     _common_output_options(dec, DEFAULT_MAX_PIXELS)
     dec.set_defaults(handler=cmd_decode)
 
@@ -144,7 +152,8 @@ def _add_info(sub: Any) -> None:
 
 
 # the sub-commands, in the order --help lists them
-COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command}
+COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command,
+            "train": train.add_command}
 
 
 def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None:
@@ -279,7 +288,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
     try:
-        px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels)
+        px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels, codebook=args.codebook)
+    except vqcodec.CodebookError as e:
+        raise UsageError(f"cannot decode '{name}': {missing_codebook(e)}") from None
     except vqcodec.VqiError as e:
         raise UsageError(f"cannot decode '{name}': {e}") from None
     try:
@@ -303,6 +314,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_codebook(e: Exception) -> str:
+    """A CodebookError's message, with the flag that gives a codebook when it is one not found."""
+    identity = getattr(e, "missing", None)
+    if identity is None:
+        return str(e)
+    from vqcodec import books
+
+    return (f"shared codebook {identity} not found; give its .vqb file with --codebook BOOK, or put it "
+            f"in a folder of ${books.ENV_VAR} or in {books.default_folder()}")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
     from vqcodec import coders
@@ -323,6 +345,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
         "index_coder": f"{h.index_coder} ({coders.by_id(h.index_coder).name})",
         "stages": h.stages, "codebook_source": h.codebook_source,
+        "codebook": info.codebook_ref.hex() if info.codebook_ref else None,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
         "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}
                      for s in info.sections],
@@ -332,8 +355,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp")
     for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
-                "index_layout", "index_coder", "stages", "codebook_source"):
-        print(f"  {key:<16} {fields[key]}")
+                "index_layout", "index_coder", "stages", "codebook_source", "codebook"):
+        if fields[key] is not None:
+            print(f"  {key:<16} {fields[key]}")
     print("  sections:")
     for s in info.sections:
         print(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")

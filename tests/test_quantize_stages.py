@@ -107,7 +107,8 @@ def test_remap_rejects_a_codebook_that_does_not_fit():
 def test_codebook_hash_is_its_documented_bytes_and_value_equality():
     entries = np.arange(24, dtype=np.uint8).reshape(8, 3)
     book = Codebook(entries)
-    want = hashlib.sha256(struct.pack("<BBBI", 3, 1, 1, 8) + entries.tobytes()).hexdigest()
+    # spec §11.2: channels, sample_depth 8, block 1x1, colour_space 0, a zero byte, k (u32), entries
+    want = hashlib.sha256(struct.pack("<BBBBBBI", 3, 8, 1, 1, 0, 0, 8) + entries.tobytes()).hexdigest()
     assert book.sha256 == want
     assert book == Codebook(entries.copy()) and hash(book) == hash(Codebook(entries.copy()))
     assert book != Codebook(entries[:7])

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import codec, fileio, metrics, pixels
+from ._threads import cores
 from .limits import DEFAULT_MAX_PIXELS
 from .errors import OptionError, VqiError
 from .options import EncodeOptions
@@ -58,6 +59,8 @@ __all__ = [
     "encode_file",
     "decode_file",
     "run",
+    "imap_unordered",
+    "image_files",
     "process_pool",
     "summarize",
 ]
@@ -109,9 +112,7 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
-        data = asdict(self)
-        data["psnr"] = _finite_or_none(self.psnr)
-        return data
+        return metrics.json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
-        data = asdict(self)
-        data["mean_psnr"] = _finite_or_none(self.mean_psnr)
-        return data
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        return metrics.json_ready(asdict(self))
 
 
 def summarize(results: Iterable[Result], seconds: float) -> Summary:
@@ -267,6 +262,22 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
     return Plan(what, tuple(jobs), tuple(failed))
 
 
+def image_files(paths: Sequence[str], /) -> tuple[list[str], list[str]]:
+    """The image files *paths* name (files as given, folders searched as for encode) and
+    the paths that do not exist."""
+    extensions = image_extensions()
+    found: list[str] = []
+    missing: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            found.extend(_walk(path, extensions, ""))
+        elif os.path.exists(path):
+            found.append(path)
+        else:
+            missing.append(path)
+    return found, missing
+
+
 def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]:
     """Files under *root* with one of *extensions*, in sorted order; *skip_dir* not entered."""
     for folder, dirs, files in os.walk(root):
@@ -309,11 +320,14 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                overwrite: bool = False) -> Result:
-    """Decode the .vqi file *source* to an image file *target* in *format* (atomically)."""
+                overwrite: bool = False, codebook: Any = None) -> Result:
+    """Decode the .vqi file *source* to an image file *target* in *format* (atomically).
+
+    *codebook*: shared codebooks the files may name (as for
+    :func:`vqcodec.codec.decode_pixels`; paths travel to any executor)."""
     def work() -> Result:
         data = fileio.read_source(source)
-        px = codec.decode_pixels(data, max_pixels=max_pixels)
+        px = codec.decode_pixels(data, max_pixels=max_pixels, codebook=codebook)
         out = pixels.to_bytes(px, format)
         _write(target, out, overwrite)
         return Result(source, target, len(data), len(out), px.width * px.height,
@@ -366,34 +380,54 @@ def run(plan: Plan, /, *, executor: Executor | None = None, jobs: int | None = N
     """
     worker = encode_file if plan.what == "encode" else decode_file
     yield from plan.failed
-    if not plan.jobs:
+    calls = [(os.path.abspath(job.source), os.path.abspath(job.target)) for job in plan.jobs]
+    for i, future in imap_unordered(worker, calls, executor=executor, jobs=jobs, window=window,
+                                    **options):
+        yield _outcome(future, plan.jobs[i])
+
+
+def imap_unordered(worker: Callable[..., Any], calls: Sequence[tuple], /, *,
+                   executor: Executor | None = None, jobs: int | None = None,
+                   window: int | None = None, **options: Any) -> Iterator[tuple[int, Future]]:
+    """Run ``worker(*calls[i], **options)`` for every *i*; yield ``(i, future)`` as each is done.
+
+    The executor design of :func:`run`, for any top-level *worker*: with no
+    *executor* a process pool of *jobs* processes (default: the number of
+    cores) is made and shut down at the end, and with ``jobs=1`` the calls
+    run in this process; at most *window* futures (default 2 per worker, at
+    least 4) are in flight; closing the iterator early cancels the calls not
+    started.
+    """
+    if not calls:
         return
-    workers = min(jobs or os.cpu_count() or 1, len(plan.jobs))
+    workers = min(jobs or cores(), len(calls))
     if executor is None and workers == 1:
-        for job in plan.jobs:
-            yield _display(worker(os.path.abspath(job.source), os.path.abspath(job.target),
-                                  **options), job)
+        for i, call in enumerate(calls):
+            future: Future = Future()
+            try:
+                future.set_result(worker(*call, **options))
+            except Exception as e:  # as a pool would hand it over
+                future.set_exception(e)
+            yield i, future
         return
     own = executor is None
     if own:
         executor = process_pool(workers)
     size = window or max(4, 2 * workers)
-    pending: dict[Future, Job] = {}  # in flight: never more than *size*
+    pending: dict[Future, int] = {}  # in flight: never more than *size*
     finished = False
     try:
-        todo = iter(plan.jobs)
+        todo = iter(enumerate(calls))
         while True:
-            for job in todo:
-                future = executor.submit(worker, os.path.abspath(job.source),
-                                         os.path.abspath(job.target), **options)
-                pending[future] = job
+            for i, call in todo:
+                pending[executor.submit(worker, *call, **options)] = i
                 if len(pending) >= size:
                     break
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield _outcome(future, pending.pop(future))
+                yield pending.pop(future), future
         finished = True
     finally:
         for future in pending:

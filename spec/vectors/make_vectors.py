@@ -12,12 +12,14 @@ differ between library versions, so rewriting a vector is a deliberate act:
 Every byte is built here from FORMAT.md, with no help from vqcodec: the
 sections (§2-§4), the index layouts (§5.0-§5.2), zstd frames of raw and RLE
 blocks by hand (RFC 8878), an encoder of the context model (§5.4), and the
-lookup and crop of block vectors (§3.1, §8).
+lookup and crop of block vectors (§3.1, §8), and the codebook files (.vqb)
+and BREF sections of shared codebooks (§11).
 """
 
 from __future__ import annotations
 
 import bz2
+import hashlib
 import json
 import struct
 import sys
@@ -44,10 +46,11 @@ def index_bits(k: int) -> int:
     return max(1, (k - 1).bit_length())
 
 
-def head(width, height, channels, k, layout, coder, *, extra=b"", block=(1, 1)) -> bytes:
-    """The HEAD section (§3); *extra* is appended after byte 23; *block* (width, height) (§3.1)."""
+def head(width, height, channels, k, layout, coder, *, extra=b"", block=(1, 1), source=0) -> bytes:
+    """The HEAD section (§3); *extra* is appended after byte 23; *block* (width, height) (§3.1);
+    *source*: codebook_source (§11)."""
     data = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, *block, k, index_bits(k),
-                       layout, coder, 1, 0, b"\0\0\0")
+                       layout, coder, 1, source, b"\0\0\0")
     return section(b"HEAD", data + extra)
 
 
@@ -60,6 +63,23 @@ def book(entries) -> bytes:
 
 
 DONE = section(b"DONE", b"")
+
+
+# ---------------------------------------------------------------- shared codebooks (§11)
+
+
+def vqb_file(entries, *, block=(1, 1)) -> bytes:
+    """A codebook file (§11.1): signature, body (channels ... entries), CRC-32 of all before it."""
+    channels = len(entries[0]) // (block[0] * block[1])
+    body = struct.pack("<BBBBBBI", channels, 8, block[0], block[1], 0, 0, len(entries))
+    body += bytes(v for entry in entries for v in entry)
+    signature = b"\x89VQB\r\n\x1a\n" + bytes([1, 0])
+    return signature + body + struct.pack("<I", zlib.crc32(signature + body))
+
+
+def identity(vqb: bytes) -> bytes:
+    """§11.2: the SHA-256 of the body, bytes 10 up to the CRC."""
+    return hashlib.sha256(vqb[10:-4]).digest()
 
 
 # ---------------------------------------------------------------- index payloads (§5.0-§5.2)
@@ -416,6 +436,33 @@ def rgba_5x6_block4x4_ctx():  # coder 2 over a 2x2 map of 64-byte entries (ranks
            indx=ctx_data(grid, entries, 2))
 
 
+def shared(name, entries, grid, layout, coder=0, *, indx=None):
+    """A file naming its codebook (codebook_source 1, BREF) and the codebook file beside it."""
+    channels, k = len(entries[0]), len(entries)
+    if indx is None:
+        indx = zstd_frame(payload(grid, k, layout))
+    book_file = vqb_file(entries)
+    data = vqi(2, head(len(grid[0]), len(grid), channels, k, layout, coder, source=1),
+               section(b"BREF", identity(book_file)), section(b"INDX", indx), DONE)
+    (HERE / f"{name}.vqb").write_bytes(book_file)
+    image(name, data, entries, grid, channels)
+
+
+SHARED4 = [(255, 128, 0), (0, 64, 128), (200, 200, 200), (10, 10, 10)]
+L3 = [(200,), (0,), (100,)]  # not sorted: the context model's ranks come from these values
+
+
+@vector
+def rgb_4x2_shared():  # §11: BREF instead of BOOK; packed indices
+    shared("rgb-4x2-shared", SHARED4, [[0, 1, 2, 3], [3, 3, 1, 0]], 0)
+
+
+@vector
+def l_3x2_shared_ctx():  # §11 with coder 2: literal ranks from the shared codebook's entries
+    grid = [[0, 2, 1], [1, 2, 0]]
+    shared("l-3x2-shared-ctx", L3, grid, 1, 2, indx=ctx_data(grid, L3, 2))
+
+
 # ---- must-refuse vectors: a tiny valid L file (2×1, k = 2, layout 1, zstd) broken one way
 
 
@@ -486,6 +533,30 @@ def refuse_vectors():  # every refuse/NAME given on the command line (--all: eve
     refuse("block-map-size", vqi(2, head(3, 1, 1, 2, 1, 0, block=(2, 1)), block_book,
                                  section(b"INDX", zstd_frame(b"\0\1\0")), DONE),
            "§3.1, §5: the payload holds 3 indices (one per pixel); the 2×1 map needs 2", "FormatError")
+
+
+    # shared codebooks (§11): the tiny file with codebook_source 1 and a BREF instead of BOOK
+    def tiny_shared(bref, *, k=2, book_section=None):
+        return vqi(2, head(2, 1, 1, k, 1, 0, source=1), book_section or section(b"BREF", bref),
+                   section(b"INDX", zstd_frame(b"\x00\x01")), DONE)
+
+    l2 = vqb_file(L2)
+    refuse("bref-short", tiny_shared(identity(l2)[:31]),
+           "§11.4: BREF holds 31 bytes (exactly 32: a SHA-256)", "FormatError")
+    refuse("bref-unknown-codebook", tiny_shared(hashlib.sha256(b"no such codebook").digest()),
+           "§11.4: no codebook has the identity BREF names", "CodebookError")
+    refuse("bref-with-book", tiny_shared(b"", book_section=book(L2)),
+           "§2.3, §11.4: codebook_source 1 with a BOOK section instead of BREF", "FormatError")
+    if not ONLY or "refuse/bref-k-mismatch" in ONLY:
+        (REFUSE / "bref-k-mismatch.vqb").write_bytes(l2)
+    refuse("bref-k-mismatch", tiny_shared(identity(l2), k=3),
+           "§11.4: HEAD says k = 3, the codebook BREF names (beside it) holds k = 2", "FormatError")
+    damaged = bytearray(l2)
+    damaged[-1] ^= 0x01
+    if not ONLY or "refuse/bref-codebook-damaged" in ONLY:
+        (REFUSE / "bref-codebook-damaged.vqb").write_bytes(bytes(damaged))
+    refuse("bref-codebook-damaged", tiny_shared(identity(l2)),
+           "§11.3: the codebook file beside it has a CRC that does not match", "CodebookError")
 
 
 VECTORS["refuse"] = refuse_vectors
