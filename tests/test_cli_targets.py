@@ -114,7 +114,7 @@ def test_batch_writes_what_it_can_and_exits_99(tmp_path, noise_png):
     src.mkdir()
     Image.open(SAMPLE).save(src / "a.png")
     noise_png.rename(src / "n.png")
-    proc = run("encode", src, "-o", tmp_path / "out", "--quality", "65-80", "-j", "1")
+    proc = run("encode", src, "--output-dir", tmp_path / "out", "--quality", "65-80", "-j", "1")
     assert proc.returncode == 99, proc.stderr
     assert (tmp_path / "out" / "a.vqi").exists() and not (tmp_path / "out" / "n.vqi").exists()
     assert "n.png" in proc.stderr.decode() and "not reached" in proc.stderr.decode()
@@ -125,14 +125,14 @@ def test_skip_existing_reruns_a_batch_after_adding_files(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     Image.open(SAMPLE).save(src / "a.png")
-    assert run("encode", src, "-o", out, "-j", "1", "-k", "16").returncode == 0
+    assert run("encode", src, "--output-dir", out, "-j", "1", "-k", "16").returncode == 0
     first = (out / "a.vqi").stat().st_mtime_ns
     Image.open(SAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(src / "b.png")
-    proc = run("encode", src, "-o", out, "-j", "1", "-k", "16", "--skip-existing")
+    proc = run("encode", src, "--output-dir", out, "-j", "1", "-k", "16", "--skip-existing")
     assert proc.returncode == 0, proc.stderr
     assert "1 ok, 0 failed, 1 existing skipped" in proc.stdout.decode() and proc.stderr == b""
     assert (out / "b.vqi").exists() and (out / "a.vqi").stat().st_mtime_ns == first
-    assert run("encode", src, "-o", out, "-j", "1", "-k", "16").returncode == 2  # without: exists
+    assert run("encode", src, "--output-dir", out, "-j", "1", "-k", "16").returncode == 2  # without: exists
     proc = run("encode", SAMPLE, tmp_path / "s.vqi", "--skip-existing")
     assert proc.returncode == 2 and b"--skip-existing needs batch mode" in proc.stderr
 

@@ -20,7 +20,8 @@ needs_c = pytest.mark.skipif(dither._native is None, reason="the C extension is 
 def gradient(h: int = 48, w: int = 256, channels: int = 3) -> np.ndarray:
     """A smooth diagonal gradient: what a small codebook turns into bands."""
     y, x = np.mgrid[0:h, 0:w]
-    planes = [x * 255 // max(w - 1, 1), (x + 2 * y) * 255 // max(w + 2 * h - 3, 1), np.full_like(x, 90), 255 - x // 2]
+    planes = [x * 255 // max(w - 1, 1), (x + 2 * y) * 255 // max(w + 2 * h - 3, 1),
+              np.full_like(x, 90), 255 - x // 2]
     return np.stack(planes[:channels], -1).astype(np.uint8)
 
 
@@ -41,6 +42,23 @@ def test_dithering_lowers_the_blurred_error_of_a_gradient():
     assert metrics.blurred_psnr(img, dithered) > before + 3.0
     assert metrics.blurred_psnr(img, default_rdo) > before + 3.0  # the in-loop rate choice keeps it
     assert metrics.psnr(img, dithered) < metrics.psnr(img, plain)  # the price: plain PSNR (why it is off)
+
+
+def test_the_rate_aware_choice_inside_the_loop_saves_bytes_and_keeps_the_dithering():
+    from vqcodec.coders import ctx
+
+    if not ctx.available():
+        pytest.skip("the context coder (index coder 2, what the choice is tuned for) is not built")
+    img = textured(64, 192, 3, 7)
+    img[40:] = gradient(24, 192)  # texture above, a smooth ramp below
+    plain = codec.encode_pixels(img, k=12, rdo=0, coder="ctx")
+    alone = codec.encode_pixels(img, k=12, rdo=0, dither=1.0, coder="ctx")
+    inside = codec.encode_pixels(img, k=12, rdo=0.6, dither=1.0, coder="ctx")
+    assert len(inside.data) < len(alone.data)
+    ramp = np.s_[40:]
+    blurred = [metrics.blurred_psnr(img[ramp], e.reconstruct()[ramp]) for e in (plain, alone, inside)]
+    assert blurred[2] > blurred[0] + 2.0  # the ramp stays dithered
+    assert blurred[2] > blurred[1] - 1.0
 
 
 def test_a_lower_level_dithers_less():
@@ -250,6 +268,6 @@ def test_batch_encode_takes_dither(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(gradient()).save(src / "g.png")
-    proc = run_cli("encode", "-q", "-k", "6", "--dither", "0.5", "-o", tmp_path / "out", "-j", "1", src / "g.png")
+    proc = run_cli("encode", "-q", "-k", "6", "--dither", "0.5", "--output-dir", tmp_path / "out", "-j", "1", src / "g.png")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "g.vqi").read_bytes() == vqcodec.encode(gradient(), k=6, dither=0.5)

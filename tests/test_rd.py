@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import vqcodec
 from vqcodec import codec, metrics, pixels, rd
 from vqcodec.errors import OptionError
 
@@ -319,7 +320,9 @@ def test_cli_end_to_end(folder, tmp_path):
     proc = run_cli(folder, "-k", "4,8", "--baselines", "png,jpeg", "--csv", out_csv, "--json", out_json)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"vqcodec: warning: skipped '{folder / 'broken.png'}': ")
+    # the file is named once (D10)
+    assert len(lines) == 1 and lines[0] == (f"vqcodec: warning: cannot read '{folder / 'broken.png'}': "
+                                            "invalid or damaged PNG header; skipped")
     assert "vqcodec rd: 2 images (L, RGB), k = 4, 8; means over images" in proc.stdout
     assert re.search(r"vs JPEG +[-+]\d+\.\d %", proc.stdout), proc.stdout
     rows = list(csv.DictReader(out_csv.open()))
@@ -369,25 +372,41 @@ def test_cli_plot_without_matplotlib_fails_before_the_sweep(folder, tmp_path, mo
     code = main(["rd", str(folder), "--plot", str(tmp_path / "p.png"), "--csv", str(out_csv)])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
-    assert captured.err == "vqcodec: error: --plot needs matplotlib; pip install 'vqcodec[plot]'\n"
+    assert captured.err == ("vqcodec: error: --plot needs matplotlib: pip install -e '.[plot]' "
+                            "(in vqcodec's folder)\n")
     assert not out_csv.exists()
 
 
-def test_icc_profiles_are_left_out_of_every_codec(tmp_path):
+def test_icc_profiles_follow_encodes_rule(tmp_path):
+    """One ICC rule for rd and encode: kept by default in every codec's file (rd's
+    vqcodec bytes are encode's), left out of all with strip (encode --strip's)."""
+    import shutil
+
     from PIL import ImageCms
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     image = synthetic()
     Image.fromarray(image).save(tmp_path / "icc.png", icc_profile=icc)
     Image.fromarray(image).save(tmp_path / "plain.png")
-    runs = {name: rd.sweep([str(tmp_path / f"{name}.png")], ks=(8,), baselines=("png", "webp"))
-            for name in ("icc", "plain")}
-    for codec_name in ("vqcodec", "png", "webp"):
-        sizes = {name: [r.bytes for r in result.rows if r.codec == codec_name]
-                 for name, result in runs.items()}
-        assert sizes["icc"] == sizes["plain"], codec_name
-    assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
-    assert "1 image(s) with an ICC profile: left out" in rd.format_table(runs["icc"])
+    baselines = ("png", "webp", "pngquant") if shutil.which("pngquant") else ("png", "webp")
+    for strip in (False, True):
+        runs = {name: rd.sweep([str(tmp_path / f"{name}.png")], ks=(8,), baselines=baselines,
+                               strip=strip)
+                for name in ("icc", "plain")}
+        for codec_name in ("vqcodec", *baselines):
+            sizes = {name: [r.bytes for r in result.rows if r.codec == codec_name]
+                     for name, result in runs.items()}
+            if strip:
+                assert sizes["icc"] == sizes["plain"], codec_name
+            else:  # the profile costs the same compressed bytes, or so, in every file
+                assert all(i > p + 100 for i, p in zip(sizes["icc"], sizes["plain"])), codec_name
+        for name in ("icc", "plain"):
+            encoded = vqcodec.encode(str(tmp_path / f"{name}.png"), k=8, strip=strip)
+            assert [r.bytes for r in runs[name].rows if r.codec == "vqcodec"] == [len(encoded)]
+        assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
+        table = rd.format_table(runs["icc"])
+        assert ("left out of every codec's file (--strip)" in table) == strip
+        assert ("kept in every codec's file, as encode keeps it" in table) == (not strip)
     assert "ICC" not in rd.format_table(runs["plain"])
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "imap_unordered",
     "image_files",
     "process_pool",
+    "shut_down",
     "summarize",
 ]
 
@@ -143,7 +144,8 @@ class Summary:
     files that worked; the means are over those files: ``mean_bpp``
     weighted by pixel count (all bits over all pixels, so that one tiny
     image does not outweigh a folder of photos), ``mean_psnr`` over the
-    finite values (inf only when every measured file was lossless)."""
+    finite values (inf only when every measured file was lossless);
+    ``lossless`` counts the files whose PSNR is infinite (left out of the mean)."""
 
     ok: int
     failed: int  # not counting the skipped
@@ -156,6 +158,7 @@ class Summary:
     unreachable: int = 0
     larger: int = 0
     existing: int = 0
+    lossless: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -188,6 +191,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         unreachable=skipped.count("unreachable"),
         larger=skipped.count("larger"),
         existing=skipped.count("exists"),
+        lossless=len(psnrs) - len(finite),
     )
 
 
@@ -278,7 +282,8 @@ def _plan(what: str, paths: Sequence[str], output_dir: str | None, extensions: f
     for group in claims.values():
         if len(group) > 1:
             names = ", ".join(f"'{j.source}'" for j in group)
-            failed.extend(Result(j.source, j.target, error=f"{names} would all write "
+            every = "both" if len(group) == 2 else "all"
+            failed.extend(Result(j.source, j.target, error=f"{names} would {every} write "
                                  f"'{j.target}'; rename one of them") for j in group)
             continue
         job = group[0]
@@ -321,7 +326,8 @@ def _walk(root: str, extensions: frozenset[str], skip_dir: str | None) -> Iterat
 
 
 def _exists(target: str) -> str:
-    return f"'{target}' exists; use --force to replace it"
+    # no advice: it would name the CLI's flag or the API's keyword (each front end adds its own)
+    return f"'{target}' exists"
 
 
 # --------------------------------------------------------------------------
@@ -468,7 +474,7 @@ def imap_unordered(worker: Callable[..., Any], calls: Sequence[tuple], /, *,
         for future in pending:
             future.cancel()
         if own:
-            _shut_down(executor, finished)
+            shut_down(executor, finished)
 
 
 def process_pool(workers: int) -> Executor:
@@ -511,7 +517,8 @@ def _display(result: Result, job: Job) -> Result:
     return replace(result, source=job.source, target=job.target, error=error)
 
 
-def _shut_down(executor: Executor, finished: bool) -> None:
+def shut_down(executor: Executor, finished: bool) -> None:
+    """Shut a pool down: wait for it when *finished*, else stop its workers at once."""
     if finished:
         executor.shutdown(wait=True)
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
@@ -73,7 +73,7 @@ def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
         return image
     if isinstance(image, np.ndarray):
         return pixels.from_array(image)
-    if type(image).__module__.startswith("PIL."):
+    if pixels.is_pil_image(image):  # also images of plugins outside PIL (VQI's own)
         return pixels.from_pil(image)
     return pixels.load(image, max_pixels=max_pixels)
 
@@ -84,27 +84,28 @@ def _options(options: EncodeOptions | None, changes: dict[str, Any]) -> EncodeOp
 
 
 def _load(image: ImageLike, opts: EncodeOptions) -> tuple[pixels.Pixels, int | None]:
-    """The pixels, checked against the limit, and the input file's size (None: not a file)."""
-    px = as_pixels(image, opts.max_pixels)
+    """The pixels (ICC profile left out with *strip*), checked against the limit, and the
+    input file's size (for ``skip_if_larger``; None: not asked for, or not a file)."""
+    px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,}"
         )
-    return px, _input_size(image)
+    return px, _input_size(image) if opts.skip_if_larger else None
 
 
 def _input_size(image: ImageLike) -> int | None:
-    """The size of a file input (path, bytes, or the rest of a seekable stream)."""
-    if isinstance(image, (np.ndarray, pixels.Pixels)) or type(image).__module__.startswith("PIL."):
-        return None
+    """The size of a file input (path, bytes, or a seekable binary stream), else None."""
     if isinstance(image, (bytes, bytearray, memoryview)):
         return memoryview(image).nbytes
     if isinstance(image, (str, os.PathLike)):
         return os.path.getsize(image)
+    if not (hasattr(image, "read") and hasattr(image, "seek")):  # an array, a PIL image...
+        return None
     try:  # a stream that was read to its end: its length
         return int(image.seek(0, os.SEEK_END))
-    except (AttributeError, OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
 
 
@@ -152,29 +153,36 @@ def encode_target(image: ImageLike, /, options: EncodeOptions | None = None,
                    encoded=None if skipped else result.encoded)
 
 
-def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **changes: Any) -> Encoded:
+def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
+                  on_stage: Callable[[str], None] | None = None, **changes: Any) -> Encoded:
     """Encode and return the bytes together with the codebook and indices.
 
     *options* is an :class:`~vqcodec.options.EncodeOptions` (default: all
     defaults); keyword *changes* replace some of its fields (``k=64``...).
-    With a target option the codebook size is chosen to meet it
-    (:func:`encode_target`); :class:`~vqcodec.errors.TargetUnreachableError`
-    when no k up to ``k`` does.  With ``skip_if_larger``,
-    :class:`~vqcodec.errors.NotSmallerError` when the file would not be
-    smaller than the input file.
+    *on_stage*, if given, is called with the name of each stage as it starts
+    ("reading", "learning the codebook", "mapping pixels", "coding"): what a
+    progress display shows.  With a target option the codebook size is
+    chosen to meet it (:func:`encode_target`; stage "choosing k");
+    :class:`~vqcodec.errors.TargetUnreachableError` when no k up to ``k``
+    does.  With ``skip_if_larger``, :class:`~vqcodec.errors.NotSmallerError`
+    when the file would not be smaller than the input file.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
     from .quantize.rdo import iterations_for
 
+    stage = on_stage or (lambda name: None)
     opts = _options(options, changes)
     if opts.target is not None:
+        stage("choosing k")
         result = encode_target(image, opts)
         if not result.reached:
             raise TargetUnreachableError(_unreachable(result), result)
         if result.skipped:
             raise _larger(result.bytes, result.input_bytes)
         return result.encoded
+    stage("reading")
     px, input_bytes = _load(image, opts)
+    stage("learning the codebook" if opts.codebook is None else "mapping pixels")
     shared = opts.codebook
     block = opts.block
     if shared is not None:  # spec §11: map to the shared codebook, which the file names by its identity
@@ -191,10 +199,12 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     elif block == (1, 1):
         q = quantize(px.array, k=opts.k, seed=opts.seed, speed=opts.speed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+        stage("mapping pixels")
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
                         dither=opts.dither, rdo_iterations=iterations_for(opts.speed))
     else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
         codebook, indices = _quantize_blocks(px.array, opts)
+    stage("coding")
     enc = _assemble(px, opts, codebook, indices, block, shared)
     if _not_smaller(len(enc.data), input_bytes, opts):
         raise _larger(len(enc.data), input_bytes)
@@ -262,7 +272,7 @@ def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
            seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
            layout: str | None = None, level: int | None = None, block: object = (1, 1),
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
+           strip: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
            codebook: books.Source | None = None, psnr: float | None = None, quality: Any = None,
            max_bytes: int | None = None, bpp: float | None = None,
            skip_if_larger: bool = False, speed: int = 4) -> bytes:
@@ -278,18 +288,19 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
-    ``"2x2"``; default one pixel), ``max_pixels``, ``codebook`` (a shared
-    codebook: the file names it instead of holding it, :mod:`vqcodec.books`); one target of
-    ``psnr`` (dB), ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp``
-    (then ``k`` is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
+    ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),
+    ``max_pixels``, ``codebook`` (a shared codebook: the file names it
+    instead of holding it, :mod:`vqcodec.books`); one target of ``psnr`` (dB),
+    ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp`` (then ``k``
+    is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
     unreachable target raises :class:`~vqcodec.errors.TargetUnreachableError`
     and ``skip_if_larger`` :class:`~vqcodec.errors.NotSmallerError`, with
     nothing written (:func:`encode_target` returns the outcome instead).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
-                            block=block, max_pixels=max_pixels, codebook=codebook, psnr=psnr,
-                            quality=quality, max_bytes=max_bytes, bpp=bpp, skip_if_larger=skip_if_larger,
-                            speed=speed)
+                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook,
+                            psnr=psnr, quality=quality, max_bytes=max_bytes, bpp=bpp,
+                            skip_if_larger=skip_if_larger, speed=speed)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

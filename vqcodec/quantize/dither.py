@@ -50,7 +50,10 @@ after the nearest map.  Libimagequant's approach, in our own code:
    many bytes); in texture and on edges it is strong.  On kodim01-08
    at k = 16 / 64 it makes the files 8 / 9 % smaller for 0.15 / 0.23 dB of
    blurred PSNR (with ``rdo`` 0 there is none: 0.80 / 0.83 of pngquant's
-   dithered bytes instead of 0.74 / 0.75).
+   dithered bytes instead of 0.74 / 0.75).  It is tuned for the context coder (index
+   coder 2); where the encoder's "auto" picks zstd instead (some synthetic
+   images) its runs can cost a few percent more than no choice at all
+   (tests/test_dither.py's textured ramp: 2379 against 2295 bytes).
 
 The loop is in C (``vqcodec._quantize.diffuse``); :func:`_diffuse_python`
 is its reference and fallback, the same float64 operations in the same
@@ -69,7 +72,7 @@ from vqcodec._native import load
 
 _native = load("_quantize")  # the diffusion loop in C (vqcodec/_quantize.c); Python below is the reference
 
-__all__ = ["dither", "weights", "diffuse", "clamp", "curve", "QUIET", "OVERSHOOT"]
+__all__ = ["dither", "weights", "diffuse", "mean_error", "clamp", "curve", "QUIET", "OVERSHOOT"]
 
 QUIET = 2.0  # squared diffused error (0..255 units) below which a pixel is left undithered
 OVERSHOOT = 25.5  # a target may leave 0..255 by this much (10 %), as libimagequant allows
@@ -79,10 +82,10 @@ SCALE_DOWN_IN = 0.8  # an incoming error above the clamp is shortened by this
 SCALE_DOWN_OUT = 0.75  # an outgoing error above the clamp is shortened by this
 STICKY = 4.0  # the in-loop rate-aware choice's strength, times rdo's (and times 1 - share)
 CONTRAST = 40.0  # contrast is measured in units of this many times the undithered rms error per channel
-NOISE_FLOOR = 0.3  # the share in noise / texture
-BAND_PIXELS = 1 << 18  # the weights, the mean error and the exactness check work on bands of rows of this many pixels
-HALO = 3  # rows of context a band's weights need on each side (second differences, then two 3x3 filters)
 EDGE_POWER = 2.0  # edges: (1 - contrast)^2, so a clear edge is left nearly alone
+NOISE_FLOOR = 0.3  # the share in noise / texture
+BAND_PIXELS = 1 << 18  # the numpy parts work on bands of rows of about this many pixels
+HALO = 3  # rows of context a band's weights need on each side (second differences, two 3x3 filters)
 
 
 def curve(level: float) -> float:
@@ -194,10 +197,10 @@ def diffuse(pixels: np.ndarray, book: np.ndarray, indices: np.ndarray, share: np
     """The index map after serpentine Floyd–Steinberg with per-pixel *share* (see the module docstring).
 
     *pixels* ``(H, W, C)`` uint8, *book* ``(n, C)`` uint8, *indices* the
-    nearest map (uint8 or uint16), *share* ``(H, W)`` (read as float32).  A pixel takes
-    its previous (in scan order) or upper neighbour's entry when that is
-    within ``cost * (1 + strength t / 3) + lam t`` of its target, ``t`` =
-    1 - its share.  *native*
+    nearest map (uint8 or uint16), *share* ``(H, W)`` (read as float32).  A
+    pixel takes its previous (in scan order) or upper neighbour's entry when
+    that is within ``cost * (1 + strength t / 3) + lam t`` of its target,
+    ``t`` = 1 - its share.  *native*
     None: the C loop when it is built; False: the Python reference.
     """
     out = np.array(indices, dtype=indices.dtype, order="C", copy=True)

@@ -208,8 +208,10 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
                      + ("; JPEG skipped on them (JPEG has no alpha)" if "jpeg" in result.baselines else ""))
     if result.icc_images:
-        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: left out of every "
-                     "codec's file, so the bytes compare pixels only")
+        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: "
+                     + ("left out of every codec's file (--strip), so the bytes compare pixels only"
+                        if result.strip else "kept in every codec's file, as encode keeps it "
+                        "(--strip leaves it out of all)"))
     for baseline, reason in result.unavailable.items():
         notes.append(f"{label(baseline)} absent: {reason}")
     if "pngquant" in result.measured() and any(k > PNGQUANT_MAX_K for k in result.ks):
@@ -279,6 +281,7 @@ def to_json(result: Result) -> str:
         "variants": list(result.variants),
         "seed": result.seed,
         "block": f"{result.block[0]}x{result.block[1]}",
+        "strip": result.strip,
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,
