@@ -83,6 +83,7 @@ MAX_PROBES = 16
 """Candidates per search at most (a safety bound: the searches take 2 to 8 on the corpus)."""
 
 _BUDGET_RDO_STEPS = 5  # interpolation steps on the rdo strength, each side of a byte budget
+_FULL = 0.995  # a file this close under its budget ends the search
 
 
 def quality_to_mse(quality: float) -> float:
@@ -427,11 +428,15 @@ class _Search:
     def _fill(self, fits: _Probe, over: _Probe | None, size: int) -> _Probe:
         """The best PSNR within *size*: *fits* with less rdo, or *over* with more."""
         best = fits
+        if fits.bytes >= _FULL * size:  # the budget is used: nothing to gain worth the probes
+            return best
         if fits.rdo > 0:  # a weaker rate-aware choice: more bytes, more PSNR
             p = self._least_rdo(fits.k, 0.0, fits.rdo, size)
             if p is not None and p.mse < best.mse:
                 best = p
-        if over is not None:  # a stronger one may fit one more colour
+        # a stronger one may fit one more colour; it can only add error to over's, so it
+        # is worth probing only when over's error is below the best found
+        if over is not None and over.mse < best.mse:
             p = self._least_rdo(over.k, over.rdo, RDO_MAX, size)
             if p is not None and p.mse < best.mse:
                 best = p
@@ -448,6 +453,8 @@ class _Search:
             return None
         over = first
         for _ in range(_BUDGET_RDO_STEPS):
+            if fitting.bytes >= _FULL * size:  # close enough to the budget
+                break
             t = (over.bytes - size) / max(over.bytes - fitting.bytes, 1)
             mid = round(over.rdo + min(max(t, 0.15), 0.85) * (fitting.rdo - over.rdo), 3)
             if not over.rdo < mid < fitting.rdo:
