@@ -18,12 +18,15 @@ The search is cheap because the candidates share one learning:
    error of its distinct colours (no pixels touched): the *estimate* that
    steers the search;
 4. a *probe* measures a candidate exactly: the index map with the
-   rate-aware choice (rdo) and dithering if asked for, its MSE over the pixels (premultiplied with
-   alpha, as ``rd`` and the report measure it) and, for a byte budget, the
-   exact file size from the encoder's coder choice -- no file written;
-5. the search brackets the answer between a probe that meets the target
-   and one that does not, guessing from the estimate scaled by the last
-   probe's measured-to-estimated ratio, so a few probes settle it.
+   rate-aware choice (rdo) and dithering if asked for, its MSE over the
+   pixels (premultiplied with alpha, as ``rd`` and the report measure it)
+   and, for a byte budget, the exact file size from the encoder's coder
+   choice -- no file written;
+5. PSNR and quality: the bracket is searched on *predicted* MSEs (the
+   colour error times the share the rate-aware choice adds, measured once
+   on a quarter of the rows) and only the answer is probed; if it misses,
+   the search goes on above it.  Byte budgets: every candidate is coded,
+   k by interpolation in log k, then the rdo strength either side.
 
 Images with alpha learn each probed k anew (the transparent entry makes the
 family non-nested); the search is the same, by bisection.
@@ -67,8 +70,8 @@ QUALITY_MSE_SCALE = 1.4 * 65536 / 6
 libimagequant maps quality q to an MSE on colours scaled to 0..1:
 ``u(q) = max(0.016 / (0.001 + q) - 0.001, 0) + 2.5 / (210 + q)^1.2 × (100.1 - q) / 100``,
 and pngquant prints it as ``u(q) × 65536 / 6`` (Q80: 6.09, Q70: 9.51,
-Q60: 13.24).  Its search overshoots that target (it delivers 0.66 of it
-on average), and its MSE is gamma-weighted; measured on the Kodak photos
+Q60: 13.24).  Its search overshoots that target (in its own units it
+delivers about 0.66 of it), and its MSE is gamma-weighted; measured on the Kodak photos
 (pngquant 2.17 ``--nofs --quality 0-q``, q = 40 ... 80), the plain per-channel
 MSE it delivers is 1.35-1.52 × its printed number, mean 1.41.  So quality q
 here means an MSE of 1.4 × pngquant's printed MSE: Q80 = 8.53 (38.8 dB),
