@@ -225,7 +225,8 @@ class _Search:
     def _learned(self) -> tuple[np.ndarray, np.ndarray]:
         """k-means at the largest k: the centroids that carry weight, and their weights."""
         if self._base is None:
-            c = kmeans(self.colors, self.counts, self.opts.k, self.opts.seed, speed=self.opts.speed)
+            top = min(self.opts.k, self.distinct - 1)  # a budget below lossless searches under n
+            c = kmeans(self.colors, self.counts, top, self.opts.seed, speed=self.opts.speed)
             labels, d = nearest(self.colors.astype(np.float32), c, want_dist=True)
             w = np.bincount(labels, weights=self.counts.astype(np.float64), minlength=len(c))
             self._base = (c[w > 0], w[w > 0])
