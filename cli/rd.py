@@ -52,18 +52,48 @@ def _baseline_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def _variant(text: str) -> dict[str, Any]:
+    """'rdo=0,coder=zstd' -> {"rdo": 0, "coder": "zstd"}, each value checked as that option."""
+    from vqcodec import OptionError, options
+
+    changes: dict[str, Any] = {}
+    for part in (p for p in text.replace(" ", "").split(",") if p):
+        name, equals, raw = part.partition("=")
+        if not equals or not name or not raw:
+            raise argparse.ArgumentTypeError(f"a variant is NAME=VALUE[,NAME=VALUE...] such as rdo=0, got '{text}'")
+        if name not in options.NAMES or name in ("k", "max_pixels"):
+            settable = ", ".join(n for n in options.NAMES if n not in ("k", "max_pixels"))
+            raise argparse.ArgumentTypeError(f"a variant sets one of {settable}; got '{name}'")
+        value: Any = raw
+        for convert in (int, float):
+            try:
+                value = convert(raw)
+                break
+            except ValueError:
+                pass
+        try:
+            options.check(name, value)
+            changes[name] = value  # as typed, so the variant is named as the user wrote it
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    if not changes:
+        raise argparse.ArgumentTypeError("a variant needs at least one NAME=VALUE, e.g. --variant rdo=0")
+    return changes
+
+
 def add_command(sub: Any) -> None:
     from vqcodec import DEFAULT_MAX_PIXELS
     from vqcodec.rd import BASELINES, DEFAULT_KS
 
     p = sub.add_parser(
         "rd",
-        help="rate–distortion sweep over k, against pngquant, PNG, WebP, AVIF and JPEG",
+        help="rate–distortion sweep over k, against pngquant, PNG, WebP, AVIF, JPEG and lossless JPEG XL",
         description="Encode every image (folders are searched recursively) at every k and "
         "print per-k means across images: vqcodec's bits per pixel, PSNR, SSIM and speed; "
         "pngquant --nofs at the same k; lossless PNG; WebP, AVIF and JPEG at the smallest "
-        "quality that reaches vqcodec's PSNR; then the BD-rate of vqcodec against each "
-        "baseline (needs at least 2 values of k). Images with alpha are measured over "
+        "quality that reaches vqcodec's PSNR; JPEG XL and WebP lossless storing vqcodec's own "
+        "decoded pixels; then the BD-rate of vqcodec against each baseline (needs at least 2 "
+        "values of k). --variant adds vqcodec with other encoder options as a codec of its own. Images with alpha are measured over "
         "premultiplied RGBA. A file that cannot be read is reported and skipped.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images and folders of images")
@@ -78,6 +108,10 @@ def add_command(sub: Any) -> None:
     p.add_argument("--baselines", type=_baseline_list, default=BASELINES, metavar="LIST",
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
+    p.add_argument("--variant", dest="variants", type=_variant, action="append", default=[],
+                   metavar="NAME=VALUE[,...]",
+                   help="also measure vqcodec with these encoder options (e.g. rdo=0 or coder=zstd), "
+                   "as a codec of its own with its own BD-rate against the defaults; repeatable")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
@@ -144,7 +178,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
     try:
         result = rd.sweep(
-            args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
+            args.inputs, ks=args.ks, baselines=baselines, variants=args.variants, seed=args.seed,
             max_pixels=args.max_pixels, progress=bar,
             on_skip=lambda path, reason: warn(f"skipped '{path}': {reason}"),
             on_problem=warn,

@@ -36,8 +36,9 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
 
 def to_json(fields: dict[str, Any]) -> str:
     """One JSON object; an infinite PSNR (lossless) is written as null."""
-    clean = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in fields.items()}
-    return dumps(clean, sort_keys=False)
+    from vqcodec.metrics import json_ready
+
+    return dumps(json_ready(fields), sort_keys=False, allow_nan=False)
 
 
 def dumps(value: Any, **options: Any) -> str:

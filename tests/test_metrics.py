@@ -644,3 +644,14 @@ def test_psnr_from_mse_is_the_one_formula():
     assert metrics.psnr_from_mse(metrics.mse(a, b)) == metrics.psnr(a, b)
     assert metrics.psnr_from_mse(0.0) == float("inf")
     assert metrics.psnr_from_mse(1.0, peak=1.0) == 0.0
+
+
+def test_json_ready_turns_every_non_finite_float_into_null_and_nothing_else():
+    import json
+    import math
+
+    value = {"psnr": math.inf, "rows": [{"psnr": -math.inf, "n": 3}, (1.5, math.nan)], "name": "inf", "ok": True}
+    ready = metrics.json_ready(value)
+    assert ready == {"psnr": None, "rows": [{"psnr": None, "n": 3}, [1.5, None]], "name": "inf", "ok": True}
+    json.dumps(ready, allow_nan=False)  # strict JSON accepts it
+    assert value["psnr"] == math.inf  # the input is not changed

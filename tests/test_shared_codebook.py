@@ -168,10 +168,18 @@ def test_channels_are_widened_or_refused():
         vqcodec.encode(IMAGE, codebook=PALETTE[:, :1])
 
 
-def test_block_codebook_refused_for_vqi_files():
+def test_a_shared_block_codebook_gives_a_block_file_that_decodes_by_lookup():
+    from vqcodec.quantize import rebuild
+
     blocks = Codebook(RNG.integers(0, 256, (8, 12), dtype=np.uint8), channels=3, block=(2, 2))
-    with pytest.raises(OptionError, match="2x2 blocks"):
-        vqcodec.encode(IMAGE, codebook=blocks)
+    data = vqcodec.encode(IMAGE, codebook=blocks)
+    header = container.read(data, inflate=False, codebooks=lambda ref: books.from_codebook(blocks)).header
+    assert (header.block, header.codebook_source, header.k) == ((2, 2), 1, 8)
+    expected = rebuild(remap(IMAGE, blocks), blocks, *IMAGE.shape[:2])
+    decoded = vqcodec.decode(data, codebook=blocks)
+    np.testing.assert_array_equal(decoded.reshape(expected.shape), expected)
+    with pytest.raises(OptionError, match="differs from the codebook's"):
+        vqcodec.encode(IMAGE, codebook=blocks, block="4x4")
 
 
 def test_the_encoded_codebook_is_the_given_one():

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import codec, fileio, metrics, pixels
+from ._threads import cores
 from .limits import DEFAULT_MAX_PIXELS
 from .errors import OptionError, VqiError
 from .options import EncodeOptions
@@ -111,9 +112,7 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
-        data = asdict(self)
-        data["psnr"] = _finite_or_none(self.psnr)
-        return data
+        return metrics.json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
-        data = asdict(self)
-        data["mean_psnr"] = _finite_or_none(self.mean_psnr)
-        return data
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        return metrics.json_ready(asdict(self))
 
 
 def summarize(results: Iterable[Result], seconds: float) -> Summary:
@@ -407,7 +400,7 @@ def imap_unordered(worker: Callable[..., Any], calls: Sequence[tuple], /, *,
     """
     if not calls:
         return
-    workers = min(jobs or os.cpu_count() or 1, len(calls))
+    workers = min(jobs or cores(), len(calls))
     if executor is None and workers == 1:
         for i, call in enumerate(calls):
             future: Future = Future()

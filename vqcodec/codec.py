@@ -42,13 +42,15 @@ class Encoded:
 
     data: bytes
     header: container.Header
-    codebook: np.ndarray  # (k, C) uint8
-    indices: np.ndarray  # (H, W)
+    codebook: np.ndarray  # (k, C) uint8; blocks: (k, bw × bh × C), each entry a block (spec §4)
+    indices: np.ndarray  # (H, W); blocks: (⌈H / bh⌉, ⌈W / bw⌉)
     source: pixels.Pixels
 
     def reconstruct(self) -> np.ndarray:
         """The decoded pixels (H, W, C), by codebook lookup, without re-reading the file."""
-        return self.codebook[self.indices]
+        if self.header.block == (1, 1):
+            return self.codebook[self.indices]
+        return _lookup(self.codebook, self.indices.reshape(-1), self.header)
 
 
 @dataclass(frozen=True)
@@ -92,21 +94,29 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
             f"above the limit of {opts.max_pixels:,}"
         )
     shared = opts.codebook
-    if shared is None:
+    block = opts.block
+    if shared is not None:  # spec §11: map to the shared codebook, which the file names by its identity
+        px = to_channels(px, shared.channels)
+        if block not in ((1, 1), shared.block):
+            raise OptionError(f"block {block[0]}x{block[1]} differs from the codebook's "
+                              f"{shared.block[0]}x{shared.block[1]}; leave block out to use the codebook's")
+        block = shared.block
+        codebook = np.ascontiguousarray(shared.entries)
+        if block == (1, 1):
+            indices = remap(px.array, codebook, rdo_strength=opts.rdo)
+        else:
+            indices = remap(px.array, shared)
+    elif block == (1, 1):
         q = quantize(px.array, k=opts.k, seed=opts.seed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
-    else:  # spec §11: map to the shared codebook, which the file names by its identity
-        px = to_channels(px, shared.channels)
-        if shared.block != (1, 1):
-            raise OptionError(f"codebook: {shared.block[0]}x{shared.block[1]} blocks; this version "
-                              "encodes .vqi files with 1x1 (colour) codebooks only")
-        codebook = np.ascontiguousarray(shared.entries)
-        indices = remap(px.array, codebook, rdo_strength=opts.rdo)
+    else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
+        codebook, indices = _quantize_blocks(px.array, opts)
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
         index_layout=choice.layout, index_coder=choice.coder.id,
+        block_width=block[0], block_height=block[1],
         codebook_source=0 if shared is None else 1,
     )
     payload = packing.pack(indices, bits=header.index_bits, layout=choice.layout)
@@ -114,6 +124,24 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
                            coded_index=choice.data,
                            codebook_ref=None if shared is None else bytes.fromhex(shared.sha256))
     return Encoded(data, header, codebook, indices, px)
+
+
+def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(codebook (k, bw × bh × C), index map (⌈H / bh⌉, ⌈W / bw⌉)) for block vectors."""
+    from .quantize import Histogram, learn, remap
+
+    book = learn(Histogram.of(array, block=opts.block), opts.k, seed=opts.seed)
+    return np.ascontiguousarray(book.entries), remap(array, book)
+
+
+def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:
+    """Spec §8: each index's entry, blocks put in place and cropped to (H, W, C)."""
+    book = book.reshape(h.k, h.entry_size)
+    if h.block == (1, 1):
+        return np.take(book, flat, axis=0).reshape(h.height, h.width, h.channels)  # 4x book[flat]
+    from .quantize.blocks import lookup  # the encoder's gather, inverted
+
+    return lookup(book, flat.reshape(h.map_height, h.map_width), h.height, h.width, h.channels, h.block)
 
 
 def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
@@ -143,8 +171,9 @@ def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
            seed: int = 0, rdo: float = DEFAULT_RDO, coder: str = "auto", layout: str | None = None,
-           level: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           overwrite: bool = False, codebook: books.Source | None = None) -> bytes:
+           level: int | None = None, block: object = (1, 1),
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
+           codebook: books.Source | None = None) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -155,11 +184,12 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
     (rate-aware index choice), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
-    ``level`` (zstd 1-22), ``max_pixels``, ``codebook`` (a shared codebook:
-    the file names it instead of holding it, :mod:`vqcodec.books`).
+    ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
+    ``"2x2"``; default one pixel), ``max_pixels``, ``codebook`` (a shared
+    codebook: the file names it instead of holding it, :mod:`vqcodec.books`).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, coder=coder, layout=layout, level=level,
-                            max_pixels=max_pixels, codebook=codebook)
+                            block=block, max_pixels=max_pixels, codebook=codebook)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)
@@ -186,14 +216,13 @@ def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = DEFAULT_MAX
     if parsed.samples is not None:  # index coder 2 looked the codebook up as it decoded
         array = parsed.samples.reshape(h.height, h.width, h.channels)
         return pixels.Pixels(array, parsed.icc_profile)
-    book = np.frombuffer(parsed.codebook, dtype=np.uint8).reshape(h.k, h.channels)
+    book = np.frombuffer(parsed.codebook, dtype=np.uint8)
     flat = packing.unpack(
-        parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k,
-        layout=h.index_layout, width=h.width,
+        parsed.index_payload, bits=h.index_bits, count=h.map_width * h.map_height, k=h.k,
+        layout=h.index_layout, width=h.map_width,
     )
-    # np.take: 4x faster than book[flat] (indices were checked < k by unpack)
-    array = np.take(book, flat, axis=0).reshape(h.height, h.width, h.channels)
-    return pixels.Pixels(array, parsed.icc_profile)
+    # indices were checked < k by unpack
+    return pixels.Pixels(_lookup(book, flat, h), parsed.icc_profile)
 
 
 def decode(src: fileio.Source, dst: fileio.Target | None = None, /, *,

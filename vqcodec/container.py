@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 from . import coders, packing, vqb
 from .coders import zstd
 from .errors import CodebookError, FormatError, IntegrityError, LimitError, UnsupportedVersionError
-from .limits import DEFAULT_MAX_PIXELS, MAX_K
+from .limits import DEFAULT_MAX_PIXELS, MAX_BLOCK, MAX_K
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -50,6 +50,7 @@ __all__ = [
 MAGIC = b"\x89VQI\r\n\x1a\n"
 FORMAT_VERSION = (1, 2)  # the newest version read and written; a file is stamped
 # with the lowest version that holds it (spec §2.1)
+BLOCKS_VERSION = (1, 2)  # the version that brought block vectors (spec §3.1)
 SUPPORTED_MAJOR = 1
 SIGNATURE_SIZE = len(MAGIC) + 2
 
@@ -184,6 +185,36 @@ class Header:
         """width × height."""
         return self.width * self.height
 
+    @property
+    def block(self) -> tuple[int, int]:
+        """(block_width, block_height): the pixels one index stands for (spec §3.1)."""
+        return self.block_width, self.block_height
+
+    @property
+    def entry_size(self) -> int:
+        """Bytes per codebook entry: block_width × block_height × channels (spec §4)."""
+        return self.block_width * self.block_height * self.channels
+
+    @property
+    def map_width(self) -> int:
+        """Indices per row of the index map: ⌈width / block_width⌉ (spec §3.1)."""
+        return -(-self.width // self.block_width)
+
+    @property
+    def map_height(self) -> int:
+        """Rows of the index map: ⌈height / block_height⌉ (spec §3.1)."""
+        return -(-self.height // self.block_height)
+
+    @property
+    def padded_pixel_count(self) -> int:
+        """Pixels of the blocks before the crop: the count a decoder's limit sees (spec §7)."""
+        return self.map_width * self.block_width * self.map_height * self.block_height
+
+    def index_map(self) -> coders.IndexMap:
+        """What the index coders see: the map of ⌈W/bw⌉ × ⌈H/bh⌉ indices and its entries."""
+        return coders.IndexMap(self.map_width, self.map_height, self.entry_size, self.k, self.index_bits,
+                        self.index_layout, self.index_coder)
+
     def pack(self) -> bytes:
         """The 24 bytes of ``HEAD.data`` (spec §3), little-endian."""
         return _HEAD.pack(
@@ -224,11 +255,14 @@ def _check_header(h: Header) -> None:
         raise FormatError(f"HEAD: image size {h.width}×{h.height}; both must be at least 1")
     if h.channels not in CHANNEL_LAYOUTS:
         raise FormatError(f"HEAD: channels {h.channels}; expected 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)")
+    if h.block_width < 1 or h.block_height < 1:
+        raise FormatError(f"HEAD: block {h.block_width}×{h.block_height}; both must be at least 1")
     unsupported = []
     if h.sample_depth != 8:
         unsupported.append(f"sample_depth {h.sample_depth} (supported: 8)")
-    if (h.block_width, h.block_height) != (1, 1):
-        unsupported.append(f"block vectors {h.block_width}×{h.block_height} (supported: 1×1)")
+    if h.block_width > MAX_BLOCK or h.block_height > MAX_BLOCK:
+        unsupported.append(f"block vectors {h.block_width}×{h.block_height} "
+                           f"(supported: 1 to {MAX_BLOCK} each)")
     if h.stages != 1:
         unsupported.append(f"{h.stages} codebook stages (supported: 1)")
     if h.codebook_source not in CODEBOOK_SECTION:
@@ -251,26 +285,35 @@ def _check_header(h: Header) -> None:
 
 
 def _check_size(header: Header, max_pixels: int | None) -> None:
-    """Spec §7 step 3: the pixel count against the limit, before anything is allocated."""
-    if max_pixels is not None and header.pixel_count > max_pixels:
+    """Spec §7 step 3: the pixel count (of the blocks, padding included) against the limit,
+    before anything is allocated."""
+    if max_pixels is not None and header.padded_pixel_count > max_pixels:
+        padded = "" if header.padded_pixel_count == header.pixel_count else \
+            f" ({header.padded_pixel_count:,} in {header.block_width}×{header.block_height} blocks)"
         raise LimitError(
-            f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels, "
+            f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels{padded}, "
             f"above the limit of {max_pixels:,}"
         )
 
 
 def version_for(header: Header) -> tuple[int, int]:
     """The lowest format version that holds a file with this header (spec §2.1)."""
-    shared = (1, 2) if header.codebook_source == 1 else (1, 0)  # §11
-    return max(coders.by_id(header.index_coder).version, shared)
+    version = coders.by_id(header.index_coder).version
+    if header.block != (1, 1):
+        version = max(version, BLOCKS_VERSION)
+    if header.codebook_source == 1:  # §11
+        version = max(version, (1, 2))
+    return version
+
 
 
 # ---------------------------------------------------------------- §5 INDX
 
 
 def index_payload_size(header: Header) -> int:
-    """The exact size of the index payload (spec §5)."""
-    return packing.payload_size(header.pixel_count, header.index_bits, header.index_layout)
+    """The exact size of the index payload (spec §5): one index per block."""
+    return packing.payload_size(header.map_width * header.map_height, header.index_bits,
+                                header.index_layout)
 
 
 # ---------------------------------------------------------------- §6 iccp
@@ -306,7 +349,7 @@ def write(
     ``header.index_coder`` codes it (zstd at *level*, on *threads*).
     """
     _check_header(header)
-    expected_book = header.k * header.channels
+    expected_book = header.k * header.entry_size
     if len(codebook) != expected_book:
         raise FormatError(f"BOOK: expected {expected_book} bytes, found {len(codebook)}")
     size = index_payload_size(header)
@@ -329,7 +372,7 @@ def write(
         parts.append(_section(b"BOOK", bytes(codebook)))
     if coded_index is None:
         coded_index = coders.by_id(header.index_coder).encode(
-            index_payload, header, bytes(codebook), level=level, threads=threads)
+            index_payload, header.index_map(), bytes(codebook), level=level, threads=threads)
     parts.append(_section(b"INDX", coded_index))
     parts.append(_section(b"DONE", b""))
     return b"".join(parts)
@@ -413,9 +456,11 @@ class _Reader:
         self.icc = zstd.decompress_frame("iccp", body, exact=None, bound=MAX_ICC_BYTES)
 
     def BOOK(self, body: memoryview, pos: int) -> None:
-        expected = self.header.k * self.header.channels
+        h = self.header
+        expected = h.k * h.entry_size
         if len(body) != expected:
-            raise FormatError(f"section BOOK: {len(body)} bytes, expected k × channels = {expected}")
+            what = "k × channels" if h.block == (1, 1) else "k × block_width × block_height × channels"
+            raise FormatError(f"section BOOK: {len(body)} bytes, expected {what} = {expected}")
         self.codebook = bytes(body)
 
     def BREF(self, body: memoryview, pos: int) -> None:
@@ -445,8 +490,10 @@ class _Reader:
         if not self.inflate:
             self.payload = b""
             return
+        # blocks: the codec looks the entries up and crops (§8); a coder gives indices
+        samples = self.want_samples and self.header.block == (1, 1)
         decoded = coders.by_id(self.header.index_coder).decode(
-            body, self.header, self.codebook, samples=self.want_samples)
+            body, self.header.index_map(), self.codebook, samples=samples)
         if isinstance(decoded, bytes):
             self.payload = decoded
         else:  # the coder looked the codebook up as it decoded

@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,7 @@ __all__ = [
     "Report",
     "measure",
     "measure_indexed",
+    "json_ready",
 ]
 
 _ALPHA_MODES = ("premultiplied", "straight")
@@ -561,10 +563,22 @@ class Report:
         An infinite PSNR (lossless) becomes ``None`` (JSON ``null``): strict
         JSON has no infinity, and ``mse == 0`` already says "lossless".
         """
-        data = asdict(self)
-        if not math.isfinite(data["psnr"]):
-            data["psnr"] = None
-        return data
+        return json_ready(asdict(self))
+
+
+def json_ready(value: Any) -> Any:
+    """*value* with every non-finite float (an infinite PSNR: lossless) as ``None``, recursively.
+
+    The one rule by which vqcodec writes strict JSON (``allow_nan=False``):
+    lists, tuples and dicts are walked; other values are returned as they are.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
 
 
 def measure(

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from . import coders, packing
 from .errors import OptionError
-from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_k, check_seed
+from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_block, check_k, check_seed
 
 __all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
 
@@ -91,6 +91,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "coder": _check_coder,
     "layout": _check_layout,
     "level": _check_level,
+    "block": check_block,
     "max_pixels": _check_max_pixels,
     "codebook": _check_codebook,
 }
@@ -116,6 +117,11 @@ class EncodeOptions:
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
                     the coder's choice;
     ``level``       zstd's level 1-22, or None for the encoder's choice;
+    ``block``       (width, height) of a vector in pixels, 1 to 8 each, or text
+                    "WxH" ("2x2"): each codebook entry is a block of pixels and
+                    the index map has one index per block (spec §3.1); default
+                    (1, 1), one colour per entry.  ``rdo`` applies to 1×1 only:
+                    a block takes its nearest entry;
     ``max_pixels``  refuse images above this many pixels (None: no limit);
     ``codebook``    a shared codebook to map the image to instead of learning one
                     (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see
@@ -130,6 +136,7 @@ class EncodeOptions:
     coder: str = "auto"
     layout: str | None = None
     level: int | None = None
+    block: tuple[int, int] = (1, 1)
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     codebook: Any = None
 

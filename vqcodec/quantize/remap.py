@@ -21,7 +21,8 @@ from vqcodec import space
 from vqcodec.errors import OptionError
 from vqcodec.quantize import rdo
 from vqcodec.quantize.codebook import Codebook
-from vqcodec.quantize.blocks import gather, grid_shape, scatter
+from vqcodec.quantize.blocks import gather, grid_shape
+from vqcodec.quantize.blocks import lookup as lookup_blocks
 from vqcodec.quantize.histogram import CHUNK, check_pixels, distinct, distinct_vectors
 from vqcodec.quantize.nearest import nearest
 
@@ -85,8 +86,7 @@ def rebuild(indices: np.ndarray, codebook: Codebook, /, height: int | None = Non
     if grid_shape(height, width, codebook.block) != (rows, cols):
         raise OptionError(f"indices: a {cols}x{rows} grid of {bw}x{bh} blocks cannot be a "
                           f"{width}x{height} image")
-    vectors = codebook.entries[idx.reshape(-1)]
-    return scatter(vectors, height, width, codebook.channels, codebook.block)
+    return lookup_blocks(codebook.entries, idx, height, width, codebook.channels, codebook.block)
 
 
 def _nearest_in_space(vectors: np.ndarray, book: np.ndarray, channels: int) -> np.ndarray:

@@ -1,0 +1,313 @@
+"""The sweep: every image × every k × every codec of the list, into a :class:`Result`."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import options, pixels
+from ..batch import image_extensions
+from ..errors import OptionError, VqiError
+from . import codecs as _codecs
+from .bdrate import bd_rate_why
+from .codecs import FAILURES, Codec, Measured
+from .rows import Row, Skipped
+
+DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
+
+Progress = Callable[[int, int, str], None]
+OnSkip = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class BdRate:
+    """BD-rate of ``test`` against ``baseline`` (the anchor) on one image, in percent."""
+
+    image: str
+    baseline: str
+    value: float | None  # None: n/a
+    reason: str = ""  # why it is n/a
+    test: str = "vqcodec"
+
+
+@dataclass
+class Result:
+    """Everything a sweep measured."""
+
+    ks: tuple[int, ...]
+    baselines: tuple[str, ...]  # requested
+    seed: int = 0
+    variants: tuple[str, ...] = ()  # the vqcodec entries after the first ("vqcodec rdo=0"...)
+    rows: list[Row] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # measured, in order
+    modes: dict[str, str] = field(default_factory=dict)  # image -> mode
+    icc_images: list[str] = field(default_factory=list)  # measured images that had a profile
+    skipped: list[Skipped] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # baseline -> why
+    problems: list[str] = field(default_factory=list)  # codec failures, one line each
+
+    def codecs(self) -> tuple[str, ...]:
+        """Every codec that produced rows: vqcodec, its variants, then the baselines."""
+        present = {r.codec for r in self.rows}
+        return tuple(c for c in ("vqcodec", *self.variants, *self.baselines) if c in present)
+
+    def measured(self) -> tuple[str, ...]:
+        """The baselines that produced rows (requested and available)."""
+        present = {r.codec for r in self.rows}
+        return tuple(b for b in self.baselines if b in present)
+
+    def alpha_images(self) -> list[str]:
+        """The measured images that have an alpha channel (LA or RGBA), in order."""
+        return [name for name in self.images if "A" in self.modes.get(name, "")]
+
+    def bd_rates(self) -> list[BdRate]:
+        """Per image: vqcodec against each curve baseline, then each variant against vqcodec."""
+        pairs = [("vqcodec", b) for b in self.measured() if b != "png"]
+        pairs += [(v, "vqcodec") for v in self.variants]
+        out = []
+        for test_name, anchor_name in pairs:
+            for image in self.images:
+                test = [r for r in self.rows if r.image == image and r.codec == test_name]
+                anchor = [r for r in self.rows if r.image == image and r.codec == anchor_name]
+                if not anchor or not test:
+                    continue
+                value, reason = bd_rate_why(
+                    [r.bpp for r in anchor], [r.psnr for r in anchor],
+                    [r.bpp for r in test], [r.psnr for r in test],
+                )
+                out.append(BdRate(image, anchor_name, value, reason, test_name))
+        return out
+
+    def bd_rate_means(self, test: str = "vqcodec") -> dict[str, tuple[float | None, str, list[float]]]:
+        """anchor -> (mean over images or None, reason when None, per-image values), for *test*."""
+        out: dict[str, tuple[float | None, str, list[float]]] = {}
+        per = [b for b in self.bd_rates() if b.test == test]
+        for anchor in dict.fromkeys(b.baseline for b in per):
+            items = [b for b in per if b.baseline == anchor]
+            values = [b.value for b in items if b.value is not None]
+            if values:
+                out[anchor] = (statistics.fmean(values), "", values)
+            else:
+                out[anchor] = (None, items[0].reason if items else "no data", [])
+        return out
+
+
+# --------------------------------------------------------------------------
+# Finding the images
+
+
+def find_images(paths: Iterable[str]) -> tuple[list[str], list[Skipped]]:
+    """Files given as they are; folders searched recursively for the image files batch finds.
+
+    Folders are searched for the extensions of the formats Pillow reads here
+    (:func:`vqcodec.batch.image_extensions`: one answer for rd and batch);
+    hidden files and folders (starting with '.') are skipped; a path that
+    does not exist is returned as :class:`Skipped`.
+    """
+    extensions = image_extensions()
+    found: dict[str, None] = {}
+    skipped = []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
+                        found.setdefault(os.path.join(folder, name))
+        elif os.path.exists(path):
+            found.setdefault(path)
+        else:
+            skipped.append(Skipped(path, "no such file or folder"))
+    return list(found), skipped
+
+
+# --------------------------------------------------------------------------
+# The sweep
+
+
+def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    """Sorted distinct k values, each checked against the codec's range."""
+    out = {options.check("k", k) for k in ks}
+    if not out:
+        raise OptionError("no k values given; give at least one, e.g. k=(16, 64, 256)")
+    return tuple(sorted(out))
+
+
+def available_baselines(baselines: Sequence[str], pngquant: str | None) -> dict[str, str]:
+    """baseline -> why it cannot run here, for the requested ones that cannot."""
+    reasons = {name: _codecs.unavailable(name, pngquant) for name in baselines}
+    return {name: reason for name, reason in reasons.items() if reason is not None}
+
+
+def codec_list(*, baselines: Iterable[str] = (), variants: Iterable[Mapping[str, Any]] = (), seed: int = 0,
+               pngquant: str | None = None) -> list[Codec]:
+    """vqcodec, one entry per variant (EncodeOptions changes), then the baselines, in order."""
+    entries = [_codecs.vqcodec_codec(seed=seed)]
+    entries += [_codecs.vqcodec_codec(changes, seed=seed) for changes in variants]
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise OptionError(f"the variant {names[-1][len('vqcodec '):]!r} is given twice or changes nothing")
+    entries += [_codecs.baseline(b, pngquant=pngquant) for b in _codecs.check_baselines(baselines)]
+    return entries
+
+
+def sweep(
+    paths: Iterable[str],
+    /,
+    *,
+    ks: Iterable[int] = DEFAULT_KS,
+    baselines: Iterable[str] = _codecs.BASELINES,
+    variants: Iterable[Mapping[str, Any]] = (),
+    seed: int = 0,
+    max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
+    pngquant: str | None = "",
+    progress: Progress | None = None,
+    on_skip: OnSkip | None = None,
+    on_problem: Callable[[str], None] | None = None,
+) -> Result:
+    """Measure vqcodec, its variants and the baselines on every image (folders recursed) at every k.
+
+    ``variants`` are EncodeOptions changes (``{"rdo": 0}``, ``{"coder":
+    "zstd"}``), each measured as a codec of its own beside vqcodec's
+    defaults.  ``pngquant`` is the executable's path; ``""`` (default) looks
+    it up on PATH, ``None`` means "not available".  ``progress(done, total,
+    what)`` is called as (image, k) steps finish; ``on_skip(path, reason)``
+    for every file that could not be read or measured (it is left out, not
+    fatal); ``on_problem(message)`` when one codec fails on one image.
+    """
+    import shutil
+    import tempfile
+
+    ks = check_ks(ks)
+    baselines = _codecs.check_baselines(baselines)
+    variants = [dict(v) for v in variants]
+    if pngquant == "":
+        pngquant = shutil.which("pngquant")
+    result = Result(ks=ks, baselines=baselines, seed=seed)
+    result.unavailable = available_baselines(baselines, pngquant)
+    runnable = tuple(b for b in baselines if b not in result.unavailable)
+    entries = codec_list(baselines=runnable, variants=variants, seed=seed, pngquant=pngquant)
+    result.variants = tuple(e.name for e in entries if e.kind == "vqcodec")[1:]
+    images, skipped = find_images(paths)
+
+    def skip(path: str, reason: str) -> None:
+        result.skipped.append(Skipped(path, reason))
+        if on_skip is not None:
+            on_skip(path, reason)
+
+    def problem(message: str) -> None:
+        result.problems.append(message)
+        if on_problem is not None:
+            on_problem(message)
+
+    for s in skipped:
+        skip(s.path, s.reason)
+    total = len(images) * len(ks)
+    with tempfile.TemporaryDirectory(prefix="vqcodec-rd-") as workdir:
+        for i, path in enumerate(images):
+            step = i * len(ks)
+
+            def tick(j: int, k: int, path: str = path, step: int = step) -> None:
+                if progress is not None:
+                    progress(step + j, total, f"{os.path.basename(path)} k={k}")
+
+            tick(0, ks[0])
+            try:
+                px = pixels.load(path, max_pixels=max_pixels)
+                rows = measure_image(px, name=path, ks=ks, codecs=entries, workdir=workdir,
+                                     progress=tick, on_problem=problem)
+            except VqiError as e:
+                skip(path, str(e))
+                continue
+            result.rows.extend(rows)
+            result.images.append(path)
+            result.modes[path] = px.mode
+            if px.icc_profile:
+                result.icc_images.append(path)
+        if progress is not None:
+            progress(total, total, "done")
+    return result
+
+
+def measure_image(
+    px: pixels.Pixels,
+    /,
+    *,
+    name: str = "<image>",
+    ks: Iterable[int] = DEFAULT_KS,
+    baselines: Iterable[str] = _codecs.BASELINES,
+    seed: int = 0,
+    pngquant: str | None = None,
+    codecs: Sequence[Codec] | None = None,
+    workdir: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_problem: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """The rows of one image: for each k, each codec of the list in order.
+
+    ``codecs`` is the list (:func:`codec_list`); without it, vqcodec and
+    ``baselines`` (run as given; pngquant only with an executable path).
+    The first vqcodec entry is the reference of each k.  A vqcodec failure
+    is raised (it is the image's failure); a baseline that fails is reported
+    through ``on_problem`` and left out of this image's rows.  An ICC
+    profile is left out of every codec's file (pngquant gets none, and a
+    3 KB profile would swamp a small graphic): the bytes are the pixels'.
+    """
+    if px.icc_profile:
+        px = pixels.Pixels(px.array)
+    ks = check_ks(ks)
+    if codecs is None:
+        wanted = _codecs.check_baselines(baselines)
+        if pngquant is None:
+            wanted = tuple(b for b in wanted if b != "pngquant")
+        codecs = codec_list(baselines=wanted, seed=seed, pngquant=pngquant)
+    rows: list[Row] = []
+    failed: set[str] = set()
+    with _work_folder(workdir) as folder:
+        measurers = [(c, c.start(px, name, folder)) for c in codecs]
+        for j, k in enumerate(ks):
+            if progress is not None:
+                progress(j, k)
+            reference: Measured | None = None
+            for entry, measure in measurers:
+                if entry.name in failed:
+                    continue
+                if entry.kind == "vqcodec":
+                    got = measure(k, reference)
+                else:
+                    try:
+                        got = measure(k, reference)
+                    except FAILURES as e:
+                        failed.add(entry.name)
+                        if on_problem is not None:
+                            on_problem(f"{entry.label} failed on '{name}': {' '.join(str(e).split())}")
+                        continue
+                if got is None:
+                    continue
+                if reference is None and entry.kind == "vqcodec":
+                    reference = got
+                rows.append(got.row)
+    return rows
+
+
+class _work_folder:
+    """The given folder, or a temporary one made and removed here."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.folder, self.tmp = folder, None
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        if self.folder is not None:
+            return self.folder
+        self.tmp = tempfile.TemporaryDirectory(prefix="vqcodec-rd-")
+        return self.tmp.name
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tmp is not None:
+            self.tmp.cleanup()
