@@ -246,3 +246,26 @@ def test_cli_damaged_codebook_is_one_line(tmp_path):
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"truncated")
     book.write_bytes(vqb.MAGIC + bytes([1, 0, 3, 8, 1, 1, 0, 0]) + (2**32 - 1).to_bytes(4, "little"))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"k = 4294967295")
+
+
+def test_cli_train_then_batch_encode_and_decode_with_a_block_codebook(tmp_path):
+    """train -> encode -o DIR --codebook (processes) -> decode through the search path."""
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(IMAGE, 5 * i, axis=1)).save(tmp_path / "in" / f"im{i}.png")
+    book = tmp_path / "books" / "b.vqb"
+    book.parent.mkdir()
+    assert cli("train", tmp_path / "in", "-o", book, "-k", "16", "--block", "2x2", "-j", "1",
+               "-q").returncode == 0
+    proc = cli("encode", tmp_path / "in", "-o", tmp_path / "vqi", "--codebook", book, "-j", "2", "-q")
+    assert proc.returncode == 0, proc.stderr
+    data = (tmp_path / "vqi" / "im1.vqi").read_bytes()
+    parsed = container.read(data, inflate=False)
+    assert parsed.header.block == (2, 2) and parsed.codebook_ref == vqb.read(book.read_bytes()).identity
+    proc = cli("decode", tmp_path / "vqi", "-o", tmp_path / "png", "-q",
+               env={books.ENV_VAR: str(book.parent)})
+    assert proc.returncode == 0, proc.stderr
+    codebook = books.to_codebook(str(book))
+    expected = vqcodec.detokenize(vqcodec.tokens(np.roll(IMAGE, 5, axis=1), codebook), codebook,
+                                  height=24, width=40)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" / "im1.png")), expected)
