@@ -45,7 +45,8 @@ def add_command(sub: Any) -> None:
     p.add_argument("--mode", choices=["L", "LA", "RGB", "RGBA"], default="RGB",
                    help="channel layout the images are converted to (default RGB)")
     p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
-                   help="vectors sampled per image at most (default 262,144)")
+                   help="vectors sampled per image at most (default 262,144; fewer per image "
+                   "above 16 images, 4,194,304 in all)")
     p.add_argument("--seed", type=_whole("seed"), default=0, help="seed of sampling and k-means (default 0)")
     p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
                    help="worker processes (default: the number of cores)")
@@ -59,8 +60,6 @@ def add_command(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from vqcodec import batch, books, training, vqb
-    from vqcodec.training import DEFAULT_SAMPLES
-
     from .batch import _BLAS_THREADS, _executor
     from .io import check_output, write_output
 
@@ -77,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = _Progress(sys.stderr, enabled=not args.quiet)
     with _executor(args) as (executor, _window):
         result = training.train(files, k=args.k, block=args.block, mode=args.mode, seed=args.seed,
-                                samples=args.samples or DEFAULT_SAMPLES, executor=executor,
+                                samples=args.samples, executor=executor,
                                 jobs=args.jobs, progress=bar.update)
     bar.clear()
     for path, error in result.failed:
