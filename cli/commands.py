@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from . import io, rd, report, train
+from . import io, rd, report, tokens, train
 from .errors import UsageError
 
 
@@ -157,16 +157,15 @@ def _add_info(sub: Any) -> None:
 
 # the sub-commands, in the order --help lists them
 COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command,
-            "train": train.add_command}
+            "train": train.add_command, "tokens": tokens.add_command}
 
 
 def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None:
     p.add_argument("-o", "--output-dir", metavar="DIR", default=None,
                    help="batch mode: write every output under DIR, mirroring the input folders")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                   help="batch mode: worker processes (default: the number of cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="batch mode: run on a Dask cluster (needs 'pip install vqcodec[dask]')")
+    from .batch import add_executor_options
+
+    add_executor_options(p, prefix="batch mode: ")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
