@@ -58,13 +58,9 @@ def encode_options(args: argparse.Namespace) -> Any:
     from vqcodec.options import EncodeOptions
 
     chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
-                                                      "block", "codebook")
+                                                     "dither", "block", "codebook")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
-
-
-def _block_value(text: str) -> tuple[int, int]:
-    return _checked("block", text)
 
 
 def _rdo_value(text: str) -> float:
@@ -109,10 +105,10 @@ def _add_encode(sub: Any) -> None:
                      help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "
                      "colour; larger = smaller files, lower PSNR)")
-    enc.add_argument("--block", type=_block_value, default=None, metavar="WxH",
+    enc.add_argument("--block", type=rd.block_value, default=None, metavar="WxH",
                      help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
                      "is a block of pixels, one index per block; smaller files at low rates "
-                     "(default 1x1, one colour per entry; --rdo applies to 1x1 only)")
+                     "(default 1x1, one colour per entry)")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--codebook", metavar="BOOK", default=None,
@@ -227,7 +223,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         rep = metrics.measure(enc.source.array, enc.reconstruct(), **measure)
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
-                  k_requested=args.k)
+                  k_requested=args.k, block=f"{h.block_width}x{h.block_height}")
     if args.json:
         _say(args, report.to_json(fields))
     else:

@@ -40,6 +40,16 @@ def _k_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+def block_value(text: str) -> tuple[int, int]:
+    """An argparse type: WxH checked as the encoder option ``block`` (encode and rd take it)."""
+    from vqcodec import OptionError, options
+
+    try:
+        return options.check("block", text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _baseline_list(text: str) -> tuple[str, ...]:
     from vqcodec.rd import BASELINES
 
@@ -113,6 +123,9 @@ def add_command(sub: Any) -> None:
                    help="also measure vqcodec with these encoder options (e.g. rdo=0 or coder=zstd), "
                    "as a codec of its own with its own BD-rate against the defaults; repeatable")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
+    p.add_argument("--block", type=block_value, default=(1, 1), metavar="WxH",
+                   help="vqcodec's vectors: blocks of WxH pixels, 1 to 8 each, as encode --block "
+                   "(default 1x1)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.set_defaults(handler=cmd_rd)
@@ -179,6 +192,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
     try:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, variants=args.variants, seed=args.seed,
+            block=args.block,
             max_pixels=args.max_pixels, progress=bar,
             on_skip=lambda path, reason: warn(f"skipped '{path}': {reason}"),
             on_problem=warn,

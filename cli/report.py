@@ -19,7 +19,8 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
     """``in.png 768×512 RGB -> out.vqi: k=256 (8 bits/index), ...`` as one line."""
     parts = [
         f"{name_in} {fields['width']}×{fields['height']} {fields['mode']} -> {name_out}:",
-        f"k={fields['k']} ({fields['bits_per_index']} bits/index),",
+        f"k={fields['k']}" + (f" {fields['block']} blocks" if fields.get("block", "1x1") != "1x1" else "")
+        + f" ({fields['bits_per_index']} bits/index),",
         f"{fields['bytes']:,} bytes, {fields['bpp']:.3f} bpp,",
         f"ratio {fields['ratio_raw']:.2f}× raw",
     ]

@@ -4,6 +4,7 @@ channel layout, a file built by hand from the spec, hostile headers, options and
 from __future__ import annotations
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -273,6 +274,9 @@ def test_cli_encode_info_decode(tmp_path):
     out = tmp_path / "out.vqi"
     proc = run("encode", "--block", "2x2", "-k", "32", src, out)
     assert proc.returncode == 0, proc.stderr
+    assert " -> " + str(out) + ": k=32 2x2 blocks (5 bits/index), " in proc.stdout.decode()
+    report = json.loads(run("encode", "--json", "--block", "4x2", src, tmp_path / "b.vqi").stdout)
+    assert report["block"] == "4x2" and report["width"] == 41
     assert codec.read_info(str(out)).header.block == (2, 2)
     info = run("info", out).stdout.decode()
     assert "VQI 1.2" in info and "block            2x2" in info
@@ -320,3 +324,60 @@ def test_batch_encode_file_takes_the_block(tmp_path):
     result = batch.encode_file(str(src), str(tmp_path / "out.vqi"), block=(2, 2), k=8)
     assert result.psnr is not None
     assert codec.read_info(str(tmp_path / "out.vqi")).header.block == (2, 2)
+
+
+def test_rd_sweeps_blocks(tmp_path):
+    from vqcodec import rd
+
+    src = tmp_path / "in.png"
+    Image.fromarray(noisy(20, 24, 3)).save(src)
+    result = rd.sweep([str(src)], ks=(4, 16), baselines=(), block="2x2")
+    assert result.block == (2, 2)
+    assert [r.settings for r in result.rows] == ["k=4 seed=0 block=2x2", "k=16 seed=0 block=2x2"]
+    assert '"block": "2x2"' in rd.to_json(result)
+    assert "vectors of 2x2 pixels" in rd.format_table(result)
+    with pytest.raises(OptionError, match="block must be"):
+        rd.sweep([str(src)], ks=(4,), baselines=(), block=(0, 1))
+
+
+def test_rate_aware_choice_on_blocks():
+    """rdo lets a block take its left or upper neighbour's entry; the map gets cheaper."""
+    image = np.asarray(Image.open(vqcodec_sample()).convert("RGB"))[:96, :128]
+    plain = codec.encode_pixels(image, k=64, block=(2, 2), rdo=0, coder="zstd")
+    smooth = codec.encode_pixels(image, k=64, block=(2, 2), rdo=2, coder="zstd")
+    np.testing.assert_array_equal(plain.codebook, smooth.codebook)
+    assert (plain.indices != smooth.indices).any()
+
+    def runs(m: np.ndarray) -> int:  # neighbours (left or above) with the same index
+        return int((m[:, 1:] == m[:, :-1]).sum() + (m[1:] == m[:-1]).sum())
+
+    assert runs(smooth.indices) > 1.2 * runs(plain.indices)
+    assert len(smooth.data) < len(plain.data)
+    assert metrics_psnr(image, smooth) < metrics_psnr(image, plain)
+    np.testing.assert_array_equal(vqcodec.decode(smooth.data), rebuilt(smooth))
+
+
+def test_rate_aware_choice_premultiplies_each_pixel_of_a_block():
+    from vqcodec.quantize import rdo
+
+    blocks = np.array([[[0, 0, 0, 0], [200, 200, 200, 0]]], np.uint8)  # two blocks side by side
+    book = blocks[0].copy()
+    indices = np.array([[0, 1]], np.uint8)
+    # four L pixels per block: the 4th value is a grey level, not an alpha; nothing is close
+    np.testing.assert_array_equal(rdo.smooth(blocks, book, indices, strength=1, channels=1), indices)
+    # one RGBA pixel per block: alpha 0 makes both blocks the same invisible colour
+    np.testing.assert_array_equal(rdo.smooth(blocks, book, indices, strength=1, channels=4), [[0, 0]])
+    with pytest.raises(OptionError, match="not whole pixels of 3 channels"):
+        rdo.smooth(blocks, book, indices, strength=1, channels=3)
+
+
+def vqcodec_sample() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "data" / "sample.png")
+
+
+def metrics_psnr(image: np.ndarray, enc: codec.Encoded) -> float:
+    from vqcodec import metrics
+
+    return metrics.psnr(image, enc.reconstruct())

@@ -172,7 +172,7 @@ def test_a_shared_block_codebook_gives_a_block_file_that_decodes_by_lookup():
     from vqcodec.quantize import rebuild
 
     blocks = Codebook(RNG.integers(0, 256, (8, 12), dtype=np.uint8), channels=3, block=(2, 2))
-    data = vqcodec.encode(IMAGE, codebook=blocks)
+    data = vqcodec.encode(IMAGE, codebook=blocks, rdo=0)  # the nearest entry per block (rdo off)
     header = container.read(data, inflate=False, codebooks=lambda ref: books.from_codebook(blocks)).header
     assert (header.block, header.codebook_source, header.k) == ((2, 2), 1, 8)
     expected = rebuild(remap(IMAGE, blocks), blocks, *IMAGE.shape[:2])
@@ -257,7 +257,8 @@ def test_cli_train_then_batch_encode_and_decode_with_a_block_codebook(tmp_path):
     book.parent.mkdir()
     assert cli("train", tmp_path / "in", "-o", book, "-k", "16", "--block", "2x2", "-j", "1",
                "-q").returncode == 0
-    proc = cli("encode", tmp_path / "in", "-o", tmp_path / "vqi", "--codebook", book, "-j", "2", "-q")
+    proc = cli("encode", tmp_path / "in", "-o", tmp_path / "vqi", "--codebook", book, "--rdo", "0", "-j", "2",
+               "-q")
     assert proc.returncode == 0, proc.stderr
     data = (tmp_path / "vqi" / "im1.vqi").read_bytes()
     parsed = container.read(data, inflate=False)

@@ -103,13 +103,14 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
         block = shared.block
         codebook = np.ascontiguousarray(shared.entries)
         if block == (1, 1):
-            indices = remap(px.array, codebook, rdo_strength=opts.rdo)
+            indices = remap(px.array, codebook, rdo_strength=opts.rdo, dither=opts.dither)
         else:
-            indices = remap(px.array, shared)
+            indices = remap(px.array, shared, rdo_strength=opts.rdo, dither=opts.dither)
     elif block == (1, 1):
         q = quantize(px.array, k=opts.k, seed=opts.seed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
-        indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
+        indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
+                        dither=opts.dither)
     else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
         codebook, indices = _quantize_blocks(px.array, opts)
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
@@ -131,7 +132,7 @@ def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray
     from .quantize import Histogram, learn, remap
 
     book = learn(Histogram.of(array, block=opts.block), opts.k, seed=opts.seed)
-    return np.ascontiguousarray(book.entries), remap(array, book)
+    return np.ascontiguousarray(book.entries), remap(array, book, rdo_strength=opts.rdo, dither=opts.dither)
 
 
 def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:
@@ -170,8 +171,8 @@ def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
 
 
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
-           seed: int = 0, rdo: float = DEFAULT_RDO, coder: str = "auto", layout: str | None = None,
-           level: int | None = None, block: object = (1, 1),
+           seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
+           layout: str | None = None, level: int | None = None, block: object = (1, 1),
            max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
            codebook: books.Source | None = None) -> bytes:
     """Encode an image to .vqi bytes.
@@ -182,13 +183,14 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     there; a path is written atomically and is not replaced unless
     *overwrite*.  The options are :class:`~vqcodec.options.EncodeOptions`'
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
-    (rate-aware index choice), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
+    (rate-aware index choice), ``dither`` (error diffusion, 0..1, off by
+    default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
     ``"2x2"``; default one pixel), ``max_pixels``, ``codebook`` (a shared
     codebook: the file names it instead of holding it, :mod:`vqcodec.books`).
     """
-    options = EncodeOptions(k=k, seed=seed, rdo=rdo, coder=coder, layout=layout, level=level,
+    options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
                             block=block, max_pixels=max_pixels, codebook=codebook)
     data = encode_pixels(image, options).data
     if dst is not None:

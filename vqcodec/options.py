@@ -24,11 +24,13 @@ from . import coders, packing
 from .errors import OptionError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_block, check_k, check_seed
 
-__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
+__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE",
+           "DITHER_RANGE"]
 
 DEFAULT_RDO = 0.6
 RDO_RANGE = (0.0, 100.0)
 LEVEL_RANGE = (1, 22)
+DITHER_RANGE = (0.0, 1.0)
 
 
 def _integer(value: object) -> bool:
@@ -45,6 +47,13 @@ def _check_rdo(value: object) -> float:
     low, high = RDO_RANGE
     if not _number(value) or not (math.isfinite(value) and low <= value <= high):
         raise OptionError(f"rdo must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _check_dither(value: object) -> float:
+    low, high = DITHER_RANGE
+    if not _number(value) or not (math.isfinite(value) and low <= value <= high):
+        raise OptionError(f"dither must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
 
 
@@ -88,6 +97,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "k": check_k,
     "seed": check_seed,
     "rdo": _check_rdo,
+    "dither": _check_dither,
     "coder": _check_coder,
     "layout": _check_layout,
     "level": _check_level,
@@ -112,6 +122,9 @@ class EncodeOptions:
     ``rdo``         rate-aware index choice: 0 maps every pixel to its nearest
                     entry; larger lets a pixel take a neighbour's entry when it
                     is almost as close (a smaller file for a little PSNR);
+    ``dither``      error diffusion, 0 (off, the default: it costs PSNR and bytes)
+                    to 1: smooth gradients look smooth instead of banded
+                    (:mod:`vqcodec.quantize.dither`);
     ``coder``       the index coder: "auto" (the encoder's choice, see
                     :mod:`vqcodec.choose`) or a coder's name ("ctx", "bzip2", "zstd");
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
@@ -120,8 +133,9 @@ class EncodeOptions:
     ``block``       (width, height) of a vector in pixels, 1 to 8 each, or text
                     "WxH" ("2x2"): each codebook entry is a block of pixels and
                     the index map has one index per block (spec §3.1); default
-                    (1, 1), one colour per entry.  ``rdo`` applies to 1×1 only:
-                    a block takes its nearest entry;
+                    (1, 1), one colour per entry.  ``rdo`` works on blocks as on
+                    pixels: a block may take its left or upper neighbour's entry; ``dither``
+                    applies to 1×1 only;
     ``max_pixels``  refuse images above this many pixels (None: no limit);
     ``codebook``    a shared codebook to map the image to instead of learning one
                     (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see
@@ -133,6 +147,7 @@ class EncodeOptions:
     k: int = DEFAULT_K
     seed: int = 0
     rdo: float = DEFAULT_RDO
+    dither: float = 0.0
     coder: str = "auto"
     layout: str | None = None
     level: int | None = None
@@ -143,6 +158,9 @@ class EncodeOptions:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, CHECKS[f.name](getattr(self, f.name)))
+        if self.dither and self.block != (1, 1):
+            raise OptionError(f"dither diffuses the error of single pixels; it does not apply to "
+                              f"{self.block[0]}x{self.block[1]} blocks (use dither 0 with block)")
         if self.coder != "auto" and self.layout is not None:
             layouts = coders.by_name(self.coder).layouts
             if _LAYOUT_IDS[self.layout] not in layouts:

@@ -19,6 +19,7 @@ import numpy as np
 
 from vqcodec import space
 from vqcodec.errors import OptionError
+from vqcodec.quantize import dither as _dither
 from vqcodec.quantize import rdo
 from vqcodec.quantize.codebook import Codebook
 from vqcodec.quantize.blocks import gather, grid_shape
@@ -30,7 +31,7 @@ __all__ = ["remap", "rebuild", "assign", "lookup"]
 
 
 def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np.ndarray | None = None,
-          rdo_strength: float = 0.0) -> np.ndarray:
+          rdo_strength: float = 0.0, dither: float = 0.0) -> np.ndarray:
     """The index map of ``(H, W, C)`` ``uint8`` *pixels* against *codebook*.
 
     *codebook* is a :class:`Codebook` or an ``(n, C)`` ``uint8`` array of
@@ -40,8 +41,12 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
     pixel's nearest entry, as :func:`vqcodec.quantize.quantize` returns
     them) the nearest-entry search is skipped.  ``rdo_strength`` > 0 then
     lets pixels take a neighbour's entry where it is almost as close
-    (:func:`.rdo.smooth`; colours only).  The map is ``uint8`` for at most
-    256 entries, else ``uint16``.
+    (:func:`.rdo.smooth`; for blocks, a neighbouring block's entry).  ``dither``
+    (0..1, 0 = off) diffuses the error where that helps (:mod:`.dither`; single
+    pixels only; an image the codebook reproduces exactly is never dithered),
+    and the rate-aware choice then changes only pixels dithering left alone
+    (see the module docstring).  The map is ``uint8`` for at most 256
+    entries, else ``uint16``.
     """
     check_pixels(pixels)
     if isinstance(codebook, Codebook):
@@ -52,16 +57,29 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
             or book.shape[1] != channels * block[0] * block[1]:
         raise OptionError(f"remap: the codebook's entries {book.dtype} {book.shape} do not match "
                           f"{pixels.shape[2]}-channel pixels")
+    if not (isinstance(dither, (int, float)) and not isinstance(dither, bool) and 0 <= dither <= 1):
+        raise OptionError(f"remap: dither must be a number from 0 to 1, got {dither!r}")
     if block != (1, 1):
-        if rdo_strength:
-            raise OptionError("remap: the rate-aware choice (rdo) maps single pixels, "
-                              f"not {block[0]}x{block[1]} blocks")
+        if dither:
+            raise OptionError(f"remap: dithering maps single pixels, not {block[0]}x{block[1]} blocks; "
+                              "use dither 0 with a block codebook")
         rows, cols = grid_shape(pixels.shape[0], pixels.shape[1], block)
-        vectors, _, inverse = distinct_vectors(gather(pixels, block))
-        return lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        blocks = gather(pixels, block)
+        vectors, _, inverse = distinct_vectors(blocks)
+        indices = lookup(_nearest_in_space(vectors, book, channels), inverse, (rows, cols), len(book))
+        if rdo_strength:  # the same choice between a block and its left and upper neighbours
+            indices = rdo.smooth(blocks.reshape(rows, cols, -1), book, indices, strength=rdo_strength,
+                                 channels=channels)
+        return indices
     if indices is None:
         colors, _, inverse = distinct(pixels)
         indices = lookup(_nearest_in_space(colors, book, channels), inverse, pixels.shape[:2], len(book))
+    if dither:
+        indices, share = _dither.dither(pixels, book, indices, float(dither))
+        if rdo_strength:
+            smoothed = rdo.smooth(pixels, book, indices, strength=rdo_strength)
+            indices = np.where(share > 0, indices, smoothed)
+        return indices
     if rdo_strength:
         indices = rdo.smooth(pixels, book, indices, strength=rdo_strength)
     return indices

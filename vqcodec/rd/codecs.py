@@ -111,19 +111,19 @@ def variant_name(changes: Mapping[str, Any]) -> str:
     return " ".join(["vqcodec", *(f"{key}={value}" for key, value in changes.items())])
 
 
-def vqcodec_codec(changes: Mapping[str, Any] | None = None, *, seed: int = 0) -> Codec:
+def vqcodec_codec(changes: Mapping[str, Any] | None = None, *, seed: int = 0, name: str | None = None) -> Codec:
     """vqcodec with EncodeOptions(seed=seed, **changes) at every k of the sweep.
 
     The options are checked here (:class:`OptionError` names the option);
     ``k`` is the sweep's axis and ``max_pixels`` the sweep's, so neither can
-    be changed.
+    be changed.  *name* defaults to :func:`variant_name` of the changes.
     """
     changes = dict(changes or {})
     fixed = sorted({"k", "max_pixels"} & set(changes))
     if fixed:
         raise OptionError(f"a variant cannot set {fixed[0]!r}: the sweep sets it")
     options = EncodeOptions(seed=seed).replace(max_pixels=None, **changes)
-    name = variant_name(changes)
+    name = variant_name(changes) if name is None else name
 
     def start(px: pixels.Pixels, image: str, folder: str) -> Measurer:
         return lambda k, reference: measure(px, options.replace(k=k), name=image, codec_name=name)
@@ -151,10 +151,26 @@ def measure(px: pixels.Pixels, options: EncodeOptions, /, *, name: str = "<image
             f"in {wrong:,} pixels; this is a codec bug"
         )
     decode_s = median_time(lambda: codec.decode(enc.data, max_pixels=None))
-    settings = " ".join(f"{key}={value}" for key, value in options.as_dict().items()
-                        if key != "max_pixels" and value is not None)
+    settings = describe(options)
     row = make_row(px, name, codec_name, options.k, enc.data, decoded, encode_s, decode_s, settings=settings)
     return Measured(row, decoded)
+
+
+def describe(options: EncodeOptions) -> str:
+    """"k=16 seed=0" and every option that differs from the default ("block=2x2 rdo=0")."""
+    default = EncodeOptions()
+    words = [f"k={options.k}", f"seed={options.seed}"]
+    for key in ("block", "rdo", "dither", "coder", "layout", "level", "codebook"):
+        value = getattr(options, key)
+        unchanged = value is None if key == "codebook" else value == getattr(default, key)
+        if unchanged:
+            continue
+        if key == "block":
+            value = f"{value[0]}x{value[1]}"
+        elif key == "codebook":
+            value = value.sha256[:16]
+        words.append(f"{key}={value}")
+    return " ".join(words)
 
 
 # --------------------------------------------------------------------------

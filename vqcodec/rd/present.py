@@ -196,6 +196,9 @@ def _lossy_cell(name: str) -> Callable[[dict], str]:
 
 def _notes(result: Result, summary: list[dict]) -> list[str]:
     notes = []
+    if result.block != (1, 1):
+        notes.append(f"vqcodec: vectors of {result.block[0]}x{result.block[1]} pixels "
+                     "(a codebook of k blocks per image)")
     alpha = result.alpha_images()
     if alpha:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
@@ -269,6 +272,7 @@ def to_json(result: Result) -> str:
         "measured_baselines": list(result.measured()),
         "variants": list(result.variants),
         "seed": result.seed,
+        "block": f"{result.block[0]}x{result.block[1]}",
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,

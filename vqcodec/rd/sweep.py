@@ -40,6 +40,7 @@ class Result:
     ks: tuple[int, ...]
     baselines: tuple[str, ...]  # requested
     seed: int = 0
+    block: tuple[int, int] = (1, 1)  # vqcodec's vectors (spec §3.1)
     variants: tuple[str, ...] = ()  # the vqcodec entries after the first ("vqcodec rdo=0"...)
     rows: list[Row] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # measured, in order
@@ -144,10 +145,17 @@ def available_baselines(baselines: Sequence[str], pngquant: str | None) -> dict[
 
 
 def codec_list(*, baselines: Iterable[str] = (), variants: Iterable[Mapping[str, Any]] = (), seed: int = 0,
-               pngquant: str | None = None) -> list[Codec]:
-    """vqcodec, one entry per variant (EncodeOptions changes), then the baselines, in order."""
-    entries = [_codecs.vqcodec_codec(seed=seed)]
-    entries += [_codecs.vqcodec_codec(changes, seed=seed) for changes in variants]
+               block: object = (1, 1), pngquant: str | None = None) -> list[Codec]:
+    """vqcodec, one entry per variant (EncodeOptions changes), then the baselines, in order.
+
+    ``block`` is vqcodec's vector shape (an encoder option: ``(2, 2)``, "2x2"),
+    for vqcodec and, unless they set their own, its variants.
+    """
+    block = options.check("block", block)
+    base = {} if block == (1, 1) else {"block": block}
+    entries = [_codecs.vqcodec_codec(base, seed=seed, name="vqcodec")]
+    entries += [_codecs.vqcodec_codec({**base, **changes}, seed=seed,
+                                      name=_codecs.variant_name(changes)) for changes in variants]
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise OptionError(f"the variant {names[-1][len('vqcodec '):]!r} is given twice or changes nothing")
@@ -163,6 +171,7 @@ def sweep(
     baselines: Iterable[str] = _codecs.BASELINES,
     variants: Iterable[Mapping[str, Any]] = (),
     seed: int = 0,
+    block: object = (1, 1),
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     progress: Progress | None = None,
@@ -173,7 +182,8 @@ def sweep(
 
     ``variants`` are EncodeOptions changes (``{"rdo": 0}``, ``{"coder":
     "zstd"}``), each measured as a codec of its own beside vqcodec's
-    defaults.  ``pngquant`` is the executable's path; ``""`` (default) looks
+    defaults.  ``block`` is vqcodec's vector shape (``(2, 2)``, "2x2"; the
+    variants' too unless they set it).  ``pngquant`` is the executable's path; ``""`` (default) looks
     it up on PATH, ``None`` means "not available".  ``progress(done, total,
     what)`` is called as (image, k) steps finish; ``on_skip(path, reason)``
     for every file that could not be read or measured (it is left out, not
@@ -187,10 +197,11 @@ def sweep(
     variants = [dict(v) for v in variants]
     if pngquant == "":
         pngquant = shutil.which("pngquant")
-    result = Result(ks=ks, baselines=baselines, seed=seed)
+    block = options.check("block", block)
+    result = Result(ks=ks, baselines=baselines, seed=seed, block=block)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
-    entries = codec_list(baselines=runnable, variants=variants, seed=seed, pngquant=pngquant)
+    entries = codec_list(baselines=runnable, variants=variants, seed=seed, block=block, pngquant=pngquant)
     result.variants = tuple(e.name for e in entries if e.kind == "vqcodec")[1:]
     images, skipped = find_images(paths)
 
@@ -241,6 +252,7 @@ def measure_image(
     ks: Iterable[int] = DEFAULT_KS,
     baselines: Iterable[str] = _codecs.BASELINES,
     seed: int = 0,
+    block: object = (1, 1),
     pngquant: str | None = None,
     codecs: Sequence[Codec] | None = None,
     workdir: str | None = None,
@@ -264,7 +276,7 @@ def measure_image(
         wanted = _codecs.check_baselines(baselines)
         if pngquant is None:
             wanted = tuple(b for b in wanted if b != "pngquant")
-        codecs = codec_list(baselines=wanted, seed=seed, pngquant=pngquant)
+        codecs = codec_list(baselines=wanted, seed=seed, block=block, pngquant=pngquant)
     rows: list[Row] = []
     failed: set[str] = set()
     with _work_folder(workdir) as folder:
