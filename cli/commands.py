@@ -144,9 +144,10 @@ def _add_decode(sub: Any) -> None:
 
 
 def _add_info(sub: Any) -> None:
-    info = sub.add_parser("info", help="show a .vqi file's header and sections",
-                          description="Check a .vqi file (all CRCs) and show its header fields and sections.")
-    info.add_argument("input", help=".vqi file, or - for stdin")
+    info = sub.add_parser("info", help="show a .vqi file's header and sections (or a .vqb codebook's)",
+                          description="Check a .vqi file (all CRCs) and show its header fields and sections; "
+                          "for a .vqb codebook file, its fields and identity.")
+    info.add_argument("input", help=".vqi or .vqb file, or - for stdin")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=cmd_info)
 
@@ -324,13 +325,37 @@ def missing_codebook(e: Exception) -> str:
             f"in a folder of ${books.ENV_VAR} or in {books.default_folder()}")
 
 
+def _codebook_info(args: argparse.Namespace, data: bytes, name: str) -> int:
+    """``vqcodec info book.vqb``: the codebook file's fields (spec §11.1) and identity (§11.2)."""
+    from vqcodec import CodebookError, vqb
+
+    try:
+        book = vqb.read(data)
+    except CodebookError as e:
+        raise UsageError(f"'{name}' is not a valid codebook file: {e}") from None
+    fields = {"file": name, "bytes": len(data), "version": f"{data[8]}.{data[9]}",
+              "identity": book.identity.hex(), "k": book.k, "channels": book.channels,
+              "mode": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[book.channels],
+              "sample_depth": book.sample_depth, "block": f"{book.block_width}x{book.block_height}",
+              "colour_space": book.colour_space}
+    if args.json:
+        print(report.dumps(fields))
+        return 0
+    print(f"{name}: VQB {fields['version']} codebook, {len(data):,} bytes")
+    for key in ("identity", "k", "mode", "block", "sample_depth", "colour_space"):
+        print(f"  {key:<16} {fields[key]}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec import coders
+    from vqcodec import coders, vqb
     from vqcodec.packing import LAYOUTS
 
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
+    if data.startswith(vqb.MAGIC) or name.lower().endswith(".vqb"):
+        return _codebook_info(args, data, name)
     try:
         info = vqcodec.read_info(data)
     except vqcodec.VqiError as e:

@@ -230,6 +230,8 @@ def test_cli_encode_and_decode_with_a_codebook(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "dir" / "x.png")), expected)
     info = cli("info", vqi, "--json", env=env)
     assert json.loads(info.stdout)["codebook"] == identity
+    info = json.loads(cli("info", book, "--json").stdout)
+    assert (info["identity"], info["k"], info["mode"], info["block"]) == (identity, 16, "RGB", "1x1")
 
 
 def test_cli_damaged_codebook_is_one_line(tmp_path):
@@ -242,6 +244,7 @@ def test_cli_damaged_codebook_is_one_line(tmp_path):
     book.write_bytes(bytes(data))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"CRC mismatch")
     one_error_line(cli("encode", png, tmp_path / "y.vqi", "--codebook", book), r"book.vqb'.*CRC mismatch")
+    one_error_line(cli("info", book), r"'.*book.vqb' is not a valid codebook file: .*CRC mismatch")
     book.write_bytes(bytes(data[:-7]))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"truncated")
     book.write_bytes(vqb.MAGIC + bytes([1, 0, 3, 8, 1, 1, 0, 0]) + (2**32 - 1).to_bytes(4, "little"))
