@@ -117,3 +117,15 @@ def test_a_large_corpus_gets_fewer_samples_per_image(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "MIN_SAMPLES", 100)
     assert training.train(paths, k=4, jobs=1).vectors == 3 * 1000
     assert training.train(paths, k=4, jobs=1, samples=50).vectors == 3 * 50
+
+
+def test_cli_train_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    images(tmp_path / "in")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        proc = cli("train", tmp_path / "in", "-o", tmp_path / "d.vqb", "-k", "6", "--json",
+                   "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    local = training.train(sorted(str(p) for p in (tmp_path / "in").rglob("*.png")), k=6, jobs=1)
+    assert vqb.read((tmp_path / "d.vqb").read_bytes()).identity == books.from_codebook(local.codebook).identity
