@@ -273,3 +273,14 @@ def test_cli_train_then_batch_encode_and_decode_with_a_block_codebook(tmp_path):
     expected = vqcodec.detokenize(vqcodec.tokens(np.roll(IMAGE, 5, axis=1), codebook), codebook,
                                   height=24, width=40)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" / "im1.png")), expected)
+
+
+def test_rd_measures_a_shared_codebook_variant():
+    """rd's vqcodec entry decodes a variant's shared-codebook files with that codebook."""
+    from vqcodec import pixels
+    from vqcodec.options import EncodeOptions
+    from vqcodec.rd.codecs import measure
+
+    measured = measure(pixels.from_array(IMAGE), EncodeOptions(codebook=PALETTE, rdo=0, max_pixels=None))
+    np.testing.assert_array_equal(measured.decoded.reshape(IMAGE.shape), PALETTE[nearest(IMAGE, PALETTE)])
+    assert "codebook" in measured.row.settings
