@@ -284,3 +284,19 @@ def test_rd_measures_a_shared_codebook_variant():
     measured = measure(pixels.from_array(IMAGE), EncodeOptions(codebook=PALETTE, rdo=0, max_pixels=None))
     np.testing.assert_array_equal(measured.decoded.reshape(IMAGE.shape), PALETTE[nearest(IMAGE, PALETTE)])
     assert "codebook" in measured.row.settings
+
+
+def test_palettes_with_alpha(tmp_path):
+    gpl = tmp_path / "a.gpl"
+    gpl.write_text("GIMP Palette\nChannels: RGBA\n10 20 30 255 opaque\n0 0 0 0 clear\n")
+    book = books.load(str(gpl))
+    assert (book.channels, book.entries) == (4, bytes([10, 20, 30, 255, 0, 0, 0, 0]))
+    im = Image.new("P", (2, 1))
+    im.putpalette([255, 0, 0, 0, 0, 255])
+    im.info["transparency"] = 1  # palette index 1 is transparent
+    im.save(tmp_path / "t.png", transparency=1)
+    book = books.load(str(tmp_path / "t.png"))
+    assert (book.channels, book.entries) == (4, bytes([255, 0, 0, 255, 0, 0, 255, 0]))
+    # a small non-palette image: its distinct colours, sorted
+    Image.fromarray(np.array([[[9, 9, 9], [1, 2, 3], [9, 9, 9]]], np.uint8)).save(tmp_path / "few.png")
+    assert books.load(str(tmp_path / "few.png")).entries == bytes([1, 2, 3, 9, 9, 9])
