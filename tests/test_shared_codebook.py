@@ -300,3 +300,12 @@ def test_palettes_with_alpha(tmp_path):
     # a small non-palette image: its distinct colours, sorted
     Image.fromarray(np.array([[[9, 9, 9], [1, 2, 3], [9, 9, 9]]], np.uint8)).save(tmp_path / "few.png")
     assert books.load(str(tmp_path / "few.png")).entries == bytes([1, 2, 3, 9, 9, 9])
+
+
+def test_codebook_pickles_read_only():
+    """EncodeOptions(codebook=...) travels to worker processes by pickle: the value stays immutable."""
+    import pickle
+
+    book = Codebook(RNG.integers(0, 256, (4, 12), dtype=np.uint8), channels=3, block=(2, 2))
+    again = pickle.loads(pickle.dumps(book))
+    assert again == book and again.block == (2, 2) and not again.entries.flags.writeable
