@@ -128,7 +128,9 @@ def _executor(args: argparse.Namespace) -> Iterator[tuple[Any, int | None]]:
 
 
 def _error_line(what: str, result: Any) -> None:
-    message = result.error
+    from .commands import missing_codebook
+
+    message = missing_codebook(result.error)  # a worker's missing codebook: name the flag
     if f"'{result.source}'" not in message:  # most errors name the file already
         message = f"cannot {what} '{result.source}': {message}"
     message = " ".join(message.split())

@@ -314,9 +314,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def missing_codebook(e: Exception) -> str:
-    """A CodebookError's message, with the flag that gives a codebook when it is one not found."""
+def missing_codebook(e: Exception | str) -> str:
+    """A CodebookError's message (or a batch worker's error text), with the flag that gives a
+    codebook when it says one was not found."""
+    import re
+
     identity = getattr(e, "missing", None)
+    found = None if identity else re.search(r"shared codebook ([0-9a-f]{64}) not found", str(e))
+    identity = identity or (found.group(1) if found else None)
     if identity is None:
         return str(e)
     from vqcodec import books

@@ -223,6 +223,9 @@ def test_cli_encode_and_decode_with_a_codebook(tmp_path):
     assert cli("decode", vqi, out, "--codebook", book, env=env).returncode == 0
     expected = PALETTE[nearest(IMAGE, PALETTE)]
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    one_error_line(cli("decode", vqi, "-o", tmp_path / "nodir", "-j", "1", env=env),
+                   f"cannot decode '.*x.vqi': shared codebook {identity} not found; give its .vqb file with "
+                   "--codebook BOOK")
     # through the search path, as a batch too
     env[books.ENV_VAR] = str(tmp_path)
     assert cli("decode", vqi, out, "--force", env=env).returncode == 0
