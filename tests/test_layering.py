@@ -57,12 +57,12 @@ PEERS: dict[str, set[str]] = {
     "rd.present": {"rd.codecs", "rd.rows", "rd.sweep"},
     "training": {"batch", "tokenizer"},
     "__main__": {"cli"},
-    "cli": {"cli.errors", "cli.commands"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.train"},
+    "cli": {"cli.errors", "cli.commands", "cli.io"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.progress", "cli.train"},
     "cli.train": {"cli.errors", "cli.progress", "cli.commands", "cli.batch", "cli.io"},
     "cli.io": {"cli.errors"},
-    "cli.batch": {"cli.errors", "cli.progress", "cli.commands"},
-    "cli.rd": {"cli.errors", "cli.progress"},
+    "cli.batch": {"cli.errors", "cli.progress", "cli.commands", "cli.io"},
+    "cli.rd": {"cli.errors", "cli.progress", "cli.io"},
 }
 
 

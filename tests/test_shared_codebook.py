@@ -15,6 +15,8 @@ from vqcodec.coders import ctx as ctxcoder
 from vqcodec.quantize import Codebook, remap
 from vqcodec.options import DEFAULT_RDO
 
+from image_files import png_pixels
+
 RNG = np.random.default_rng(7)
 IMAGE = RNG.integers(0, 256, (24, 40, 3), dtype=np.uint8)
 PALETTE = RNG.integers(0, 256, (16, 3), dtype=np.uint8)
@@ -229,12 +231,12 @@ def test_cli_encode_and_decode_with_a_codebook(tmp_path):
                    f"shared codebook {identity} not found; give its .vqb file with --codebook BOOK")
     assert cli("decode", vqi, out, "--codebook", book, env=env).returncode == 0
     expected = PALETTE[nearest(IMAGE, PALETTE)]
-    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    np.testing.assert_array_equal(png_pixels(out), expected)
     # through the search path, as a batch too
     env[books.ENV_VAR] = str(tmp_path)
     assert cli("decode", vqi, out, "--force", env=env).returncode == 0
-    assert cli("decode", vqi, "-o", tmp_path / "dir", "-j", "1", env=env).returncode == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "dir" / "x.png")), expected)
+    assert cli("decode", vqi, "--output-dir", tmp_path / "dir", "-j", "1", env=env).returncode == 0
+    np.testing.assert_array_equal(png_pixels(tmp_path / "dir" / "x.png"), expected)
     info = cli("info", vqi, "--json", env=env)
     assert json.loads(info.stdout)["codebook"] == identity
 
