@@ -192,6 +192,57 @@ def learn_tree(props: np.ndarray, sym: np.ndarray, a: int, *, adaptive: bool = F
     return leaf, leaves
 
 
+def learn_flat(props: np.ndarray, sym: np.ndarray, a: int, *, max_tests: int = 12,
+               adaptive: bool = False, alpha: float = 1 / 8) -> tuple[np.ndarray, list]:
+    """A context as a packed word of binary tests ``prop > threshold`` (an oblivious tree: the
+    decoder computes the bits and looks the word up in a table), the tests chosen greedily,
+    each the one that saves most (static or adaptive cost, tables counted) while it saves
+    more than a test costs.  Returns (context per sample, tests)."""
+    n = len(sym)
+    stride = max(1, n // LEARN_SAMPLES)
+    sel = np.arange(0, n, stride)
+    ctxw = np.zeros(n, dtype=np.int64)
+    tests: list = []
+
+    def cost(c: np.ndarray) -> float:
+        rows = np.bincount(c[sel] * a + sym[sel], minlength=(int(c[sel].max()) + 1) * a).reshape(-1, a)
+        rows = rows[rows.any(axis=1)] * stride
+        return float((adaptive_rows(rows, alpha) if adaptive else approx_static_rows(rows)).sum())
+
+    current = cost(ctxw)
+    for _ in range(max_tests):
+        best = (SPLIT_BITS, None)
+        for p in range(len(props)):
+            values = np.unique(props[p, sel])
+            if len(values) < 2:
+                continue
+            if len(values) > 17:
+                values = np.unique(np.quantile(props[p, sel], np.linspace(0, 1, 17)[1:-1]).astype(np.int64))
+            for t in values[:-1]:
+                c = ctxw * 2 + (props[p] > t)
+                gain = current - cost(c)
+                if gain > best[0]:
+                    best = (gain, (p, int(t)))
+        if best[1] is None:
+            break
+        p, t = best[1]
+        ctxw = ctxw * 2 + (props[p] > t)
+        tests.append((p, t))
+        current -= best[0]
+    _, dense = np.unique(ctxw, return_inverse=True)
+    return dense, tests
+
+
+def flat_bits(props, sym, a, *, adaptive=False, max_tests=12) -> tuple[float, int]:
+    """(bits, contexts) of a stream with a packed-test context (see learn_flat): the tests
+    (SPLIT_BITS each) and the contexts' tables (or learning)."""
+    ctxw, tests = learn_flat(props, sym, a, max_tests=max_tests, adaptive=adaptive)
+    n_ctx = int(ctxw.max()) + 1
+    counts = counts_of(ctxw, sym, n_ctx, a)
+    body = adaptive_bits(counts) if adaptive else static_bits(counts)
+    return body + SPLIT_BITS * len(tests) + n_ctx, n_ctx
+
+
 def tree_bits(props, sym, a, *, adaptive=False, max_leaves=512, split_bits=SPLIT_BITS) -> tuple[float, int]:
     """(bits, leaves) of a stream coded with a per-image context tree (tree + tables/learning)."""
     leaf, leaves = learn_tree(props, sym, a, adaptive=adaptive, max_leaves=max_leaves,
@@ -553,6 +604,39 @@ def chain_bits(m: Map, *, adaptive: bool = False, names=CAND, how: str = "chain"
         if want_pixels:
             pixel[tested] += leaf_pixel_bits(leaf, flag, 2)
         alive &= ~(tested & (X == v))
+    best = escape_bits(m, alive, new_of, adaptive=adaptive, names=names)
+    total += best[0]
+    parts["escape " + best[1]] = best[0] / 8
+    parts["symbols"] += int(alive.sum())
+    parts["symbols/pixel"] = parts.pop("symbols") / n
+    if want_pixels:
+        pixel[alive] += leaf_pixel_bits(best[2], best[3], int(best[3].max()) + 1) + best[4]
+        return total, parts, pixel
+    return total, parts
+
+
+def hybrid_uint(v: np.ndarray, msb: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(token, raw bit count) per value, as JPEG XL's hybrid integers: values below
+    2^(msb+1) are their own token; a larger value's token is its exponent and its *msb*
+    bits below the leading one, the rest of its bits are sent raw."""
+    v = np.asarray(v, dtype=np.int64)
+    tok = v.copy()
+    raw = np.zeros(len(v), dtype=np.int64)
+    big = v >= 1 << (msb + 1)
+    e = np.floor(np.log2(np.maximum(v, 1))).astype(np.int64)
+    top = (v >> np.maximum(e - msb, 0)) & ((1 << msb) - 1)
+    tok[big] = (1 << (msb + 1)) + (e[big] - (msb + 1)) * (1 << msb) + top[big]
+    raw[big] = e[big] - msb
+    return tok, raw
+
+
+def escape_bits(m: Map, alive: np.ndarray, new_of: np.ndarray, *, adaptive: bool = False, names=CAND):
+    """The escapes (pixels that are none of the neighbours' colours): the smallest of
+    (a) the index itself (palette order *new_of*), (b) its rank in order[W] with the
+    neighbours' colours excluded, (c) that rank as a hybrid-integer token + raw bits,
+    each with a tree over the neighbours' values, ranks and distances.
+    Returns (bits, label, leaf, symbols, raw bits per sample)."""
+    X = m.X
     rp = np.concatenate([rank_props(m, alive), value_props(m, new_of, alive)])
     W = m.nb["W"][alive]
     r = m.rank[W, X[alive]]
@@ -565,21 +649,39 @@ def chain_bits(m: Map, *, adaptive: bool = False, names=CAND, how: str = "chain"
             isnew &= v != u
         firsts.append(v)
         ex += isnew & (m.rank[W, v] < r)
+    tok, raw = hybrid_uint(r - ex)
     best = None
-    for label, esym in (("index", new_of[X[alive]]), ("rank", r - ex)):
-        leaf, leaves = learn_tree(rp, esym, m.k, adaptive=adaptive)
-        counts = counts_of(leaf, esym, leaves, m.k)
+    none = np.zeros(len(r), dtype=np.int64)
+    for label, esym, extra in (("index", new_of[X[alive]], none), ("rank", r - ex, none),
+                               ("rank token", tok, raw)):
+        if len(esym) == 0:
+            return (0.0, "none", esym, esym, none)
+        a = int(esym.max()) + 1
+        leaf, leaves = learn_tree(rp, esym, a, adaptive=adaptive)
+        counts = counts_of(leaf, esym, leaves, a)
         b = (adaptive_bits(counts) if adaptive else static_bits(counts)) + (SPLIT_BITS + 1) * leaves
+        b += float(extra.sum())
         if best is None or b < best[0]:
-            best = (b, label, leaf, esym)
-    total += best[0]
-    parts["escape " + best[1]] = best[0] / 8
-    parts["symbols"] += int(alive.sum())
-    parts["symbols/pixel"] = parts.pop("symbols") / n
-    if want_pixels:
-        pixel[alive] += leaf_pixel_bits(best[2], best[3], m.k)
-        return total, parts, pixel
-    return total, parts
+            best = (b, label, leaf, esym, extra)
+    return best
+
+
+def cand_tree_bits(m: Map, *, adaptive: bool = False, how: str = "chain"):
+    """The recommended model: one 7-ary symbol per pixel, "X is the 1st / 2nd / ... distinct
+    colour among W, N, NE, NW, WW, NN" or escape, with a per-image tree over equality,
+    mode, distance and value properties; escapes as in :func:`escape_bits`.
+    Returns (bits, parts)."""
+    new_of = palette_order(m, how)
+    sym, esc, r_all, r_excl, ndist, slot_of = cand_streams(m)
+    base = np.concatenate([mode_props(m, sym, len(CAND), slot_of, ndist, which="all"),
+                           value_props(m, new_of, levels=16)])
+    leaf, leaves = learn_tree(base, sym, len(CAND) + 1, adaptive=adaptive)
+    counts = counts_of(leaf, sym, leaves, len(CAND) + 1)
+    mb = (adaptive_bits(counts) if adaptive else static_bits(counts)) + (SPLIT_BITS + 1) * leaves
+    eb = escape_bits(m, esc, new_of, adaptive=adaptive)
+    parts = {"candidate": mb / 8, "leaves": leaves, "escape " + eb[1]: eb[0] / 8,
+             "symbols/pixel": 1 + float(esc.mean())}
+    return mb + eb[0], parts
 
 
 def coded_book_saving(m: Map) -> float:
@@ -615,7 +717,8 @@ def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], 
     nbands = len(ctx._bands(m.h, ctx.band_rows_for(m.h, m.w)))
     out["A ctx2 static (estimate of today)"] = bits / 8 + tables + 4 + 8 * nbands
     out["B ctx2 contexts, adaptive"] = (adaptive_bits(mc) + adaptive_bits(rc)) / 8
-    out["C ctx2 + rank tree, static"] = (static_bits(mc) + tree_bits(rank_props(m, lit), rank, m.k)[0]) / 8
+    if full:
+        out["C ctx2 + rank tree, static"] = (static_bits(mc) + tree_bits(rank_props(m, lit), rank, m.k)[0]) / 8
     sym, esc, r_all, r_excl, ndist, slot_of = cand_streams(m)
     a = len(CAND) + 1
     if full:
@@ -632,8 +735,9 @@ def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], 
         out["E cand6 7-ary tree + rank tree (no excl)"] = (mb + tree_bits(rp, r_all, m.k)[0]) / 8
     out["E cand6 7-ary tree + rank tree (excl)"] = (mb + tree_bits(rp, r_excl, m.k)[0]) / 8
     sym4, esc4, _, r4_excl, ndist4, slot4 = cand_streams(m, CAND[:4])
-    mb4, _ = tree_bits(mode_props(m, sym4, 4, slot4, ndist4, which="all"), sym4, 5)
-    out["E cand4 5-ary tree + rank tree (excl)"] = (mb4 + tree_bits(rank_props(m, esc4), r4_excl, m.k)[0]) / 8
+    if full:
+        mb4, _ = tree_bits(mode_props(m, sym4, 4, slot4, ndist4, which="all"), sym4, 5)
+        out["E cand4 5-ary tree + rank tree (excl)"] = (mb4 + tree_bits(rank_props(m, esc4), r4_excl, m.k)[0]) / 8
     symbols = {"ctx2": float(1 + lit.mean()), "cand6": float(1 + esc.mean()), "cand4": float(1 + esc4.mean())}
     if full:
         ref = predicted_reference(m, esc, "grad")
@@ -652,9 +756,21 @@ def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], 
         out["H chain (binary flags) + escape tree, static"] = bits / 8
     if full:
         out["H chain, palette as is"] = chain_bits(m, how="as is")[0] / 8
-    out["I chain, adaptive"] = ad = chain_bits(m, adaptive=True)[0] / 8
-    out["J chain static + coded palette"] = out["H chain (binary flags) + escape tree, static"] - coded_book_saving(m)
-    out["J chain adaptive + coded palette"] = ad - coded_book_saving(m)
+    if full:
+        out["I chain, adaptive"] = chain_bits(m, adaptive=True)[0] / 8
+    kb, kparts = cand_tree_bits(m)
+    if full:  # the candidate stream's context from <= 12 packed tests (a table look-up) instead of a tree
+        new_of = palette_order(m, "chain")
+        base = np.concatenate([mode_props(m, sym, len(CAND), slot_of, ndist, which="all"),
+                               value_props(m, new_of, levels=16)])
+        fb, _ = flat_bits(base, sym, len(CAND) + 1)
+        out["K flat: candidate context = 12 packed tests, static"] = (
+            kb - kparts["candidate"] * 8 + fb - 0) / 8
+    out["K cand6 7-ary + value props + escape tree, static"] = kb / 8
+    out["K same, adaptive"] = ka = cand_tree_bits(m, adaptive=True)[0] / 8
+    out["L K static + coded palette"] = kb / 8 - coded_book_saving(m)
+    out["L K adaptive + coded palette"] = ka - coded_book_saving(m)
+    parts.update({"K " + key: v for key, v in kparts.items()})
     parts.update({f"symbols/pixel {key}": v for key, v in symbols.items()})
     return out, parts
 
@@ -668,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", default="16,64,256")
     ap.add_argument("--images", default="", help="comma-separated stems (default: all)")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--quick", action="store_true", help="only the main models (A-C, E, F chain, H, I)")
+    ap.add_argument("--quick", action="store_true", help="only the main models (A, B, E, F chain, H, K, L)")
     args = ap.parse_args(argv)
     ks = [int(k) for k in args.k.split(",")]
     wanted = set(filter(None, args.images.split(",")))
