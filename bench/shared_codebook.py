@@ -1,6 +1,6 @@
 """Issue 13: a codebook shared by a data set against a codebook per image, at equal k.
 
-    .venv/bin/python bench/shared_codebook.py [-k 16,64,256] [--blocks 4x4:256,4x4:1024] [--json FILE]
+    .venv/bin/python bench/shared_codebook.py [-k 16,64,256] [--blocks 4x4:64,4x4:256,4x4:1024,2x2:256] [--json FILE]
 
 Training and measuring never see the same photo: the shared codebooks are
 trained (``vqcodec.training.train``, the library behind ``vqcodec train``)
@@ -15,10 +15,15 @@ on kodim05-08.
   ``Encoded.reconstruct()`` before anything is reported.  Printed: mean
   bytes, bits per pixel and PSNR (RGB) of both, and the shared/per-image
   byte ratio.
-* Block codebooks (tokens only: this build writes no block .vqi files),
-  for each WxH:k: PSNR of ``detokenize(tokens(image))`` and the entropy of
-  the tokens, an estimate of the bits per pixel an ideal order-0 coder
-  would need (entropy / (W x H)); training time and training PSNR.
+* Block codebooks, for each WxH:k: the shared block file
+  (``encode_pixels(codebook=...)``: one index per block, coder auto, the
+  ``.vqb`` apart; decoded and checked as above), the per-image block file
+  at the same k (``encode_pixels(block=..., k=k)``, codebook in the file),
+  and Pillow JPEG at the shared file's PSNR (the smallest quality that
+  reaches it, as ``vqcodec rd`` searches it); the tokens' usage and
+  entropy; training time and training PSNR.  Then, per block shape, the
+  BD-rate of the shared files against JPEG over their k points (PCHIP, per
+  image, then the mean; negative = smaller than JPEG).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import time
 import numpy as np
 
 from vqcodec import codec, metrics, pixels, tokenizer, training
+from vqcodec.rd.bdrate import bd_rate
+from vqcodec.rd.codecs import QualitySearch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KODAK = os.path.join(ROOT, "..", "shared", "corpus", "kodak")
@@ -61,21 +68,47 @@ def colour_rows(ks: list[int], jobs: int | None) -> list[dict]:
     return rows
 
 
-def block_rows(specs: list[tuple[int, int, int]], jobs: int | None) -> list[dict]:
+def block_rows(specs: list[tuple[int, int, int]], jobs: int | None, per_image: bool) -> list[dict]:
     rows = []
     images = [pixels.load(p) for p in TEST]
+    jpeg = {path: QualitySearch(px, "jpeg") for path, px in zip(TEST, images)}
     for bw, bh, k in specs:
         trained = training.train(TRAIN, k=k, block=(bw, bh), jobs=jobs)
+        book = trained.codebook
         for path, px in zip(TEST, images):
-            t = tokenizer.tokens(px.array, trained.codebook)
-            out = tokenizer.detokenize(t, trained.codebook, height=px.height, width=px.width)
-            u = tokenizer.usage(t, len(trained.codebook))
-            rows.append({"image": os.path.basename(path), "block": f"{bw}x{bh}", "k": k,
-                         "psnr": metrics.psnr(px.array, out), "entropy_bits": u.entropy,
-                         "used_fraction": u.used_fraction,
-                         "bpp_order0": u.entropy * t.size / (px.width * px.height),
-                         "train_seconds": trained.seconds, "train_psnr": trained.psnr})
+            enc = codec.encode_pixels(px, codebook=book)
+            decoded = codec.decode_pixels(enc.data, codebook=book).array
+            if not np.array_equal(decoded, enc.reconstruct()):
+                raise SystemExit(f"round trip failed: {path} shared {bw}x{bh} k={k}")
+            psnr = metrics.psnr(px.array, decoded)
+            t = tokenizer.tokens(px.array, book)
+            u = tokenizer.usage(t, len(book))
+            quality, reached = jpeg[path].smallest(psnr)
+            row = {"image": os.path.basename(path), "block": f"{bw}x{bh}", "k": k,
+                   "pixels": px.width * px.height, "shared_bytes": len(enc.data), "shared_psnr": psnr,
+                   "jpeg_bytes": len(jpeg[path].trials[quality].data), "jpeg_quality": quality,
+                   "jpeg_psnr": jpeg[path].trials[quality].psnr, "jpeg_reached": reached,
+                   "entropy_bits": u.entropy, "used_fraction": u.used_fraction,
+                   "train_seconds": trained.seconds, "train_psnr": trained.psnr,
+                   "vqb_bytes": 24 + book.entries.size}
+            if per_image:
+                own = codec.encode_pixels(px, block=(bw, bh), k=k)
+                row["per_image_bytes"] = len(own.data)
+                row["per_image_psnr"] = metrics.psnr(px.array, own.reconstruct())
+            rows.append(row)
     return rows
+
+
+def bd_against_jpeg(rows: list[dict], block: str) -> float | None:
+    """Mean over the test images of the shared files' BD-rate against JPEG (percent)."""
+    values = []
+    for image in sorted({r["image"] for r in rows}):
+        rs = [r for r in rows if (r["image"], r["block"]) == (image, block)]
+        value = bd_rate([r["jpeg_bytes"] for r in rs], [r["jpeg_psnr"] for r in rs],
+                        [r["shared_bytes"] for r in rs], [r["shared_psnr"] for r in rs])
+        if value is not None:
+            values.append(value)
+    return sum(values) / len(values) if values else None
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -85,7 +118,9 @@ def _mean(rows: list[dict], key: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-k", default="16,64,256", help="colour codebook sizes")
-    ap.add_argument("--blocks", default="4x4:256,4x4:1024,2x2:256",
+    ap.add_argument("--no-per-image-blocks", action="store_true",
+                    help="skip the per-image block files (slow at large k)")
+    ap.add_argument("--blocks", default="4x4:64,4x4:256,4x4:1024,2x2:256",
                     help="block codebooks as WxH:k, comma-separated ('' for none)")
     ap.add_argument("-j", "--jobs", type=int, default=None, help="training processes (default: cores)")
     ap.add_argument("--json", default=None, help="also write every row to this JSON file")
@@ -108,15 +143,26 @@ def main(argv: list[str] | None = None) -> int:
         pb, sb = _mean(rs, "per_image_bytes"), _mean(rs, "shared_bytes")
         print(f"| {k} | {pb:,.0f} | {8 * pb / px:.3f} | {_mean(rs, 'per_image_psnr'):.2f} | {sb:,.0f} | "
               f"{8 * sb / px:.3f} | {_mean(rs, 'shared_psnr'):.2f} | {sb / pb:.3f} | {rs[0]['vqb_bytes']:,} |")
-    blocks = block_rows(specs, args.jobs)
+    blocks = block_rows(specs, args.jobs, not args.no_per_image_blocks)
     if blocks:
-        print("\n| block | k | tokens PSNR | token entropy (bits) | order-0 bpp | used | train s | train PSNR |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n| block | k | shared bpp | shared PSNR | JPEG bpp at that PSNR | shared / JPEG bytes "
+              "| per-image bpp | per-image PSNR | token entropy | entries used | train s | train PSNR |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for bw, bh, k in specs:
             rs = [r for r in blocks if (r["block"], r["k"]) == (f"{bw}x{bh}", k)]
-            print(f"| {bw}x{bh} | {k} | {_mean(rs, 'psnr'):.2f} | {_mean(rs, 'entropy_bits'):.2f} | "
-                  f"{_mean(rs, 'bpp_order0'):.3f} | {100 * _mean(rs, 'used_fraction'):.0f} % | "
+            px = _mean(rs, "pixels")
+            own = (f"{8 * _mean(rs, 'per_image_bytes') / px:.3f} | {_mean(rs, 'per_image_psnr'):.2f}"
+                   if "per_image_bytes" in rs[0] else "- | -")
+            print(f"| {bw}x{bh} | {k} | {8 * _mean(rs, 'shared_bytes') / px:.3f} | {_mean(rs, 'shared_psnr'):.2f} | "
+                  f"{8 * _mean(rs, 'jpeg_bytes') / px:.3f} | "
+                  f"{_mean(rs, 'shared_bytes') / _mean(rs, 'jpeg_bytes'):.2f} | {own} | "
+                  f"{_mean(rs, 'entropy_bits'):.2f} bits | {100 * _mean(rs, 'used_fraction'):.0f} % | "
                   f"{rs[0]['train_seconds']:.1f} | {rs[0]['train_psnr']:.2f} |")
+        for block in dict.fromkeys(r["block"] for r in blocks):
+            if len({r["k"] for r in blocks if r["block"] == block}) >= 2:
+                value = bd_against_jpeg(blocks, block)
+                text = "n/a" if value is None else f"{value:+.1f} %"
+                print(f"\nBD-rate of the shared {block} files against JPEG: {text}")
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

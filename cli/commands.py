@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from . import io, rd, report, train
+from . import io, rd, report, tokens, train
 from .errors import UsageError
 from .progress import Ticker
 
@@ -217,16 +217,17 @@ def _add_decode(sub: Any) -> None:
 
 
 def _add_info(sub: Any) -> None:
-    info = sub.add_parser("info", help="show a .vqi file's header and sections",
-                          description="Check a .vqi file (all CRCs) and show its header fields and sections.")
-    info.add_argument("input", help=".vqi file, or - for stdin")
+    info = sub.add_parser("info", help="show a .vqi file's header and sections (or a .vqb codebook's)",
+                          description="Check a .vqi file (all CRCs) and show its header fields and sections; "
+                          "for a .vqb codebook file, its fields and identity.")
+    info.add_argument("input", help=".vqi or .vqb file, or - for stdin")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=cmd_info)
 
 
 # the sub-commands, in the order --help lists them
 COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command,
-            "train": train.add_command}
+            "train": train.add_command, "tokens": tokens.add_command}
 
 
 def _common_output_options(p: argparse.ArgumentParser, default_max: int,
@@ -235,10 +236,9 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int,
                    help="the output file of the one INPUT (as with pngquant and cwebp)")
     p.add_argument("--output-dir", metavar="DIR", default=None,
                    help="batch mode: write every output under DIR, mirroring the input folders")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                   help="batch mode: worker processes (default: the number of cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="batch mode: run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
+    from .batch import add_executor_options
+
+    add_executor_options(p, prefix="batch mode: ")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--ext", type=_extension, default=None, metavar="EXT",
                    help="batch mode without --output-dir: write each output beside its input, named "
@@ -527,9 +527,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def missing_codebook(e: Exception) -> str:
-    """A CodebookError's message, with the flag that gives a codebook when it is one not found."""
+def missing_codebook(e: Exception | str) -> str:
+    """A CodebookError's message (or a batch worker's error text), with the flag that gives a
+    codebook when it says one was not found."""
+    import re
+
     identity = getattr(e, "missing", None)
+    found = None if identity else re.search(r"shared codebook ([0-9a-f]{64}) not found", str(e))
+    identity = identity or (found.group(1) if found else None)
     if identity is None:
         return str(e)
     from vqcodec import books
@@ -538,13 +543,37 @@ def missing_codebook(e: Exception) -> str:
             f"in a folder of ${books.ENV_VAR} or in {books.default_folder()}")
 
 
+def _codebook_info(args: argparse.Namespace, data: bytes, name: str) -> int:
+    """``vqcodec info book.vqb``: the codebook file's fields (spec §11.1) and identity (§11.2)."""
+    from vqcodec import CodebookError, vqb
+
+    try:
+        book = vqb.read(data)
+    except CodebookError as e:
+        raise UsageError(f"'{name}' is not a valid codebook file: {e}") from None
+    fields = {"file": name, "bytes": len(data), "version": f"{data[8]}.{data[9]}",
+              "identity": book.identity.hex(), "k": book.k, "channels": book.channels,
+              "mode": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[book.channels],
+              "sample_depth": book.sample_depth, "block": f"{book.block_width}x{book.block_height}",
+              "colour_space": book.colour_space}
+    if args.json:
+        print(report.dumps(fields))
+        return 0
+    print(f"{name}: VQB {fields['version']} codebook, {len(data):,} bytes")
+    for key in ("identity", "k", "mode", "block", "sample_depth", "colour_space"):
+        print(f"  {key:<16} {fields[key]}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec import coders
+    from vqcodec import coders, vqb
     from vqcodec.packing import LAYOUTS
 
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
+    if data.startswith(vqb.MAGIC) or name.lower().endswith(".vqb"):
+        return _codebook_info(args, data, name)
     try:
         info = vqcodec.read_info(data)
     except vqcodec.VqiError as e:

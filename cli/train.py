@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -30,6 +29,7 @@ def _block(text: str) -> tuple[int, int]:
 
 
 def add_command(sub: Any) -> None:
+    from .batch import add_executor_options
     from .commands import _k_value, _positive_int, _whole
 
     p = sub.add_parser(
@@ -45,12 +45,10 @@ def add_command(sub: Any) -> None:
     p.add_argument("--mode", choices=["L", "LA", "RGB", "RGBA"], default="RGB",
                    help="channel layout the images are converted to (default RGB)")
     p.add_argument("--samples", type=_positive_int, default=None, metavar="N",
-                   help="vectors sampled per image at most (default 262,144)")
+                   help="vectors sampled per image at most (default 262,144; fewer per image "
+                   "above 16 images, 4,194,304 in all)")
     p.add_argument("--seed", type=_whole("seed"), default=0, help="seed of sampling and k-means (default 0)")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                   help="worker processes (default: the number of cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="run the sampling on a Dask cluster (needs 'pip install vqcodec[dask]')")
+    add_executor_options(p)
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
@@ -59,25 +57,20 @@ def add_command(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from vqcodec import batch, books, training, vqb
-    from vqcodec.training import DEFAULT_SAMPLES
-
-    from .batch import _BLAS_THREADS, _executor
+    from .batch import _executor, check_executor_options
     from .io import check_output, write_output
 
-    if args.jobs is not None and args.scheduler is not None:
-        raise UsageError("-j and --scheduler do not go together; the cluster has its own workers")
+    check_executor_options(args)
     check_output(args.output, [], force=args.force)
     files, missing = batch.image_files(args.paths)
     if missing:
         raise UsageError(f"'{missing[0]}' does not exist; give images or folders that hold some")
     if not files:
         raise UsageError(f"no images found in {', '.join(args.paths)}; give files or folders that hold some")
-    for name in _BLAS_THREADS:
-        os.environ.setdefault(name, "1")
     bar = _Progress(sys.stderr, enabled=not args.quiet)
     with _executor(args) as (executor, _window):
         result = training.train(files, k=args.k, block=args.block, mode=args.mode, seed=args.seed,
-                                samples=args.samples or DEFAULT_SAMPLES, executor=executor,
+                                samples=args.samples, executor=executor,
                                 jobs=args.jobs, progress=bar.update)
     bar.clear()
     for path, error in result.failed:

@@ -382,3 +382,19 @@ def metrics_psnr(image: np.ndarray, enc: codec.Encoded) -> float:
     from vqcodec import metrics
 
     return metrics.psnr(image, enc.reconstruct())
+
+
+def test_pillow_holds_whole_blocks_to_its_bomb_threshold(monkeypatch):
+    """A 1-pixel-wide image in 8x1 blocks decodes 8x its pixels before the crop: the plugin
+    holds that to Pillow's error threshold (2 x MAX_IMAGE_PIXELS), as Pillow does width x height."""
+    data = forged_block_file(1, 100, 1, 2, (8, 1), bytes(16), bytes(100))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # error above 800 pixels
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (1, 100) and im.load() is not None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 399)
+    with Image.open(io.BytesIO(data)) as im:  # 100 pixels pass Pillow's check at open
+        with pytest.raises(LimitError, match=r"\(800 in 8×1 blocks\), above the limit of 798"):
+            im.load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's check off: no limit
+    with Image.open(io.BytesIO(data)) as im:
+        assert np.asarray(im).shape == (100, 1)

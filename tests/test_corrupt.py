@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from vqcodec.errors import (
 from vqi_files import ctx_file, mutate, section
 
 FUZZ_EXAMPLES = int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300"))
-KINDS = ["bytes", "packed", "bzip2", "ctx", "blocks", "blocks-ctx"]
+KINDS = ["bytes", "packed", "bzip2", "ctx", "blocks", "blocks-ctx", "shared", "shared-ctx"]
 MINOR_VERSION_OFFSET = 9  # spec §2.1: informational, never changes the image
 
 
@@ -41,7 +42,7 @@ def sample_image(seed: int = 0, channels: int = 3) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def files() -> dict[str, bytes]:
+def files() -> Iterator[dict[str, bytes]]:
     out = {}
     for layout in ("bytes", "packed"):
         out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
@@ -49,7 +50,14 @@ def files() -> dict[str, bytes]:
     out["ctx"] = ctx_file(sample_image(), k=8)  # format 1.1
     out["blocks"] = vqcodec.encode(sample_image(channels=4), k=8, block=(2, 2), coder="zstd")  # 1.2
     out["blocks-ctx"] = ctx_file(sample_image(), k=8, block=(4, 2))
-    return out
+    # shared codebooks (spec §11, 1.2): the BREF's codebook is registered, so a decode that
+    # gets past the damage finds it; a changed identity is then a missing codebook
+    shared = np.random.default_rng(5).integers(0, 256, (6, 3), dtype=np.uint8)
+    identity = vqcodec.register_codebook(shared)
+    out["shared"] = vqcodec.encode(sample_image(), codebook=shared, coder="zstd")
+    out["shared-ctx"] = vqcodec.encode(sample_image(), codebook=shared, coder="ctx")
+    yield out
+    vqcodec.unregister_codebook(identity)
 
 
 def decode_or_error(data: bytes):

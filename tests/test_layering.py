@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                "training", "tokenizer"}),
     ("facade", {"__init__"}),
     ("cli", {"__main__", "cli", "cli.errors", "cli.commands", "cli.io", "cli.report", "cli.batch",
-             "cli.progress", "cli.rd", "cli.train"}),
+             "cli.progress", "cli.rd", "cli.train", "cli.tokens"}),
 ]
 LAYER = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 
@@ -57,9 +57,12 @@ PEERS: dict[str, set[str]] = {
     "rd.sweep": {"batch", "rd.codecs", "rd.rows", "rd.bdrate"},
     "rd.present": {"rd.codecs", "rd.rows", "rd.sweep"},
     "training": {"batch", "tokenizer"},
+    "tokenizer": {"batch"},
     "__main__": {"cli"},
     "cli": {"cli.errors", "cli.commands", "cli.io"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.progress", "cli.train"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.progress", "cli.train",
+                     "cli.tokens"},
+    "cli.tokens": {"cli.errors", "cli.progress", "cli.commands", "cli.batch"},
     "cli.train": {"cli.errors", "cli.progress", "cli.commands", "cli.batch", "cli.io"},
     "cli.io": {"cli.errors"},
     "cli.batch": {"cli.errors", "cli.progress", "cli.commands", "cli.io"},

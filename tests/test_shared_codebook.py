@@ -180,13 +180,16 @@ def test_a_shared_block_codebook_gives_a_block_file_that_decodes_by_lookup():
     from vqcodec.quantize import rebuild
 
     blocks = Codebook(RNG.integers(0, 256, (8, 12), dtype=np.uint8), channels=3, block=(2, 2))
-    data = vqcodec.encode(IMAGE, codebook=blocks)
+    data = vqcodec.encode(IMAGE, codebook=blocks, rdo=0)  # the nearest entry per block (rdo off)
     header = container.read(data, inflate=False, codebooks=lambda ref: books.from_codebook(blocks)).header
     assert (header.block, header.codebook_source, header.k) == ((2, 2), 1, 8)
-    # the default rate-aware choice works on blocks too (a block may take a neighbour's entry)
-    expected = rebuild(remap(IMAGE, blocks, rdo_strength=DEFAULT_RDO), blocks, *IMAGE.shape[:2])
+    expected = rebuild(remap(IMAGE, blocks), blocks, *IMAGE.shape[:2])
     decoded = vqcodec.decode(data, codebook=blocks)
     np.testing.assert_array_equal(decoded.reshape(expected.shape), expected)
+    # the default rate-aware choice works on blocks too (a block may take a neighbour's entry)
+    smoothed = rebuild(remap(IMAGE, blocks, rdo_strength=DEFAULT_RDO), blocks, *IMAGE.shape[:2])
+    decoded = vqcodec.decode(vqcodec.encode(IMAGE, codebook=blocks), codebook=blocks)
+    np.testing.assert_array_equal(decoded.reshape(smoothed.shape), smoothed)
     with pytest.raises(OptionError, match="differs from the codebook's"):
         vqcodec.encode(IMAGE, codebook=blocks, block="4x4")
 
@@ -232,6 +235,9 @@ def test_cli_encode_and_decode_with_a_codebook(tmp_path):
     assert cli("decode", vqi, out, "--codebook", book, env=env).returncode == 0
     expected = PALETTE[nearest(IMAGE, PALETTE)]
     np.testing.assert_array_equal(png_pixels(out), expected)
+    one_error_line(cli("decode", vqi, "--output-dir", tmp_path / "nodir", "-j", "1", env=env),
+                   f"cannot decode '.*x.vqi': shared codebook {identity} not found; give its .vqb file with "
+                   "--codebook BOOK")
     # through the search path, as a batch too
     env[books.ENV_VAR] = str(tmp_path)
     assert cli("decode", vqi, out, "--force", env=env).returncode == 0
@@ -239,6 +245,8 @@ def test_cli_encode_and_decode_with_a_codebook(tmp_path):
     np.testing.assert_array_equal(png_pixels(tmp_path / "dir" / "x.png"), expected)
     info = cli("info", vqi, "--json", env=env)
     assert json.loads(info.stdout)["codebook"] == identity
+    info = json.loads(cli("info", book, "--json").stdout)
+    assert (info["identity"], info["k"], info["mode"], info["block"]) == (identity, 16, "RGB", "1x1")
 
 
 def test_cli_damaged_codebook_is_one_line(tmp_path):
@@ -251,7 +259,68 @@ def test_cli_damaged_codebook_is_one_line(tmp_path):
     book.write_bytes(bytes(data))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"CRC mismatch")
     one_error_line(cli("encode", png, tmp_path / "y.vqi", "--codebook", book), r"book.vqb'.*CRC mismatch")
+    one_error_line(cli("info", book), r"'.*book.vqb' is not a valid codebook file: .*CRC mismatch")
     book.write_bytes(bytes(data[:-7]))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"truncated")
     book.write_bytes(vqb.MAGIC + bytes([1, 0, 3, 8, 1, 1, 0, 0]) + (2**32 - 1).to_bytes(4, "little"))
     one_error_line(cli("decode", vqi, tmp_path / "o.png", "--codebook", book), r"k = 4294967295")
+
+
+def test_cli_train_then_batch_encode_and_decode_with_a_block_codebook(tmp_path):
+    """train -> encode -o DIR --codebook (processes) -> decode through the search path."""
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(IMAGE, 5 * i, axis=1)).save(tmp_path / "in" / f"im{i}.png")
+    book = tmp_path / "books" / "b.vqb"
+    book.parent.mkdir()
+    assert cli("train", tmp_path / "in", "-o", book, "-k", "16", "--block", "2x2", "-j", "1",
+               "-q").returncode == 0
+    proc = cli("encode", tmp_path / "in", "--output-dir", tmp_path / "vqi", "--codebook", book, "--rdo", "0", "-j", "2",
+               "-q")
+    assert proc.returncode == 0, proc.stderr
+    data = (tmp_path / "vqi" / "im1.vqi").read_bytes()
+    parsed = container.read(data, inflate=False)
+    assert parsed.header.block == (2, 2) and parsed.codebook_ref == vqb.read(book.read_bytes()).identity
+    proc = cli("decode", tmp_path / "vqi", "--output-dir", tmp_path / "png", "-q",
+               env={books.ENV_VAR: str(book.parent)})
+    assert proc.returncode == 0, proc.stderr
+    codebook = books.to_codebook(str(book))
+    expected = vqcodec.detokenize(vqcodec.tokens(np.roll(IMAGE, 5, axis=1), codebook), codebook,
+                                  height=24, width=40)
+    np.testing.assert_array_equal(png_pixels(tmp_path / "png" / "im1.png"), expected)
+
+
+def test_rd_measures_a_shared_codebook_variant():
+    """rd's vqcodec entry decodes a variant's shared-codebook files with that codebook."""
+    from vqcodec import pixels
+    from vqcodec.options import EncodeOptions
+    from vqcodec.rd.codecs import measure
+
+    measured = measure(pixels.from_array(IMAGE), EncodeOptions(codebook=PALETTE, rdo=0, max_pixels=None))
+    np.testing.assert_array_equal(measured.decoded.reshape(IMAGE.shape), PALETTE[nearest(IMAGE, PALETTE)])
+    assert "codebook" in measured.row.settings
+
+
+def test_palettes_with_alpha(tmp_path):
+    gpl = tmp_path / "a.gpl"
+    gpl.write_text("GIMP Palette\nChannels: RGBA\n10 20 30 255 opaque\n0 0 0 0 clear\n")
+    book = books.load(str(gpl))
+    assert (book.channels, book.entries) == (4, bytes([10, 20, 30, 255, 0, 0, 0, 0]))
+    im = Image.new("P", (2, 1))
+    im.putpalette([255, 0, 0, 0, 0, 255])
+    im.info["transparency"] = 1  # palette index 1 is transparent
+    im.save(tmp_path / "t.png", transparency=1)
+    book = books.load(str(tmp_path / "t.png"))
+    assert (book.channels, book.entries) == (4, bytes([255, 0, 0, 255, 0, 0, 255, 0]))
+    # a small non-palette image: its distinct colours, sorted
+    Image.fromarray(np.array([[[9, 9, 9], [1, 2, 3], [9, 9, 9]]], np.uint8)).save(tmp_path / "few.png")
+    assert books.load(str(tmp_path / "few.png")).entries == bytes([1, 2, 3, 9, 9, 9])
+
+
+def test_codebook_pickles_read_only():
+    """EncodeOptions(codebook=...) travels to worker processes by pickle: the value stays immutable."""
+    import pickle
+
+    book = Codebook(RNG.integers(0, 256, (4, 12), dtype=np.uint8), channels=3, block=(2, 2))
+    again = pickle.loads(pickle.dumps(book))
+    assert again == book and again.block == (2, 2) and not again.entries.flags.writeable

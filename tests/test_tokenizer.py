@@ -98,3 +98,48 @@ def test_errors():
 
 def test_doctest():
     assert doctest.testmod(tokenizer).failed == 0
+
+
+def test_tokenize_file_writes_the_grid_and_counts(tmp_path):
+    image = RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    entries = RNG.integers(0, 256, (20, 12), dtype=np.uint8)
+    book = vqb.Book(channels=3, block_width=2, block_height=2, k=20, entries=entries.tobytes())
+    (tmp_path / "b.vqb").write_bytes(vqb.write(book))
+    result, counts = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
+                                             codebook=str(tmp_path / "b.vqb"))
+    assert result.ok and result.psnr is not None
+    grid = np.load(tmp_path / "out" / "a.npy")
+    assert grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid, tokens(image, entries, block=(2, 2)))
+    np.testing.assert_array_equal(counts, np.bincount(grid.reshape(-1), minlength=20))
+    again, none = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
+                                          codebook=str(tmp_path / "b.vqb"))
+    assert not again.ok and "exists" in again.error and none is None
+    assert tokenizer.token_dtype(257) == np.uint16
+
+
+def test_cli_tokens_folder(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("a", "sub/b"):
+        Image.fromarray(RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(tmp_path / "in" / f"{name}.png")
+    (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    colours = RNG.integers(0, 256, (8, 3), dtype=np.uint8)
+    book = tmp_path / "p.vqb"
+    book.write_bytes(vqb.write(books.load(colours)))
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "--output-dir", tmp_path / "out",
+                           "--codebook", book, "-j", "1", "--json"], capture_output=True, timeout=120)
+    assert proc.returncode == 2  # one image is broken: its line, the others written
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vqcodec: error: ") and "bad.png" in lines[0]
+    summary = json.loads(proc.stdout)
+    assert (summary["files"], summary["failed"], summary["tokens"], summary["k"]) == (2, 1, 2 * 99, 8)
+    b = np.asarray(Image.open(tmp_path / "in" / "sub" / "b.png"))
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "sub" / "b.npy"), tokens(b, colours))
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "--output-dir", tmp_path / "o2",
+                           "--codebook", tmp_path / "missing.vqb"], capture_output=True, timeout=120)
+    assert proc.returncode == 2 and b"cannot read codebook" in proc.stderr

@@ -109,3 +109,23 @@ def test_cli_train_writes_a_codebook_and_reports_usage(tmp_path):
     assert proc.returncode == 2 and b"does not exist" in proc.stderr
     text = cli("train", tmp_path / "in", "-o", out, "-k", "4", "--force", "-j", "1")
     assert text.returncode == 0 and b"index entropy" in text.stdout
+
+
+def test_a_large_corpus_gets_fewer_samples_per_image(tmp_path, monkeypatch):
+    paths = images(tmp_path, n=3, size=(64, 64))  # 4,096 vectors each
+    monkeypatch.setattr(training, "TOTAL_SAMPLES", 3 * 1000)
+    monkeypatch.setattr(training, "MIN_SAMPLES", 100)
+    assert training.train(paths, k=4, jobs=1).vectors == 3 * 1000
+    assert training.train(paths, k=4, jobs=1, samples=50).vectors == 3 * 50
+
+
+def test_cli_train_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    images(tmp_path / "in")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        proc = cli("train", tmp_path / "in", "-o", tmp_path / "d.vqb", "-k", "6", "--json",
+                   "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    local = training.train(sorted(str(p) for p in (tmp_path / "in").rglob("*.png")), k=6, jobs=1)
+    assert vqb.read((tmp_path / "d.vqb").read_bytes()).identity == books.from_codebook(local.codebook).identity

@@ -60,6 +60,9 @@ __all__ = [
     "decode_file",
     "run",
     "imap_unordered",
+    "plan_tokens",
+    "attempt",
+    "write_file",
     "image_files",
     "process_pool",
     "shut_down",
@@ -128,7 +131,7 @@ class Result:
 class Plan:
     """The jobs to run and the inputs that failed before any work."""
 
-    what: str  # "encode" or "decode"
+    what: str  # "encode", "decode" or "tokens"
     jobs: tuple[Job, ...]
     failed: tuple[Result, ...] = ()
 
@@ -241,6 +244,11 @@ def plan_encode(paths: Sequence[str], output_dir: str | None, /, *, overwrite: b
                  skip_existing)
 
 
+def plan_tokens(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False) -> Plan:
+    """Plan tokenizing images (as for encode) into ``.npy`` files under *output_dir*."""
+    return _plan("tokens", paths, output_dir, image_extensions(), ".npy", overwrite)
+
+
 def plan_decode(paths: Sequence[str], output_dir: str | None, /, *, format: str = "PNG",
                 overwrite: bool = False, skip_existing: bool = False,
                 suffix: str | None = None) -> Plan:
@@ -346,14 +354,14 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
     def work() -> Result:
         bytes_in = os.stat(source).st_size
         enc = codec.encode_pixels(source, options, **changes)
-        _write(target, enc.data, overwrite)
+        write_file(target, enc.data, overwrite)
         count = enc.header.width * enc.header.height
         psnr = metrics.psnr(enc.source.array, enc.reconstruct()) if measure else None
         return Result(source, target, bytes_in, len(enc.data), count,
                       metrics.bits_per_pixel(len(enc.data), enc.header.width, enc.header.height),
                       psnr, k=enc.header.k)
 
-    return _attempt(source, target, work)
+    return attempt(source, target, work)
 
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
@@ -367,21 +375,23 @@ def decode_file(source: str, target: str, /, *, format: str = "PNG",
         data = fileio.read_source(source)
         px = codec.decode_pixels(data, max_pixels=max_pixels, codebook=codebook)
         out = pixels.to_bytes(px, format)
-        _write(target, out, overwrite)
+        write_file(target, out, overwrite)
         return Result(source, target, len(data), len(out), px.width * px.height,
                       metrics.bits_per_pixel(len(data), px.width, px.height))
 
-    return _attempt(source, target, work)
+    return attempt(source, target, work)
 
 
-def _write(target: str, data: bytes, overwrite: bool) -> None:
+def write_file(target: str, data: bytes, overwrite: bool) -> None:
+    """Write *data* to *target* atomically, making its folder first (a worker's output)."""
     folder = os.path.dirname(target)
     if folder:
         os.makedirs(folder, exist_ok=True)
     fileio.atomic_write(target, data, overwrite=overwrite)
 
 
-def _attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
+def attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
+    """*work*'s Result, or a failed Result naming what went wrong: a worker never raises for a bad file."""
     start = time.perf_counter()
     try:
         result = work()

@@ -214,7 +214,12 @@ def save(source: Source, path: str | os.PathLike[str], /, *, overwrite: bool = F
 
 
 def register_codebook(source: Source, /) -> str:
-    """Make *source* known to every decode of this process; returns its identity in hex."""
+    """Make *source* known to every decode of this process; returns its identity in hex.
+
+    The registry is the process's own: worker processes (batch, training)
+    start with an empty one, so give them the codebook itself (``codebook=``)
+    or put it on the search path.
+    """
     book = load(source)
     _registry[book.identity] = book
     return book.identity.hex()

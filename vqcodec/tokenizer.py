@@ -18,20 +18,25 @@ codebook the grid is ``ceil(H / bh) × ceil(W / bw)``: the image is padded by
 repeating its last row and column (:mod:`vqcodec.quantize.blocks`), and
 :func:`detokenize` crops to the size it is given.  Each token is the nearest
 entry (squared error; over premultiplied colours when there is alpha).
+
+:func:`tokenize_file` is the batch worker (a folder of images to ``.npy``
+token grids on any executor, as :mod:`vqcodec.batch` encodes).
 """
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import books, codec
+from . import batch, books, codec, metrics, pixels
 from .errors import OptionError
 from .limits import DEFAULT_MAX_PIXELS
 
-__all__ = ["Usage", "tokens", "detokenize", "usage", "codebook_of"]
+__all__ = ["Usage", "tokens", "detokenize", "usage", "codebook_of", "tokenize_file", "token_dtype"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,15 @@ def tokens(image: Any, codebook: Any, /, *, block: tuple[int, int] | None = None
     image file; it is brought to the codebook's channels where nothing is
     lost (grey to RGB, opaque alpha dropped...), else :class:`OptionError`.
     """
+    return _tokens(image, codebook_of(codebook, block=block))[0].astype(np.int64)
+
+
+def _tokens(image: Any, book: Any) -> tuple[np.ndarray, pixels.Pixels]:
+    """(the token grid, the pixels in the codebook's channels) of *image*."""
     from .quantize import remap
 
-    book = codebook_of(codebook, block=block)
     px = codec.to_channels(codec.as_pixels(image, DEFAULT_MAX_PIXELS), book.channels)
-    return remap(px.array, book).astype(np.int64)
+    return remap(px.array, book), px
 
 
 def detokenize(grid: Any, codebook: Any, /, *, block: tuple[int, int] | None = None,
@@ -108,3 +117,37 @@ def usage(grid: Any, k: int, /) -> Usage:
         raise OptionError(f"usage: tokens must be 0 to k - 1 = {k - 1}, found {t.min()} to {t.max()}")
     return Usage.of_counts(np.bincount(t.reshape(-1), minlength=k), k)
 
+
+def token_dtype(k: int) -> type:
+    """The dtype a ``.npy`` token grid is stored in: uint8 up to 256 entries, else uint16."""
+    return np.uint8 if k <= 256 else np.uint16
+
+
+def tokenize_file(source: str, target: str, /, *, codebook: Any, overwrite: bool = False,
+                  measure: bool = True) -> tuple[batch.Result, np.ndarray | None]:
+    """Tokenize the image file *source* into the ``.npy`` file *target* (atomically).
+
+    The grid is stored as :func:`token_dtype` (``np.load`` gives it back).
+    Returns the :class:`~vqcodec.batch.Result` (``psnr``: of the detokenized
+    image, with *measure*; never an exception for a bad file) and the count
+    of each entry among the tokens (None when it failed), which sum over a
+    folder into its :class:`Usage`.
+    """
+    counts: list[np.ndarray] = []
+
+    def work() -> batch.Result:
+        book = codebook_of(codebook)
+        grid, px = _tokens(pixels.load(source), book)
+        buffer = io.BytesIO()
+        np.save(buffer, grid.astype(token_dtype(len(book))), allow_pickle=False)
+        batch.write_file(target, buffer.getvalue(), overwrite)
+        psnr = None
+        if measure:
+            psnr = metrics.psnr(px.array, detokenize(grid, book, height=px.height, width=px.width)
+                                .reshape(px.array.shape))
+        counts.append(np.bincount(grid.reshape(-1), minlength=len(book)))
+        return batch.Result(source, target, os.stat(source).st_size, len(buffer.getvalue()),
+                            px.width * px.height, psnr=psnr)
+
+    result = batch.attempt(source, target, work)
+    return result, (counts[0] if counts else None)

@@ -37,6 +37,10 @@ __all__ = ["Trained", "sample_file", "train", "usage_of", "DEFAULT_SAMPLES", "MO
 
 DEFAULT_SAMPLES = 1 << 18
 """Vectors sampled per image at most (an image with more is sampled uniformly without replacement)."""
+TOTAL_SAMPLES = 1 << 22
+"""Vectors sampled over the whole corpus at most, by default: a large corpus gets fewer per image
+(at least :data:`MIN_SAMPLES`), so the merged histogram stays within a few hundred MB."""
+MIN_SAMPLES = 1 << 12
 MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
@@ -101,14 +105,16 @@ def usage_of(histogram: Any, codebook: Any) -> tuple[Usage, float]:
 
 
 def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), mode: str = "RGB",
-          seed: int = 0, samples: int | None = DEFAULT_SAMPLES, executor: Executor | None = None,
+          seed: int = 0, samples: int | None = None, executor: Executor | None = None,
           jobs: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
           progress: Callable[[int, int], None] | None = None) -> Trained:
     """Learn a codebook of at most *k* entries of *block* vectors from the images at *paths*.
 
     *paths* are image files (see :func:`vqcodec.batch.image_files` for
     folders).  The map step runs on *executor* (or a local pool of *jobs*
-    processes; ``jobs=1``: here), as batch encoding does.  *progress* is
+    processes; ``jobs=1``: here), as batch encoding does.  Each image gives
+    at most *samples* vectors (default: :data:`DEFAULT_SAMPLES`, fewer for
+    a corpus of more than :data:`TOTAL_SAMPLES` / that many images).  *progress* is
     called with (images done, images) after each image.  Images that cannot
     be read are listed in :attr:`Trained.failed`; none readable is an
     :class:`OptionError`.
@@ -121,6 +127,8 @@ def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), m
         raise OptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise OptionError(f"samples must be a positive integer or None, got {samples!r}")
+    if samples is None:
+        samples = max(MIN_SAMPLES, min(DEFAULT_SAMPLES, TOTAL_SAMPLES // max(1, len(paths))))
     start = time.perf_counter()
     merged = Histogram(MODES[mode], block)
     failed: list[tuple[str, str]] = []

@@ -436,16 +436,18 @@ def rgba_5x6_block4x4_ctx():  # coder 2 over a 2x2 map of 64-byte entries (ranks
            indx=ctx_data(grid, entries, 2))
 
 
-def shared(name, entries, grid, layout, coder=0, *, indx=None):
-    """A file naming its codebook (codebook_source 1, BREF) and the codebook file beside it."""
-    channels, k = len(entries[0]), len(entries)
+def shared(name, entries, grid, layout, coder=0, *, indx=None, size=None, block=(1, 1)):
+    """A file naming its codebook (codebook_source 1, BREF) and the codebook file beside it;
+    *block* and *size* as for :func:`simple`."""
+    channels, k = len(entries[0]) // (block[0] * block[1]), len(entries)
     if indx is None:
         indx = zstd_frame(payload(grid, k, layout))
-    book_file = vqb_file(entries)
-    data = vqi(2, head(len(grid[0]), len(grid), channels, k, layout, coder, source=1),
+    book_file = vqb_file(entries, block=block)
+    width, height = size or (len(grid[0]), len(grid))
+    data = vqi(2, head(width, height, channels, k, layout, coder, source=1, block=block),
                section(b"BREF", identity(book_file)), section(b"INDX", indx), DONE)
     (HERE / f"{name}.vqb").write_bytes(book_file)
-    image(name, data, entries, grid, channels)
+    image(name, data, entries, grid, channels, size=size, block=block)
 
 
 SHARED4 = [(255, 128, 0), (0, 64, 128), (200, 200, 200), (10, 10, 10)]
@@ -461,6 +463,14 @@ def rgb_4x2_shared():  # §11: BREF instead of BOOK; packed indices
 def l_3x2_shared_ctx():  # §11 with coder 2: literal ranks from the shared codebook's entries
     grid = [[0, 2, 1], [1, 2, 0]]
     shared("l-3x2-shared-ctx", L3, grid, 1, 2, indx=ctx_data(grid, L3, 2))
+
+
+@vector
+def la_3x3_shared_block2x2():  # §11 with §3.1: a shared codebook of 2x2 LA blocks, edges cut
+    clear = (0, 0, 0, 0, 0, 0, 0, 0)  # four transparent pixels
+    mixed = (10, 255, 20, 128, 30, 64, 40, 0)  # (L, A) of the block's pixels in raster order
+    grid = [[1, 0], [0, 1]]  # a 2x2 map for a 3x3 image: the right column and bottom row are cut
+    shared("la-3x3-shared-block2x2", [clear, mixed], grid, 1, size=(3, 3), block=(2, 2))
 
 
 # ---- must-refuse vectors: a tiny valid L file (2×1, k = 2, layout 1, zstd) broken one way

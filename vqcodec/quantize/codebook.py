@@ -50,6 +50,9 @@ class Codebook:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __reduce__(self):  # pickled (to batch and training workers) as a new, read-only value
+        return _codebook, (self.entries, self.channels, self.block)
+
     @property
     def sha256(self) -> str:
         """Hex SHA-256 identity of the codebook: that of its ``.vqb`` file (spec §11.2).
@@ -72,6 +75,10 @@ class Codebook:
     def __repr__(self) -> str:
         bw, bh = self.block
         return f"Codebook({len(self)} entries, {self.channels} channels, block {bw}x{bh}, sha256 {self.sha256[:12]})"
+
+
+def _codebook(entries: np.ndarray, channels: int, block: tuple[int, int]) -> Codebook:
+    return Codebook(entries, channels=channels, block=block)
 
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

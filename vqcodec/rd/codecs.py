@@ -153,14 +153,15 @@ def measure(px: pixels.Pixels, options: EncodeOptions, /, *, name: str = "<image
     enc = codec.encode_pixels(px, options)
     encode_s = time.perf_counter() - start
     expected = enc.reconstruct()
-    decoded = codec.decode(enc.data, max_pixels=None).reshape(expected.shape)
+    shared = options.codebook  # a shared codebook (a variant codebook=book.vqb): decoded with it
+    decoded = codec.decode(enc.data, max_pixels=None, codebook=shared).reshape(expected.shape)
     if not np.array_equal(decoded, expected):
         wrong = int(np.count_nonzero(np.any(decoded != expected, axis=-1)))
         raise RoundTripError(
             f"'{name}' at k={options.k}: decode(data) differs from Encoded.reconstruct() "
             f"in {wrong:,} pixels; this is a codec bug"
         )
-    decode_s = median_time(lambda: codec.decode(enc.data, max_pixels=None))
+    decode_s = median_time(lambda: codec.decode(enc.data, max_pixels=None, codebook=shared))
     settings = describe(options)
     row = make_row(px, name, codec_name, options.k, enc.data, decoded, encode_s, decode_s, settings=settings)
     return Measured(row, decoded)
