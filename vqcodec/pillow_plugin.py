@@ -22,7 +22,11 @@ Saving takes the encoder's options (:data:`SAVE_OPTIONS`: those of
 parameters; other parameters are ignored, as Pillow's plugins do.  The image is converted by the mode rules of
 :mod:`vqcodec.pixels` (P, 1, I;16, CMYK ... become L, LA, RGB or RGBA).  The
 ICC profile written is the ``icc_profile`` save parameter if given (``None``
-or ``b""`` writes none), else the image's ``info["icc_profile"]``.
+or ``b""`` writes none), else the image's ``info["icc_profile"]``.  A target
+(``quality="65-80"``, ``psnr=35``, ``max_bytes``, ``bpp``) chooses k; one that
+cannot be met raises :class:`~vqcodec.errors.TargetUnreachableError`, and
+Pillow removes the file it opened.  ``skip_if_larger`` does nothing here:
+there is no input file to compare with.
 """
 
 from __future__ import annotations
