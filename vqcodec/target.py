@@ -190,10 +190,12 @@ class _Probe:
     indices: np.ndarray | None = None
     mse: float | None = None
     encoded: Any = None
+    bytes: int = 0  # the coded file's size, kept when the file is let go
 
-    @property
-    def bytes(self) -> int:
-        return len(self.encoded.data) if self.encoded is not None else 0
+    def release(self) -> None:
+        """Let go of the index map and the file (a candidate out of the running): a
+        search over a huge image holds two or three of them, not every one."""
+        self.indices = self.encoded = None
 
 
 class _Search:
@@ -291,7 +293,7 @@ class _Search:
             book, labels, mse0 = self.book(k)
             p = self._probes[(k, rdo)] = _Probe(len(book), rdo, book, labels, mse0)
             self.measured += 1
-        if (exact or coded) and p.mse is None:
+        if (exact or coded) and (p.mse is None or (coded and p.encoded is None and p.indices is None)):
             indices = lookup(p.labels, self.inverse, self.pixels.shape[:2], len(p.book))
             if p.labels is not None:  # without loss there is nothing to trade or diffuse
                 indices = self._map(self.pixels, p.book, indices, rdo)
@@ -305,6 +307,7 @@ class _Search:
         """*p* (measured) with its file."""
         if p.encoded is None:
             p.encoded = self.assemble(p.book, p.indices)
+            p.bytes = len(p.encoded.data)
         return p
 
     # the searches
@@ -424,9 +427,11 @@ class _Search:
             guess = min(hi.k - 1, max(lo.k + 1, guess))
             p = self.probe(guess, coded=True)
             if p.bytes <= size:
-                lo = p
+                lo, old = p, lo
             else:
-                hi = p
+                hi, old = p, hi
+            if old is not p:
+                old.release()
         return self._fill(lo, hi, size), True
 
     def _fill(self, fits: _Probe, over: _Probe | None, size: int) -> _Probe:
@@ -465,9 +470,11 @@ class _Search:
                 break
             p = self.probe(k, mid, coded=True)
             if p.bytes <= size:
-                fitting = p
+                fitting, old = p, fitting
             else:
-                over = p
+                over, old = p, over
+            if old is not p:
+                old.release()
         return fitting
 
 
