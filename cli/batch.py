@@ -5,7 +5,9 @@ progress bar, prints one line per failed file and the summary (or JSON).
 
 Exit status: 0 when every file was converted; 2 when any failed (each
 failure has its own ``vqcodec: error:`` line on stderr, the others are
-still written); 130 on Ctrl-C or SIGTERM (the files not started are
+still written); else 99 when a file's target could not be met and 98 when
+a file was skipped by ``--skip-if-larger`` (each named on stderr, nothing
+written for it; the others are written); 130 on Ctrl-C or SIGTERM (the files not started are
 cancelled; the outputs are written atomically, so none is left half done).
 """
 
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace, what: str) -> int:
                                               window=window, **options)) as stream:
                 for result in stream:
                     results.append(result)
-                    if not result.ok:
+                    if result.error is not None:
                         bar.clear()
                         _error_line(what, result)
                     bar.update(result)
@@ -80,7 +82,11 @@ def run(args: argparse.Namespace, what: str) -> int:
                            "summary": summary.as_dict()}))
     else:
         io.say(summary_table(summary, what))
-    return ExitStatus.OK if summary.failed == 0 else ExitStatus.USAGE
+    if summary.failed:
+        return ExitStatus.USAGE
+    if summary.unreachable:
+        return ExitStatus.TARGET_UNREACHABLE
+    return ExitStatus.NOT_SMALLER if summary.larger else ExitStatus.OK
 
 
 def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
@@ -88,17 +94,21 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
     from vqcodec import OptionError, batch
 
     check_executor_options(args)
-    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise UsageError(f"--output-dir '{args.output_dir}' is a file; give a folder")
+    out = args.output_dir  # None with --ext alone: each output beside its input
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--output-dir '{out}' is a file; give a folder")
+    ext = getattr(args, "ext", None)
     if what == "encode":
         from .commands import encode_options
 
-        plan = batch.plan_encode(args.paths, args.output_dir, overwrite=args.force)
+        plan = batch.plan_encode(args.paths, out, overwrite=args.force,
+                                 skip_existing=args.skip_existing, suffix=ext or batch.VQI_SUFFIX)
         options = dict(options=encode_options(args), measure=not args.quiet)
     else:
-        fmt = args.format or "PNG"
+        fmt = args.format or (_format_of(ext) if ext else "PNG")
         try:
-            plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force)
+            plan = batch.plan_decode(args.paths, out, format=fmt, overwrite=args.force,
+                                     skip_existing=args.skip_existing, suffix=ext)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
         options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
@@ -106,16 +116,19 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
     return plan, options
 
 
-def _make_output_dir(output_dir: str, plan: Any) -> None:
-    if plan.jobs:
+def _make_output_dir(output_dir: str | None, plan: Any) -> None:
+    if plan.jobs and output_dir is not None:
         try:
             os.makedirs(output_dir, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create --output-dir '{output_dir}': {e.strerror or e}") from None
 
 
-def _folders_to_make(plan: Any, output_dir: str) -> list[str]:
-    """The folders the plan's outputs need that do not exist yet, deepest first."""
+def _folders_to_make(plan: Any, output_dir: str | None) -> list[str]:
+    """The folders the plan's outputs need that do not exist yet, deepest first (none beside the
+    inputs, --ext)."""
+    if output_dir is None:
+        return []
     top = os.path.abspath(output_dir)
     missing: set[str] = set()
     for job in plan.jobs:
@@ -135,6 +148,16 @@ def _remove_empty(folders: list[str]) -> None:
             os.rmdir(folder)  # fails, as it should, when the folder holds anything
         except OSError:
             pass
+
+
+def _format_of(ext: str) -> str:
+    """The image format that an --ext names (decode)."""
+    from vqcodec import OptionError, pixels
+
+    try:
+        return pixels.format_for_path("x" + ext)
+    except OptionError as e:
+        raise UsageError(f"--ext {ext}: {e}, or give --format") from None
 
 
 @contextlib.contextmanager
@@ -204,7 +227,10 @@ def summary_table(summary: Any, what: str) -> str:
         return "-" if value is None else f"{value:{spec}}{unit}"
 
     rows = [
-        ("files", f"{summary.ok} ok, {summary.failed} failed"),
+        ("files", f"{summary.ok} ok, {summary.failed} failed"
+                  + (f", {summary.unreachable} target not reached" if summary.unreachable else "")
+                  + (f", {summary.larger} not smaller" if summary.larger else "")
+                  + (f", {summary.existing} existing skipped" if summary.existing else "")),
         ("input", f"{summary.bytes_in:,} bytes"),
         ("output", f"{summary.bytes_out:,} bytes"),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -52,9 +53,55 @@ def encode_options(args: argparse.Namespace) -> Any:
     from vqcodec.options import EncodeOptions
 
     chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "dither", "coder", "layout", "level",
-                                                     "block", "strip", "codebook")
+                                                     "block", "strip", "codebook", "psnr", "quality",
+                                                     "max_bytes", "bpp", "speed")
               if getattr(args, name, None) is not None}
+    if getattr(args, "skip_if_larger", False):
+        chosen["skip_if_larger"] = True
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
+
+
+def _number(name: str) -> Any:
+    """An argparse type: a number, then the encoder's check of option *name*."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got '{text}'") from None
+        return _checked(name, value)
+
+    return parse
+
+
+def _quality_value(text: str) -> tuple[int, int]:
+    return _checked("quality", text)
+
+
+def _add_target_options(enc: argparse.ArgumentParser) -> None:
+    """--psnr, --quality, --max-bytes, --bpp (one of them) and --skip-if-larger."""
+    group = enc.add_argument_group(
+        "targets", "say the result, not k: the encoder chooses the codebook size (at most -k, "
+        "default 256) and reports it; exit 99 and nothing written when the target cannot be met")
+    one = group.add_mutually_exclusive_group()
+    one.add_argument("--psnr", type=_number("psnr"), default=None, metavar="DB",
+                     help="the smallest file whose PSNR is at least DB")
+    one.add_argument("--quality", type=_quality_value, default=None, metavar="MIN-MAX",
+                     help="pngquant's quality 0-100: the fewest colours that meet MAX; "
+                     "below MIN nothing is written (exit 99). Also N (= 0.9N-N), -N, N-")
+    one.add_argument("--max-bytes", type=_whole("max_bytes"), default=None, metavar="N",
+                     help="the best PSNR whose file fits in N bytes")
+    one.add_argument("--bpp", type=_number("bpp"), default=None, metavar="B",
+                     help="the best PSNR within B bits per pixel")
+    group.add_argument("--skip-if-larger", action="store_true",
+                       help="write nothing (exit 98) when the .vqi file would not be smaller "
+                       "than the input file")
+
+
+def _extension(text: str) -> str:
+    """--ext: a file-name ending such as .vqi or -small.vqi (no folder)."""
+    if not text or "/" in text or os.sep in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"expected a file-name ending such as .vqi, got '{text}'")
+    return text
 
 
 def _rdo_value(text: str) -> float:
@@ -133,9 +180,16 @@ def _add_encode(sub: Any) -> None:
     enc.add_argument("--strip", action="store_true",
                      help="leave the input's ICC profile out of the file (the only metadata a "
                      ".vqi keeps; rd --strip measures the same bytes)")
+    enc.add_argument("--speed", type=_whole("speed"), default=None, metavar="N",
+                     help="effort, 1 (slowest) to 10 (fastest), default 4: faster speeds run fewer "
+                     "k-means iterations and rate-aware passes, for a little less PSNR")
+    enc.add_argument("-v", "--verbose", action="store_true",
+                     help="also say on stderr how the file was made: the coder and layout "
+                     "chosen and, with a target, every candidate k looked at")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
+    _add_target_options(enc)
     _common_output_options(enc, DEFAULT_MAX_PIXELS)
     enc.set_defaults(handler=cmd_encode)
 
@@ -186,6 +240,12 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int,
 
     add_executor_options(p, prefix="batch mode: ")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("--ext", type=_extension, default=None, metavar="EXT",
+                   help="batch mode without -o: write each output beside its input, named "
+                   "with EXT in place of the input's extension (pngquant's --ext)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="batch mode: leave an input whose output exists (to re-run a batch "
+                   "after adding files)")
     p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -198,11 +258,12 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
     """Set args.input/args.output for the single-file form; True when it is a batch."""
-    batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler))
+    batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler),
+                                         ("--skip-existing", args.skip_existing or None))
                   if value is not None]
-    if args.output_dir is not None:
+    if args.output_dir is not None or args.ext is not None:
         if args.output is not None:
-            raise UsageError("-o names the output file of one input; with --output-dir "
+            raise UsageError("-o names the output file of one input; with --output-dir or --ext "
                              "the outputs are named after the inputs: drop one of them")
         return True
     if batch_only:
@@ -269,17 +330,29 @@ def cmd_encode(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     source = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
+    result = None
     try:
         with Ticker(sys.stderr, f"encode {name}", enabled=not args.quiet) as ticker:
-            enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
-                                        on_stage=ticker.stage)
+            if options.target is not None:
+                ticker.stage("searching for the target")
+                result = vqcodec.encode_target(pixels.NamedBytes(source, name), options)
+                if not result.ok:
+                    return _not_written(args, name, result)
+                enc = result.encoded
+            else:
+                enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
+                                            on_stage=ticker.stage)
     except vqcodec.ImageInputError as e:
         hint = f"; {_IMAGE_HINT}" if str(e).endswith("not an image Pillow recognises") else ""
         raise UsageError(f"{e}{hint}") from None
     except vqcodec.LimitError as e:
         raise UsageError(_max_pixels_hint(e)) from None
+    except vqcodec.NotSmallerError as e:
+        return _skipped(args, name, e.encoded_bytes, e.input_bytes)
     io.write_output(args.output, enc.data, force=args.force)
     seconds = time.perf_counter() - start
+    if args.verbose:
+        _explain(enc, result)
     if args.quiet:
         return 0
     _warn_unused_options(args, enc.header)
@@ -294,10 +367,17 @@ def cmd_encode(args: argparse.Namespace) -> int:
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
                   k_requested=args.k, block=f"{h.block_width}x{h.block_height}")
+    if result is not None:
+        fields.update(target=result.target, rdo=result.rdo, quality=result.quality,
+                      probes=result.probes)
     if args.json:
         _say(args, report.to_json(fields))
     else:
-        _say(args, report.encode_line(fields["input"], fields["output"], fields))
+        line = report.encode_line(fields["input"], fields["output"], fields)
+        if result is not None:
+            line += (f"; target {result.target}: met with k={h.k}, rdo {result.rdo:g}, "
+                     f"quality {result.quality}")
+        _say(args, line)
     return 0
 
 
@@ -323,6 +403,57 @@ def _warn_unused_options(args: argparse.Namespace, header: Any) -> None:
                      "encoder choose")
     for note in notes:
         print(f"vqcodec: warning: {note}", file=sys.stderr, flush=True)
+
+
+def _explain(enc: Any, result: Any) -> None:
+    """-v: how the file was made (*enc*: None when none was), on stderr."""
+    from vqcodec import coders
+    from vqcodec.packing import LAYOUTS
+
+    if result is not None:
+        for k, rdo, mse, measured, nbytes in result.trail:
+            what = "MSE" if measured else "colour error (before rdo)"
+            size = f", {nbytes:,} bytes" if nbytes else ""
+            print(f"vqcodec: candidate k={k} rdo {rdo:g}: {what} {mse:.3f}{size}", file=sys.stderr)
+        print(f"vqcodec: target {result.target}: {'chose' if result.reached else 'best'} "
+              f"k={result.k}, rdo {result.rdo:g} ({result.probes} candidates)", file=sys.stderr)
+    if enc is None:
+        return
+    h = enc.header
+    print(f"vqcodec: index coder {coders.by_id(h.index_coder).name}, layout "
+          f"{LAYOUTS.get(h.index_layout, '?')}, {len(enc.data):,} bytes", file=sys.stderr)
+
+
+def _not_written(args: argparse.Namespace, name: str, result: Any) -> int:
+    """A target that cannot be met (exit 99) or a file that would not be smaller (98)."""
+    from .errors import ExitStatus
+
+    if args.verbose:
+        _explain(None, result)
+    if result.skipped:
+        return _skipped(args, name, result.bytes, result.input_bytes)
+    if args.json and not args.quiet:
+        _say(args, report.to_json({"input": name, "written": False, **result.as_dict()}))
+    if result.target.startswith("<="):
+        best = f"the smallest file is {result.bytes:,} bytes at k={result.k}"
+        hint = "raise --max-bytes/--bpp"
+    else:
+        best = f"the best is PSNR {result.psnr:.2f} dB, quality {result.quality}, at k={result.k}"
+        hint = "raise -k or lower the target"
+    print(f"vqcodec: error: '{name}': target {result.target} not reached ({best}); "
+          f"nothing written; {hint}", file=sys.stderr)
+    return ExitStatus.TARGET_UNREACHABLE
+
+
+def _skipped(args: argparse.Namespace, name: str, nbytes: int, input_bytes: int | None) -> int:
+    from .errors import ExitStatus
+
+    if args.json and not args.quiet:
+        _say(args, report.to_json({"input": name, "written": False, "skipped": True,
+                                   "bytes": nbytes, "input_bytes": input_bytes}))
+    print(f"vqcodec: error: '{name}': the .vqi file would be {nbytes:,} bytes, not smaller than "
+          f"the input's {input_bytes:,}; nothing written (--skip-if-larger)", file=sys.stderr)
+    return ExitStatus.NOT_SMALLER
 
 
 def _report_fields(rep: Any) -> dict[str, Any]:

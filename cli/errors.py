@@ -13,6 +13,8 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
+    NOT_SMALLER = 98  # --skip-if-larger: the .vqi would not be smaller; nothing written (pngquant's 98)
+    TARGET_UNREACHABLE = 99  # --quality/--psnr/--max-bytes/--bpp cannot be met; nothing written (pngquant's 99)
     INTERRUPTED = 130
 
 

@@ -29,7 +29,9 @@ from .errors import (
     ImageInputError,
     IntegrityError,
     LimitError,
+    NotSmallerError,
     OptionError,
+    TargetUnreachableError,
     UnsupportedVersionError,
     VqiError,
 )
@@ -41,8 +43,10 @@ from .codec import (
     decode_pixels,
     encode,
     encode_pixels,
+    encode_target,
     read_info,
 )
+from .target import TargetResult
 from .tokenizer import detokenize, tokens
 from . import pillow_plugin as _pillow_plugin
 
@@ -59,6 +63,8 @@ __all__ = [
     "Info",
     "encode",
     "encode_pixels",
+    "encode_target",
+    "TargetResult",
     "decode",
     "decode_pixels",
     "decode_image",
@@ -71,6 +77,8 @@ __all__ = [
     "LimitError",
     "ImageInputError",
     "OptionError",
+    "TargetUnreachableError",
+    "NotSmallerError",
     "CodebookError",
     "register_codebook",
     "unregister_codebook",

@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from . import codec, fileio, metrics, pixels
 from ._threads import cores
 from .limits import DEFAULT_MAX_PIXELS
-from .errors import OptionError, VqiError
+from .errors import NotSmallerError, OptionError, TargetUnreachableError, VqiError
 from .options import EncodeOptions
 
 __all__ = [
@@ -96,7 +96,13 @@ class Result:
     ``bytes_in`` and ``bytes_out`` are file sizes; ``bpp`` is the bits per
     pixel of the .vqi file (the output of an encode, the input of a
     decode); ``psnr`` (encode only, when measured) is ``math.inf`` for a
-    lossless result; ``seconds`` is the worker's time for this file.
+    lossless result; ``k`` (encode) the codebook size written -- the one a
+    target chose; ``seconds`` is the worker's time for this file.
+    ``skipped`` says why nothing was written for a file that did not fail:
+    ``"unreachable"`` (the encode's target cannot be met) or ``"larger"``
+    (``skip_if_larger``: the .vqi file would not be smaller); ``error``
+    then holds the reason; or ``"exists"`` (planned with *skip_existing*:
+    the output was there already; no error).
     """
 
     source: str
@@ -108,11 +114,13 @@ class Result:
     psnr: float | None = None
     seconds: float = 0.0
     error: str | None = None
+    skipped: str | None = None
+    k: int | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the file was converted (no error)."""
-        return self.error is None
+        """True when the file was converted (no error, not skipped)."""
+        return self.error is None and self.skipped is None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
@@ -143,7 +151,7 @@ class Summary:
     ``lossless`` counts the files whose PSNR is infinite (left out of the mean)."""
 
     ok: int
-    failed: int
+    failed: int  # not counting the skipped
     bytes_in: int
     bytes_out: int
     ratio: float | None
@@ -151,6 +159,9 @@ class Summary:
     mean_psnr: float | None
     seconds: float
     lossless: int = 0
+    unreachable: int = 0
+    larger: int = 0
+    existing: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -170,9 +181,10 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_psnr: float | None = sum(finite) / len(finite)
     else:
         mean_psnr = math.inf if psnrs else None
+    skipped = [r.skipped for r in results if r.skipped]
     return Summary(
         ok=len(good),
-        failed=len(results) - len(good),
+        failed=len(results) - len(good) - len(skipped),
         bytes_in=bytes_in,
         bytes_out=bytes_out,
         ratio=bytes_in / bytes_out if bytes_out else None,
@@ -180,6 +192,9 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_psnr=mean_psnr,
         seconds=seconds,
         lossless=len(psnrs) - len(finite),
+        unreachable=skipped.count("unreachable"),
+        larger=skipped.count("larger"),
+        existing=skipped.count("exists"),
     )
 
 
@@ -214,9 +229,19 @@ def output_suffix(format: str) -> str:
     raise OptionError(f"no file extension for format {format!r}")  # pragma: no cover
 
 
-def plan_encode(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False) -> Plan:
-    """Plan encoding images (files, and image files found in folders) into *output_dir*."""
-    return _plan("encode", paths, output_dir, image_extensions(), VQI_SUFFIX, overwrite)
+def plan_encode(paths: Sequence[str], output_dir: str | None, /, *, overwrite: bool = False,
+                skip_existing: bool = False, suffix: str = VQI_SUFFIX) -> Plan:
+    """Plan encoding images (files, and image files found in folders) into *output_dir*.
+
+    With *output_dir* None each output goes beside its input (pngquant's
+    ``--ext``), named with *suffix* in place of the input's extension.
+
+    With *skip_existing*, an input whose output exists is skipped (a
+    ``Result`` with ``skipped="exists"``, not a failure), so a batch can be
+    run again after adding files.
+    """
+    return _plan("encode", paths, output_dir, image_extensions(), suffix, overwrite,
+                 skip_existing)
 
 
 def plan_tokens(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False) -> Plan:
@@ -224,17 +249,20 @@ def plan_tokens(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = F
     return _plan("tokens", paths, output_dir, image_extensions(), ".npy", overwrite)
 
 
-def plan_decode(paths: Sequence[str], output_dir: str, /, *, format: str = "PNG",
-                overwrite: bool = False) -> Plan:
-    """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images."""
-    return _plan("decode", paths, output_dir, frozenset({VQI_SUFFIX}), output_suffix(format),
-                 overwrite)
+def plan_decode(paths: Sequence[str], output_dir: str | None, /, *, format: str = "PNG",
+                overwrite: bool = False, skip_existing: bool = False,
+                suffix: str | None = None) -> Plan:
+    """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images
+    (*output_dir*, *skip_existing* and *suffix* as for :func:`plan_encode`; the
+    suffix defaults to the format's)."""
+    return _plan("decode", paths, output_dir, frozenset({VQI_SUFFIX}),
+                 suffix or output_suffix(format), overwrite, skip_existing)
 
 
-def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozenset[str],
-          suffix: str, overwrite: bool) -> Plan:
-    output_dir = os.fspath(output_dir)
-    skip_dir = os.path.realpath(output_dir)
+def _plan(what: str, paths: Sequence[str], output_dir: str | None, extensions: frozenset[str],
+          suffix: str, overwrite: bool, skip_existing: bool = False) -> Plan:
+    output_dir = None if output_dir is None else os.fspath(output_dir)
+    skip_dir = None if output_dir is None else os.path.realpath(output_dir)
     pairs: list[tuple[str, str]] = []  # (source, path relative to output_dir)
     failed: list[Result] = []
     for path in map(os.fspath, paths):
@@ -253,7 +281,9 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
         if real in seen_sources:  # the same file named twice (a file and its folder)
             continue
         seen_sources.add(real)
-        job = Job(source, os.path.join(output_dir, os.path.splitext(rel)[0] + suffix))
+        beside = output_dir is None  # each output beside its input
+        job = Job(source, os.path.splitext(source if beside else os.path.join(output_dir, rel))[0]
+                  + suffix)
         claims.setdefault(os.path.abspath(job.target).casefold(), []).append(job)
 
     jobs = []
@@ -268,6 +298,8 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
         if os.path.realpath(job.target) == os.path.realpath(job.source):
             failed.append(Result(job.source, job.target,
                                  error="the output would replace the input; choose another -o folder"))
+        elif skip_existing and not overwrite and os.path.lexists(job.target):
+            failed.append(Result(job.source, job.target, skipped="exists"))
         elif not overwrite and os.path.lexists(job.target):
             failed.append(Result(job.source, job.target, error=_exists(job.target)))
         else:
@@ -291,7 +323,7 @@ def image_files(paths: Sequence[str], /) -> tuple[list[str], list[str]]:
     return found, missing
 
 
-def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]:
+def _walk(root: str, extensions: frozenset[str], skip_dir: str | None) -> Iterator[str]:
     """Files under *root* with one of *extensions*, in sorted order; *skip_dir* not entered."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
@@ -327,7 +359,7 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
         psnr = metrics.psnr(enc.source.array, enc.reconstruct()) if measure else None
         return Result(source, target, bytes_in, len(enc.data), count,
                       metrics.bits_per_pixel(len(enc.data), enc.header.width, enc.header.height),
-                      psnr)
+                      psnr, k=enc.header.k)
 
     return attempt(source, target, work)
 
@@ -370,6 +402,9 @@ def attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
         result = Result(source, target, error=f"cannot read or write{where}: {e.strerror or e}")
     except MemoryError:
         result = Result(source, target, error="out of memory; try a smaller k or fewer jobs")
+    except (TargetUnreachableError, NotSmallerError) as e:
+        why = "unreachable" if isinstance(e, TargetUnreachableError) else "larger"
+        result = Result(source, target, error=" ".join(str(e).split()), skipped=why)
     except Exception as e:  # a VqiError names what failed; anything else is named by its type
         text = str(e) if isinstance(e, VqiError) else f"{type(e).__name__}: {e}"
         result = Result(source, target, error=" ".join(text.split()))

@@ -8,16 +8,17 @@ of the public API are thin wrappers at the bottom.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
-from . import books, container, fileio, packing, pixels
+from . import books, container, fileio, packing, pixels, target
 from .choose import choose
-from .errors import LimitError, OptionError
+from .errors import LimitError, NotSmallerError, OptionError, TargetUnreachableError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
 from .options import DEFAULT_RDO, EncodeOptions
+from .target import TargetResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -27,6 +28,7 @@ __all__ = [
     "Info",
     "encode",
     "encode_pixels",
+    "encode_target",
     "decode",
     "decode_pixels",
     "decode_image",
@@ -76,6 +78,80 @@ def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
     return pixels.load(image, max_pixels=max_pixels)
 
 
+def _options(options: EncodeOptions | None, changes: dict[str, Any]) -> EncodeOptions:
+    opts = options or EncodeOptions()
+    return opts.replace(**changes) if changes else opts
+
+
+def _load(image: ImageLike, opts: EncodeOptions) -> tuple[pixels.Pixels, int | None]:
+    """The pixels, checked against the limit, and the input file's size (None: not a file)."""
+    px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
+    if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
+        raise LimitError(
+            f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
+            f"above the limit of {opts.max_pixels:,}"
+        )
+    return px, _input_size(image)
+
+
+def _input_size(image: ImageLike) -> int | None:
+    """The size of a file input (path, bytes, or the rest of a seekable stream)."""
+    if isinstance(image, (np.ndarray, pixels.Pixels)) or pixels.is_pil_image(image):
+        return None
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return memoryview(image).nbytes
+    if isinstance(image, (str, os.PathLike)):
+        return os.path.getsize(image)
+    try:  # a stream that was read to its end: its length
+        return int(image.seek(0, os.SEEK_END))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _assemble(px: pixels.Pixels, opts: EncodeOptions, codebook: np.ndarray, indices: np.ndarray,
+              block: tuple[int, int] = (1, 1), shared: Any = None) -> Encoded:
+    """The file for a codebook and index map: the coder's choice, header, container."""
+    codebook = np.ascontiguousarray(codebook, dtype=np.uint8)
+    choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
+    header = container.Header(
+        width=px.width, height=px.height, channels=px.channels, k=len(codebook),
+        index_layout=choice.layout, index_coder=choice.coder.id,
+        block_width=block[0], block_height=block[1],
+        codebook_source=0 if shared is None else 1,
+    )
+    payload = packing.pack(indices, bits=header.index_bits, layout=choice.layout)
+    data = container.write(header, codebook.tobytes(), payload, icc_profile=px.icc_profile,
+                           coded_index=choice.data,
+                           codebook_ref=None if shared is None else bytes.fromhex(shared.sha256))
+    return Encoded(data, header, codebook, indices, px)
+
+
+def _not_smaller(nbytes: int, input_bytes: int | None, opts: EncodeOptions) -> bool:
+    return opts.skip_if_larger and input_bytes is not None and nbytes >= input_bytes
+
+
+def encode_target(image: ImageLike, /, options: EncodeOptions | None = None,
+                  **changes: Any) -> TargetResult:
+    """Encode to the target of *options* (``psnr``, ``quality``, ``max_bytes`` or ``bpp``).
+
+    Returns a :class:`~vqcodec.target.TargetResult` whether or not the target
+    was reached: ``result.ok`` says whether there is a file
+    (``result.data``), and ``k``, ``rdo``, ``psnr``, ``bytes`` what was
+    chosen or, when unreachable, the best that could be done.  An
+    unreachable target is an outcome here, not an exception;
+    :func:`encode_pixels` raises :class:`~vqcodec.errors.TargetUnreachableError`
+    for it instead.  Bad options or input raise as for any encode.
+    """
+    opts = _options(options, changes)
+    if opts.target is None:
+        raise OptionError("encode_target needs a target: psnr, quality, max_bytes or bpp")
+    px, input_bytes = _load(image, opts)
+    result = target.search(px.array, opts, lambda book, idx: _assemble(px, opts, book, idx))
+    skipped = result.reached and _not_smaller(result.bytes, input_bytes, opts)
+    return replace(result, skipped=skipped, input_bytes=input_bytes,
+                   encoded=None if skipped else result.encoded)
+
+
 def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
                   on_stage: Callable[[str], None] | None = None, **changes: Any) -> Encoded:
     """Encode and return the bytes together with the codebook and indices.
@@ -85,20 +161,26 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     *on_stage*, if given, is called with the name of each stage as it starts
     ("reading", "learning the codebook", "mapping pixels", "coding"): what a
     progress display shows.
+    With a target option the codebook size is chosen to meet it
+    (:func:`encode_target`); :class:`~vqcodec.errors.TargetUnreachableError`
+    when no k up to ``k`` does.  With ``skip_if_larger``,
+    :class:`~vqcodec.errors.NotSmallerError` when the file would not be
+    smaller than the input file.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
+    from .quantize.rdo import iterations_for
 
     stage = on_stage or (lambda name: None)
-    opts = options or EncodeOptions()
-    if changes:
-        opts = opts.replace(**changes)
+    opts = _options(options, changes)
+    if opts.target is not None:
+        result = encode_target(image, opts)
+        if not result.reached:
+            raise TargetUnreachableError(_unreachable(result), result)
+        if result.skipped:
+            raise _larger(result.bytes, result.input_bytes)
+        return result.encoded
     stage("reading")
-    px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
-    if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
-        raise LimitError(
-            f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
-            f"above the limit of {opts.max_pixels:,}"
-        )
+    px, input_bytes = _load(image, opts)
     stage("learning the codebook" if opts.codebook is None else "mapping pixels")
     shared = opts.codebook
     block = opts.block
@@ -114,26 +196,33 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
         else:
             indices = remap(px.array, shared, rdo_strength=opts.rdo, dither=opts.dither)
     elif block == (1, 1):
-        q = quantize(px.array, k=opts.k, seed=opts.seed)
+        q = quantize(px.array, k=opts.k, seed=opts.seed, speed=opts.speed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
         stage("mapping pixels")
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
-                        dither=opts.dither)
+                        dither=opts.dither, rdo_iterations=iterations_for(opts.speed))
     else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
         codebook, indices = _quantize_blocks(px.array, opts)
     stage("coding")
-    choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
-    header = container.Header(
-        width=px.width, height=px.height, channels=px.channels, k=len(codebook),
-        index_layout=choice.layout, index_coder=choice.coder.id,
-        block_width=block[0], block_height=block[1],
-        codebook_source=0 if shared is None else 1,
-    )
-    payload = packing.pack(indices, bits=header.index_bits, layout=choice.layout)
-    data = container.write(header, codebook.tobytes(), payload, icc_profile=px.icc_profile,
-                           coded_index=choice.data,
-                           codebook_ref=None if shared is None else bytes.fromhex(shared.sha256))
-    return Encoded(data, header, codebook, indices, px)
+    enc = _assemble(px, opts, codebook, indices, block, shared)
+    if _not_smaller(len(enc.data), input_bytes, opts):
+        raise _larger(len(enc.data), input_bytes)
+    return enc
+
+
+def _unreachable(result: TargetResult) -> str:
+    if result.target.startswith("<="):
+        return (f"target {result.target} not reached: the smallest file found is "
+                f"{result.bytes:,} bytes (k={result.k}, rdo {result.rdo:g}); nothing was made")
+    return (f"target {result.target} not reached: the best is PSNR {result.psnr:.2f} dB, "
+            f"quality {result.quality}, at k={result.k}; raise k or lower the target; "
+            "nothing was made")
+
+
+def _larger(nbytes: int, input_bytes: int | None) -> NotSmallerError:
+    return NotSmallerError(f"skip_if_larger: the .vqi file would be {nbytes:,} bytes, not smaller "
+                           f"than the input's {input_bytes:,}; nothing was made", nbytes,
+                           input_bytes or 0)
 
 
 def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +272,9 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
            seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
            layout: str | None = None, level: int | None = None, block: object = (1, 1),
            strip: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
-           codebook: books.Source | None = None) -> bytes:
+           codebook: books.Source | None = None, psnr: float | None = None, quality: Any = None,
+           max_bytes: int | None = None, bpp: float | None = None,
+           skip_if_larger: bool = False, speed: int = 4) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -197,11 +288,18 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
     ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),
-    ``max_pixels``, ``codebook`` (a shared codebook: the file names it
-    instead of holding it, :mod:`vqcodec.books`).
+    ``max_pixels``, ``codebook`` (a shared
+    codebook: the file names it instead of holding it, :mod:`vqcodec.books`); one target of
+    ``psnr`` (dB), ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp``
+    (then ``k`` is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
+    unreachable target raises :class:`~vqcodec.errors.TargetUnreachableError`
+    and ``skip_if_larger`` :class:`~vqcodec.errors.NotSmallerError`, with
+    nothing written (:func:`encode_target` returns the outcome instead).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
-                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook)
+                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook, psnr=psnr,
+                            quality=quality, max_bytes=max_bytes, bpp=bpp, skip_if_larger=skip_if_larger,
+                            speed=speed)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

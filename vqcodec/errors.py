@@ -14,6 +14,11 @@ CLI) can react without parsing messages:
 * :class:`ImageInputError` -- an input image cannot be read or converted.
 * :class:`OptionError` -- an encoder option is out of range (also a
   :class:`ValueError`).
+* :class:`TargetUnreachableError` -- an encode with a target (psnr,
+  quality, max_bytes, bpp) that no codebook up to k meets; nothing was
+  made.  ``vqcodec.encode_target`` returns the same outcome as a value.
+* :class:`NotSmallerError` -- ``skip_if_larger``: the .vqi file would not be
+  smaller than the input file; nothing was made.
 * :class:`CodebookError` -- a shared codebook (spec §11) cannot be found,
   or its file is not a valid codebook file; the message names its hash.
 
@@ -30,6 +35,8 @@ __all__ = [
     "LimitError",
     "ImageInputError",
     "OptionError",
+    "TargetUnreachableError",
+    "NotSmallerError",
     "CodebookError",
 ]
 
@@ -60,6 +67,25 @@ class ImageInputError(VqiError):
 
 class OptionError(VqiError, ValueError):
     """An encoder or decoder option is out of range."""
+
+
+class TargetUnreachableError(VqiError):
+    """No codebook up to k meets the encode's target; ``result`` is the
+    :class:`vqcodec.target.TargetResult` (the best candidate's k, PSNR, bytes)."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class NotSmallerError(VqiError):
+    """``skip_if_larger``: the encoded file (``encoded_bytes``) is not smaller
+    than the input file (``input_bytes``)."""
+
+    def __init__(self, message: str, encoded_bytes: int = 0, input_bytes: int = 0) -> None:
+        super().__init__(message)
+        self.encoded_bytes = encoded_bytes
+        self.input_bytes = input_bytes
 
 
 class CodebookError(FormatError):

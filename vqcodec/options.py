@@ -25,7 +25,7 @@ from .errors import OptionError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_block, check_k, check_seed
 
 __all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE",
-           "DITHER_RANGE"]
+           "DITHER_RANGE", "TARGETS", "PSNR_RANGE", "SPEED_RANGE", "parse_quality"]
 
 DEFAULT_RDO = 0.6
 # The knee: beyond about 5 a file stops getting smaller and only loses PSNR
@@ -90,10 +90,84 @@ def _check_codebook(value: object) -> Any:
     return to_codebook(value)
 
 
-def _check_strip(value: object) -> bool:
-    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's too
-        raise OptionError(f"strip must be True or False, got {value!r}")
-    return bool(value)
+PSNR_RANGE = (1.0, 100.0)
+TARGETS = ("psnr", "quality", "max_bytes", "bpp")
+"""The target options: at most one per encode (:mod:`vqcodec.target` meets it)."""
+
+
+def _check_psnr(value: object) -> float | None:
+    low, high = PSNR_RANGE
+    if value is not None and (not _number(value) or not (math.isfinite(value) and low <= value <= high)):
+        raise OptionError(f"psnr must be a number of dB from {low:g} to {high:g}, got {value!r}")
+    return None if value is None else float(value)
+
+
+def parse_quality(text: str) -> tuple[int, int]:
+    """pngquant's quality forms: "MIN-MAX"; "N" (MIN = 9 N / 10, as pngquant); "-N" (0-N); "N-" (N-100)."""
+    t = text.strip()
+    try:
+        if t.startswith("-"):
+            low, high = 0, int(t[1:])
+        elif t.endswith("-"):
+            low, high = int(t[:-1]), 100
+        elif "-" in t:
+            a, b = t.split("-", 1)
+            low, high = int(a), int(b)
+        else:
+            high = int(t)
+            low = high * 9 // 10
+    except ValueError:
+        raise OptionError(f"quality must be MIN-MAX with whole numbers from 0 to 100 "
+                          f"(e.g. 65-80), got {text!r}") from None
+    return low, high
+
+
+def _check_quality(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        low, high = parse_quality(value)
+    elif _integer(value):
+        low, high = parse_quality(str(int(value)))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_integer, value)):
+        low, high = (int(v) for v in value)
+    else:
+        raise OptionError(f"quality must be MIN-MAX (a string such as '65-80', a pair of "
+                          f"integers or one integer), got {value!r}")
+    if not 0 <= low <= high <= 100:
+        raise OptionError(f"quality must be MIN-MAX with 0 <= MIN <= MAX <= 100, got {low}-{high}")
+    return low, high
+
+
+def _check_max_bytes(value: object) -> int | None:
+    if value is not None and (not _integer(value) or value < 1):
+        raise OptionError(f"max_bytes must be a positive integer (bytes), got {value!r}")
+    return None if value is None else int(value)
+
+
+def _check_bpp(value: object) -> float | None:
+    if value is not None and (not _number(value) or not (math.isfinite(value) and value > 0)):
+        raise OptionError(f"bpp must be a positive number of bits per pixel, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _check_flag(name: str) -> Callable[[Any], bool]:
+    def check(value: object) -> bool:
+        numpy_bool = getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(value, "shape", ())
+        if not (isinstance(value, bool) or numpy_bool):
+            raise OptionError(f"{name} must be True or False, got {value!r}")
+        return bool(value)
+    return check
+
+
+SPEED_RANGE = (1, 10)
+
+
+def _check_speed(value: object) -> int:
+    low, high = SPEED_RANGE
+    if not _integer(value) or not low <= value <= high:
+        raise OptionError(f"speed must be an integer from {low} (slowest) to {high} (fastest), got {value!r}")
+    return int(value)
 
 
 def _check_max_pixels(value: object) -> int | None:
@@ -111,9 +185,15 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "layout": _check_layout,
     "level": _check_level,
     "block": check_block,
-    "strip": _check_strip,
+    "strip": _check_flag("strip"),
     "max_pixels": _check_max_pixels,
     "codebook": _check_codebook,
+    "psnr": _check_psnr,
+    "quality": _check_quality,
+    "max_bytes": _check_max_bytes,
+    "bpp": _check_bpp,
+    "skip_if_larger": _check_flag("skip_if_larger"),
+    "speed": _check_speed,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
 
@@ -156,6 +236,21 @@ class EncodeOptions:
                     :mod:`vqcodec.books`); the file then names it by its identity
                     and does not hold it (format 1.2, spec §11); ``k`` and ``seed``
                     are not used.
+
+    At most one *target* (:mod:`vqcodec.target` chooses k, and with a byte
+    budget the rdo strength, to meet it; ``k`` is then the largest codebook tried):
+
+    ``psnr``        the smallest file whose PSNR is at least this many dB;
+    ``quality``     (MIN, MAX) on pngquant's 0-100 scale (also "65-80", "80"...:
+                    :func:`parse_quality`): the fewest colours whose error meets
+                    MAX; below MIN the encode is refused (unreachable);
+    ``max_bytes``   the best PSNR whose file fits in this many bytes;
+    ``bpp``         the same budget as bits per pixel (bytes = bpp x pixels / 8);
+    ``skip_if_larger``  refuse to encode when the .vqi file would not be
+                    smaller than the input file (only for a file input);
+    ``speed``       effort, 1 (slowest) to 10 (fastest), default 4: 1-4 are the
+                    full k-means search, faster speeds fewer iterations, one start
+                    and no jumps for small codebooks (:mod:`vqcodec.quantize.kmeans`).
     """
 
     k: int = DEFAULT_K
@@ -169,6 +264,12 @@ class EncodeOptions:
     strip: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     codebook: Any = None
+    psnr: float | None = None
+    quality: tuple[int, int] | None = None
+    max_bytes: int | None = None
+    bpp: float | None = None
+    skip_if_larger: bool = False
+    speed: int = 4
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -176,6 +277,15 @@ class EncodeOptions:
         if self.dither and self.block != (1, 1):
             raise OptionError(f"dither diffuses the error of single pixels; it does not apply to "
                               f"{self.block[0]}x{self.block[1]} blocks (use dither 0 with block)")
+        given = [name for name in TARGETS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise OptionError(f"{' and '.join(given)} are alternative targets; give one of them")
+        if self.target is not None and self.codebook is not None:
+            raise OptionError(f"{self.target} chooses the codebook size, and a shared codebook fixes it; "
+                              "give one of them")
+        if self.target is not None and self.block != (1, 1):
+            raise OptionError(f"{self.target} chooses k for single pixels; it does not apply to "
+                              f"{self.block[0]}x{self.block[1]} blocks yet")
         if self.coder != "auto" and self.layout is not None:
             layouts = coders.by_name(self.coder).layouts
             if _LAYOUT_IDS[self.layout] not in layouts:
@@ -194,6 +304,11 @@ class EncodeOptions:
         """A copy with *changes*, checked like a new value."""
         return replace(self, **changes) if not set(changes) - set(NAMES) else \
             EncodeOptions.from_mapping({**self.as_dict(), **changes})
+
+    @property
+    def target(self) -> str | None:
+        """The name of the target option given (``"psnr"``, ``"quality"``...), or None."""
+        return next((name for name in TARGETS if getattr(self, name) is not None), None)
 
     def as_dict(self) -> dict[str, Any]:
         """The options by name."""

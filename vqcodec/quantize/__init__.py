@@ -43,6 +43,7 @@ import numpy as np
 from vqcodec.limits import MAX_K, MIN_K, check_k, check_seed
 from vqcodec.quantize.codebook import Codebook
 from vqcodec.quantize.histogram import Histogram, check_pixels, distinct
+from vqcodec.quantize.kmeans import DEFAULT_SPEED
 from vqcodec.quantize.learn import fit, learn, learn_codebook
 from vqcodec.quantize.remap import assign, lookup, rebuild, remap
 
@@ -63,19 +64,20 @@ class Quantization:
     indices: np.ndarray
 
 
-def quantize(pixels: np.ndarray, /, *, k: int, seed: int = 0) -> Quantization:
+def quantize(pixels: np.ndarray, /, *, k: int, seed: int = 0, speed: int = DEFAULT_SPEED) -> Quantization:
     """Quantize ``(H, W, C)`` ``uint8`` pixels (``C`` in 1..4) to at most ``k`` colours.
 
     With alpha (C = 2 or 4) the codebook is learned and the colours
     assigned over premultiplied colours, where the error is seen (the
     colour of a transparent pixel is invisible; a half-transparent one's
     error counts half); the codebook is stored straight.  Lossless when the
-    image has at most ``k`` distinct colours.  Raises :class:`OptionError` for a bad ``k``,
+    image has at most ``k`` distinct colours.  *speed* (1-10) is k-means'
+    effort (:func:`.kmeans.kmeans`).  Raises :class:`OptionError` for a bad ``k``,
     ``seed`` or array.
     """
     k = check_k(k)
     seed = check_seed(seed)
     check_pixels(pixels)
     colors, counts, inverse = distinct(pixels)
-    codebook, labels = fit(colors, counts, k, seed)
+    codebook, labels = fit(colors, counts, k, seed, speed=speed)
     return Quantization(codebook=codebook, indices=lookup(labels, inverse, pixels.shape[:2], len(codebook)))

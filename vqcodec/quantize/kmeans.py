@@ -41,7 +41,7 @@ from vqcodec.quantize.nearest import BLAS_SINGLE, BRUTE_MAX_K, augment, nearest,
 
 _native = load("_quantize")
 
-__all__ = ["PNN_MAX_K", "kmeans"]
+__all__ = ["PNN_MAX_K", "DEFAULT_SPEED", "kmeans", "ward_merge"]
 
 # Point sets k-means runs on.
 _WORK_POINTS = 1 << 17  # more distinct colours than this (and than _WORK_PER_K * k):
@@ -74,8 +74,36 @@ _JUMP_FAILS = 3  # consecutive failed trials that end the search
 _JUMP_CANDIDATES = 3  # victims and clusters to split considered per trial
 
 
-def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Weighted k-means centroids (float64, at most k rows) for more than k colours."""
+DEFAULT_SPEED = 4
+"""The encoder's default effort (``speed`` 1-10): 1-4 are the full search below."""
+
+
+def _effort(speed: int) -> tuple[int, float, int, int, bool]:
+    """(seed-set iterations, working-set scale, full iterations, starts, jumps) for *speed*.
+
+    Speeds 1-4 are the full search; 5-10 move linearly to 6 Lloyd
+    iterations on the seed set and a working-set scale of 10, one start
+    from speed 6, and from speed 8 no jumps and no final iterations on all
+    colours (the finishing still assigns every colour).  Speed 10 on the
+    Kodak photos: 2.7 / 2.0 / 1.4 x faster encodes at k = 16 / 64 / 256 for
+    1.021 / 1.014 / 1.012 x the bytes and 0.07 / 0.04 / 0.02 dB less
+    (bench/quality_bench.py, section 6).  A smaller seed set cost 0.3 dB at
+    k = 256, so it stays.
+    """
+    fast = max(0, speed - DEFAULT_SPEED) / (10 - DEFAULT_SPEED)
+    seed_iters = round(_ITER_SEED + (6 - _ITER_SEED) * fast)
+    work_scale = _ITER_WORK_SCALE + (10 - _ITER_WORK_SCALE) * fast
+    full = _ITER_FULL if speed <= 6 else (1 if speed <= 7 else 0)
+    return seed_iters, work_scale, full, _STARTS if speed <= 5 else 1, speed <= 7
+
+
+def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, *,
+           speed: int = DEFAULT_SPEED) -> np.ndarray:
+    """Weighted k-means centroids (float64, at most k rows) for more than k colours.
+
+    *speed* (1-10) trades the search's effort for time (:func:`_effort`).
+    """
+    seed_iters, work_scale, full_iters, starts, jumps = _effort(speed)
     tol = _TOL if k > _JUMP_MAX_K else _TOL_SMALL_K
     x_all = colors.astype(np.float64)
     w_all = counts.astype(np.float64)
@@ -91,25 +119,28 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int) -> np.ndar
         xs, ws = seed_set if seed_set is not None and len(seed_set[0]) < len(xw) else (xw, ww)
         c = _initial(xs, ws, k)
         if k <= _JUMP_MAX_K:  # numpy.random is imported only here: it costs ~8 ms
-            c = _best_start(xs, ws, c, k, np.random.default_rng(seed))
+            c = _best_start(xs, ws, c, k, np.random.default_rng(seed), starts=starts,
+                            iters=seed_iters, jumps=jumps)
         else:
-            c = _lloyd(xs, ws, c, iters=_ITER_SEED, tol=tol)
+            c = _lloyd(xs, ws, c, iters=seed_iters, tol=tol)
         if xs is not xw:
-            iters = max(1, round(_ITER_WORK_SCALE / math.sqrt(k)))
+            iters = max(1, round(work_scale / math.sqrt(k)))
             c = _lloyd(xw, ww, c, iters=iters, tol=tol)
-    if work is not None and k <= PNN_MAX_K:
-        c = _lloyd(x_all, w_all, c, iters=_ITER_FULL, tol=tol)
+    if work is not None and k <= PNN_MAX_K and full_iters:
+        c = _lloyd(x_all, w_all, c, iters=full_iters, tol=tol)
     return c
 
 
-def _best_start(x: np.ndarray, w: np.ndarray, first: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def _best_start(x: np.ndarray, w: np.ndarray, first: np.ndarray, k: int, rng: np.random.Generator, *,
+                starts: int = _STARTS, iters: int = _ITER_SEED, jumps: bool = True) -> np.ndarray:
     """Small codebooks: Lloyd + jumps from several starts, keep the lowest error."""
     best, best_sse = None, math.inf
     x32 = x.astype(np.float32)
-    for i in range(_STARTS if k <= _STARTS_MAX_K else 1):
+    for i in range(starts if k <= _STARTS_MAX_K else 1):
         c = first if i == 0 else _kmeanspp(x, w, k, rng)
-        c = _lloyd(x, w, c, iters=_ITER_SEED, tol=_TOL_SMALL_K)
-        c = _jumps(x, w, c, rng)
+        c = _lloyd(x, w, c, iters=iters, tol=_TOL_SMALL_K)
+        if jumps:
+            c = _jumps(x, w, c, rng)
         _, d = nearest(x32, c, want_dist=True)
         sse = float(w @ d)
         if sse < best_sse:
@@ -314,6 +345,15 @@ def _ward_merge(means: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
         todo = np.flatnonzero(affected[keep])
         count = len(c)
     return c
+
+
+def ward_merge(centroids: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """*centroids* (float, with their pixel *weights*) merged by Ward's rule down to *k* rows.
+
+    The encoder's target search (:mod:`vqcodec.target`) cuts one learned
+    codebook down to every smaller k this way instead of learning each anew.
+    """
+    return _ward_merge(np.asarray(centroids, np.float64), np.asarray(weights, np.float64), k)
 
 
 def _ward_neighbours(c: np.ndarray, wt: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from vqcodec.errors import OptionError
 from vqcodec.limits import check_k, check_seed
 from vqcodec.quantize.codebook import Codebook, sorted_rows, unique_rows
 from vqcodec.quantize.histogram import Histogram
-from vqcodec.quantize.kmeans import PNN_MAX_K, kmeans
+from vqcodec.quantize.kmeans import DEFAULT_SPEED, PNN_MAX_K, kmeans
 from vqcodec.quantize.nearest import nearest
 
 __all__ = ["learn", "learn_codebook", "fit"]
@@ -51,9 +51,10 @@ def learn(histogram: Histogram, /, k: int, *, seed: int = 0) -> Codebook:
 
 
 def fit(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
-        channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        channels: int | None = None, *, speed: int = DEFAULT_SPEED) -> tuple[np.ndarray, np.ndarray | None]:
     """The uint8 codebook for distinct *colors* with *counts*, and each colour's entry.
 
+    *speed* (1-10) is k-means' effort (:func:`.kmeans.kmeans`).
     *colors* are colours (``(n, C)``) or blocks of pixels of *channels*
     channels each (``(n, P x C)``, pixels in order, channels interleaved).
     The labels are None when the colours are the codebook (at most k of them).
@@ -62,8 +63,8 @@ def fit(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
     if len(colors) <= k:
         return colors, None
     if space.has_alpha(channels):  # alpha: learn and assign where the error is seen (premultiplied)
-        return _quantize_alpha(colors, counts, k, seed, channels)
-    return finish(colors, counts, kmeans(colors, counts, k, seed))
+        return _quantize_alpha(colors, counts, k, seed, channels, speed)
+    return finish(colors, counts, kmeans(colors, counts, k, seed, speed=speed))
 
 
 def learn_codebook(colors: np.ndarray, counts: np.ndarray, /, *, k: int, seed: int = 0) -> np.ndarray:
@@ -144,7 +145,7 @@ def _spaces(channels: int):
 
 
 def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
-                    channels: int) -> tuple[np.ndarray, np.ndarray]:
+                    channels: int, speed: int = DEFAULT_SPEED) -> tuple[np.ndarray, np.ndarray]:
     """Codebook and labels for more than k colours with alpha, over premultiplied colours.
 
     Fully transparent colours (alpha 0) all get one entry of zeros, kept out
@@ -157,13 +158,13 @@ def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
     to_space, _ = _spaces(channels)
     clear = (colors[:, channels - 1 :: channels] == 0).all(1)
     if not clear.any() or k <= 2:
-        return finish(colors, counts, _learn_premultiplied(colors, counts, k, seed, channels),
+        return finish(colors, counts, _learn_premultiplied(colors, counts, k, seed, channels, speed),
                       premultiplied=True, channels=channels)
     rest, rest_counts = colors[~clear], counts[~clear]
     if len(rest) <= k - 1:
         book = rest
     else:
-        book = finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed, channels),
+        book = finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed, channels, speed),
                       premultiplied=True, channels=channels)[0]
     zero = np.zeros((1, colors.shape[1]), np.uint8)
     book = sorted_rows(np.concatenate([zero, book]))  # the zero row sorts first
@@ -173,7 +174,8 @@ def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
     return _drop_unused(book, labels)
 
 
-def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, channels: int) -> np.ndarray:
+def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, channels: int,
+                         speed: int = DEFAULT_SPEED) -> np.ndarray:
     """Premultiplied centroids for colours with alpha (the last channel).
 
     The squared error of premultiplied colours is what the eye (and
@@ -188,7 +190,7 @@ def _learn_premultiplied(colors: np.ndarray, counts: np.ndarray, k: int, seed: i
     pre = pre[first]
     if len(pre) <= k:
         return pre.astype(np.float64)
-    return kmeans(pre, weights, k, seed)
+    return kmeans(pre, weights, k, seed, speed=speed)
 
 
 # argument checks

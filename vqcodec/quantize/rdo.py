@@ -50,10 +50,16 @@ from vqcodec.errors import OptionError
 
 _native = load("_rdo")  # the same loops in C (vqcodec/_rdo.c), several times faster; same result
 
-__all__ = ["DEFAULT_STRENGTH", "smooth"]
+__all__ = ["DEFAULT_STRENGTH", "smooth", "iterations_for"]
 
 DEFAULT_STRENGTH = 0.6
 ITERATIONS = 4
+
+
+def iterations_for(speed: int) -> int:
+    """Passes of the rate-aware choice at encoder speed 1-10: 4 up to speed 6, 2 up to 8, then 1."""
+    return ITERATIONS if speed <= 6 else (2 if speed <= 8 else 1)
+
 # Pixels per band of rows at most (bands are as even as the rows allow): numpy
 # holds a few int32 planes of a band at a time, and the bands run on up to 4
 # threads (a Kodak photo: 2 bands of 256 rows).

@@ -38,7 +38,8 @@ __all__ = ["remap", "rebuild", "assign", "lookup"]
 
 
 def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np.ndarray | None = None,
-          rdo_strength: float = 0.0, dither: float = 0.0) -> np.ndarray:
+          rdo_strength: float = 0.0, dither: float = 0.0,
+          rdo_iterations: int = rdo.ITERATIONS) -> np.ndarray:
     """The index map of ``(H, W, C)`` ``uint8`` *pixels* against *codebook*.
 
     *codebook* is a :class:`Codebook` or an ``(n, C)`` ``uint8`` array of
@@ -52,7 +53,9 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
     (0..1, 0 = off) diffuses the error where that helps (:mod:`.dither`; single
     pixels only; an image the codebook reproduces exactly is never dithered),
     with the rate-aware choice inside the diffusion loop (see the module
-    docstring).  The map is ``uint8`` for at most 256 entries, else ``uint16``.
+    docstring).  *rdo_iterations*: the rate-aware choice's passes over the
+    pixels (fewer at a faster encoder speed, :func:`.rdo.iterations_for`).
+    The map is ``uint8`` for at most 256 entries, else ``uint16``.
     """
     check_pixels(pixels)
     if isinstance(codebook, Codebook):
@@ -83,7 +86,7 @@ def remap(pixels: np.ndarray, codebook: Codebook | np.ndarray, /, *, indices: np
     if dither:
         return _dither.dither(pixels, book, indices, float(dither), rdo_strength=rdo_strength)
     if rdo_strength:
-        indices = rdo.smooth(pixels, book, indices, strength=rdo_strength)
+        indices = rdo.smooth(pixels, book, indices, strength=rdo_strength, iterations=rdo_iterations)
     return indices
 
 
