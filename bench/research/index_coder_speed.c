@@ -21,7 +21,27 @@ static inline unsigned lb12(uint32_t d) { /* log_bucket(d, 12): 0 for 0, else mi
     return b > 12 ? 12 : b;
 }
 
-int cand_decode(const uint8_t *stream, size_t len, int w, int h, int k,
+/* the properties that depend on W, WW or the left symbol */
+static inline void pixel_props(int32_t *pr, unsigned W, unsigned WW, unsigned N, unsigned NW, unsigned NE,
+                               unsigned NN, unsigned mleft, const uint8_t *bucket, int k,
+                               const uint8_t *lum16, const uint8_t *val16)
+{
+    unsigned n1 = N != W, n2 = (NE != W) & (NE != N), n3 = (NW != W) & (NW != N) & (NW != NE);
+    unsigned n4 = (WW != W) & (WW != N) & (WW != NE) & (WW != NW);
+    unsigned n5 = (NN != W) & (NN != N) & (NN != NE) & (NN != NW) & (NN != WW);
+    pr[0] = W == N; pr[2] = W == NW; pr[4] = W == WW; pr[6] = W == NE; pr[8] = WW == NW;
+    pr[10] = mleft; pr[12] = 1 + n1 + n2 + n3 + n4 + n5;
+    pr[13] = bucket[W * k + N]; pr[15] = bucket[W * k + NW]; pr[17] = lum16[W];
+    pr[18] = val16[W]; pr[22] = val16[WW];
+    pr[24] = pr[0] | (N == NE) << 1 | pr[2] << 2 | (NW == N) << 3;
+    pr[25] = pr[4] | (N == NN) << 1;
+    pr[26] = pr[13];
+}
+
+/* fast = 1: the candidate context word is the fixed pixel part (W=N, W=NW, W=NE, W=WW,
+ * left symbol; 7 bits) above the nt1 row-only tests ("K fast"); the other properties
+ * are computed only for escapes */
+int cand_decode(int fast, const uint8_t *stream, size_t len, int w, int h, int k,
                 const uint32_t *dist,    /* k*k squared distances */
                 const uint8_t *lum16,    /* k: luma // 16 */
                 const uint8_t *val16,    /* k: v * min(16,k) // k */
@@ -47,7 +67,9 @@ int cand_decode(const uint8_t *stream, size_t len, int w, int h, int k,
     for (int t = 0; t < nt1; t++) if (!row_only[tp1[t]]) { wp1[nw1] = tp1[t]; wt1[nw1] = tt1[t]; ws1[nw1++] = nt1 - 1 - t; }
     for (int t = 0; t < nt2; t++) if (!row_only[tp2[t]]) { wp2[nw2] = tp2[t]; wt2[nw2] = tt2[t]; ws2[nw2++] = nt2 - 1 - t; }
     uint16_t rw1[w > 0 ? w : 1], rw2[w > 0 ? w : 1];
-    static uint8_t rp[NPROPS][8192]; /* row properties (prototype: width <= 8192) */
+    /* row properties (prototype: width <= 8192); rows 8192 + 96 apart: 8192 apart, their
+     * stores alias every 4 KiB and the row pass took 10x longer */
+    static uint8_t rp[NPROPS][8192 + 96];
     if (w > 8192) return -3;
     int32_t pr[NPROPS];
     for (int y = 0; y < h; y++) {
@@ -78,19 +100,14 @@ int cand_decode(const uint8_t *stream, size_t len, int w, int h, int k,
             unsigned W = i ? o[i - 1] : 0, WW = i > 1 ? o[i - 2] : 0;
             unsigned N = up ? up[i] : 0, NW = up && i ? up[i - 1] : 0, NE = up && i + 1 < w ? up[i + 1] : 0;
             unsigned NN = up2 ? up2[i] : 0;
-            /* distinct candidates, branch-free count */
-            unsigned n1 = N != W, n2 = (NE != W) & (NE != N), n3 = (NW != W) & (NW != N) & (NW != NE);
-            unsigned n4 = (WW != W) & (WW != N) & (WW != NE) & (WW != NW);
-            unsigned n5 = (NN != W) & (NN != N) & (NN != NE) & (NN != NW) & (NN != WW);
-            pr[0] = W == N; pr[2] = W == NW; pr[4] = W == WW; pr[6] = W == NE; pr[8] = WW == NW;
-            pr[10] = mleft; pr[12] = 1 + n1 + n2 + n3 + n4 + n5;
-            pr[13] = bucket[W * k + N]; pr[15] = bucket[W * k + NW]; pr[17] = lum16[W];
-            pr[18] = val16[W]; pr[22] = val16[WW];
-            pr[24] = pr[0] | (N == NE) << 1 | pr[2] << 2 | (NW == N) << 3;
-            pr[25] = pr[4] | (N == NN) << 1;
-            pr[26] = pr[13];
-            unsigned word = rw1[i];
-            for (int t = 0; t < nw1; t++) word |= (unsigned)(pr[wp1[t]] > wt1[t]) << ws1[t];
+            unsigned word;
+            if (fast) {
+                word = ((W == N) | (W == NW) << 1 | (W == NE) << 2 | (W == WW) << 3 | mleft << 4) << nt1 | rw1[i];
+            } else {
+                pixel_props(pr, W, WW, N, NW, NE, NN, mleft, bucket, k, lum16, val16);
+                word = rw1[i];
+                for (int t = 0; t < nw1; t++) word |= (unsigned)(pr[wp1[t]] > wt1[t]) << ws1[t];
+            }
             unsigned cx = lut1[word];
             uint32_t slot = x & 4095;
             const uint16_t *cu = cum1 + cx * 8;
@@ -110,6 +127,7 @@ int cand_decode(const uint8_t *stream, size_t len, int w, int h, int k,
                 }
                 v = list[s];
             } else {
+                if (fast) pixel_props(pr, W, WW, N, NW, NE, NN, mleft, bucket, k, lum16, val16);
                 unsigned word2 = rw2[i];
                 for (int t = 0; t < nw2; t++) word2 |= (unsigned)(pr[wp2[t]] > wt2[t]) << ws2[t];
                 unsigned ce = lut2[word2];

@@ -1,6 +1,6 @@
 """Index coder 3 research: decode speed of the recommended model, a C prototype against coder 2.
 
-    nice .venv/bin/python bench/research/index_coder_speed.py [--images kodim01,kodim05] [--k 16,256]
+    nice .venv/bin/python bench/research/index_coder_speed.py [--images kodim01,kodim05] [--k 16,256] [--fast]
 
 Builds index_coder_speed.c (cc -O2) and, for each cached map
 (index_coder_prep.py): sorts the palette in "chain" order, computes the
@@ -11,8 +11,9 @@ coder 2 does and encodes with rANS in Python; then times, single-threaded,
 median of 21 alternating runs (process CPU time: the box is shared): the prototype decoder (one band, one rANS
 state, all 28 properties computed per pixel) against coder 2's C decoder on
 the same map (decode_image, one thread, its own bands).  Checks the decode.
-Prints the index data sizes too (the real stream's bytes, tables not
-counted in either).
+Prints the index data sizes too (the prototype's real rANS stream, without
+its tables; coder 2's whole INDX data).  ``--fast`` also runs the "K fast"
+context (a fixed 7-bit pixel part above <= 6 row-only tests).
 """
 
 from __future__ import annotations
@@ -65,13 +66,13 @@ def tables(ctx_ids: np.ndarray, sym: np.ndarray, n_ctx: int, a: int):
     return freq.astype(np.uint16), start.astype(np.uint16), cum.astype(np.uint16), bkt
 
 
-def lut_for(props: np.ndarray, tests: list, sel=None):
+def lut_for(props: np.ndarray, tests: list, sel=None, init=None, init_bits: int = 0):
     """(word per sample, lut word -> dense context, number of contexts)."""
-    word = np.zeros(props.shape[1], dtype=np.int64)
+    word = np.zeros(props.shape[1], dtype=np.int64) if init is None else init.astype(np.int64)
     for p, t in tests:
         word = word * 2 + (props[p] > t)
     used = np.unique(word if sel is None else word[sel])
-    lut = np.zeros(1 << len(tests), dtype=np.uint16)
+    lut = np.zeros(1 << (len(tests) + init_bits), dtype=np.uint16)
     lut[used] = np.arange(len(used))
     return word, lut, len(used)
 
@@ -94,7 +95,7 @@ def arr(a, ctype):
     return a, a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
-def run(stem: str, k: int, lib: ctypes.CDLL) -> None:
+def run(stem: str, k: int, lib: ctypes.CDLL, fast: bool = False) -> None:
     z = np.load(prep.CACHE / f"{stem}-k{k}.npz")
     m0 = probe.Map(z["indices"], z["codebook"])
     new_of = probe.palette_order(m0, "chain")
@@ -107,8 +108,16 @@ def run(stem: str, k: int, lib: ctypes.CDLL) -> None:
     props = np.concatenate([probe.mode_props(m, sym, len(probe.CAND), slot_of, ndist, which="all"),
                             probe.value_props(m, ident, levels=16)])
     assert len(props) == 28
-    c1, tests1 = probe.learn_flat(props, sym, 7)
-    word1, lut1, n1 = lut_for(props, tests1)
+    if fast:  # fixed 7-bit pixel part above <= 6 row-only tests (probe.fast_bits)
+        nb = m.nb
+        wpart = ((nb["W"] == nb["N"]).astype(np.int64) | (nb["W"] == nb["NW"]) << 1
+                 | (nb["W"] == nb["NE"]) << 2 | (nb["W"] == nb["WW"]) << 3 | props[10] << 4)
+        _, tests1 = probe.learn_flat(props[list(probe.ROW_ONLY)], sym, 7, max_tests=6, init=wpart)
+        tests1 = [(probe.ROW_ONLY[p], t) for p, t in tests1]
+        word1, lut1, n1 = lut_for(props, tests1, init=wpart, init_bits=7)
+    else:
+        _, tests1 = probe.learn_flat(props, sym, 7)
+        word1, lut1, n1 = lut_for(props, tests1)
     cx1 = lut1[word1].astype(np.int64)
     f1, s1, cu1, b1 = tables(cx1, sym, n1, 7)
     xe = m.X[esc]
@@ -138,7 +147,7 @@ def run(stem: str, k: int, lib: ctypes.CDLL) -> None:
     dist, p_dist = arr(m.dist.astype(np.uint32), ctypes.c_uint32)
     lum, p_lum = arr((m.lum // 16).astype(np.uint8), ctypes.c_uint8)
     val, p_val = arr((ident * min(16, m.k) // m.k).astype(np.uint8), ctypes.c_uint8)
-    args = [stream, len(stream), w, h, m.k, p_dist, p_lum, p_val]
+    args = [int(fast), stream, len(stream), w, h, m.k, p_dist, p_lum, p_val]
     for tests, lut, cu, bk in ((tests1, lut1, cu1, b1), (tests2, lut2, cu2, b2)):
         tp, p_tp = arr(np.array([t[0] for t in tests] or [0], dtype=np.int32), ctypes.c_int32)
         tt, p_tt = arr(np.array([t[1] for t in tests] or [0], dtype=np.int32), ctypes.c_int32)
@@ -151,7 +160,7 @@ def run(stem: str, k: int, lib: ctypes.CDLL) -> None:
     scratch, p_scr = arr(np.zeros(2 * w, dtype=np.uint8), ctypes.c_uint8)
     args += [p_out, p_scr]
     lib.cand_decode.restype = ctypes.c_int
-    lib.cand_decode.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+    lib.cand_decode.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                 *[ctypes.c_void_p] * 3, *([ctypes.c_int] + [ctypes.c_void_p] * 5) * 2,
                                 ctypes.c_void_p, ctypes.c_void_p]
     rc = lib.cand_decode(*args)
@@ -167,7 +176,7 @@ def run(stem: str, k: int, lib: ctypes.CDLL) -> None:
         coder2()
         t_old.append(time.process_time() - t0)
     a, b = statistics.median(t_new) * 1e3, statistics.median(t_old) * 1e3
-    print(f"{stem} k={k}: cand stream {len(stream):>7} B ({len(tests1)}+{len(tests2)} tests, {n1}+{n2} contexts, "
+    print(f"{stem} k={k}{' fast' if fast else ''}: cand stream {len(stream):>7} B ({len(tests1)}+{len(tests2)} tests, {n1}+{n2} contexts, "
           f"{1 + esc.mean():.2f} symbols/pixel), coder 2 {len(data2):>7} B; decode 1 thread: "
           f"cand {a:.2f} ms, coder 2 {b:.2f} ms, ratio {a / b:.2f} (decoded right: {ok}, {ok2})", flush=True)
 
@@ -176,11 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="kodim01,kodim05")
     ap.add_argument("--k", default="16,256")
+    ap.add_argument("--fast", action="store_true", help="also the 'K fast' context (fixed pixel part + row tests)")
     args = ap.parse_args(argv)
     lib = build()
     for stem in args.images.split(","):
         for k in (int(x) for x in args.k.split(",")):
             run(stem, k, lib)
+            if args.fast:
+                run(stem, k, lib, fast=True)
     return 0
 
 
