@@ -44,6 +44,7 @@ class _Formatter(argparse.HelpFormatter):
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("allow_abbrev", False)  # --out is not --output-dir, --forc not --force
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
@@ -61,15 +62,45 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="vqcodec",
         description="Compress images to the VQI format (vector quantization) and back.",
     )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"vqcodec {__version__} (VQI format {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]})",
-    )
+    version = f"vqcodec {__version__} (VQI format {FORMAT_VERSION[0]}.{FORMAT_VERSION[1]})"
+    if argv and "--version" in argv:  # (loading the extensions costs a little: only when asked)
+        version += "\n" + extensions_line()
+    parser.add_argument("--version", action=_Version, version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     first = argv[0] if argv else None
     commands.add_commands(sub, only=first if first in commands.COMMANDS else None)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the lines as written (argparse's own action re-wraps them into one)."""
+
+    def __init__(self, option_strings, version: str, dest=argparse.SUPPRESS,
+                 default=argparse.SUPPRESS, help="show the version and whether the compiled "
+                 "extensions are in use, and exit") -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .io import write_stdout
+
+        write_stdout(self.version + "\n")
+        parser.exit()
+
+
+def extensions_line() -> str:
+    """What ``--version`` says of the compiled extensions (a no-compiler install says so)."""
+    from vqcodec import _native
+
+    states = _native.status()
+    missing = [name for name, state in states.items() if state == "missing"]
+    if all(state == "disabled" for state in states.values()):
+        return f"compiled extensions: not used ({_native.PURE_PYTHON_VARIABLE}=1)"
+    if missing:
+        return (f"compiled extensions: MISSING {', '.join(missing)} (built without a C compiler): "
+                "files come out larger and decode much slower; reinstall with gcc and the "
+                "Python headers")
+    return f"compiled extensions: all {len(states)} in use"
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised in subprocess tests
@@ -130,13 +161,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = _main(argv, holder)
     if argv is None and holder and holder[0].command in _QUICK_EXIT \
             and getattr(holder[0], "output_dir", None) is None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed or broken pipe: nothing more to say
-                pass
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError) as e:  # the report did not reach stdout: not a success
+            if status == ExitStatus.OK:
+                _error("vqcodec", _stdout_failure(e))
+                status = ExitStatus.USAGE
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):  # nowhere left to say it
+            pass
         os._exit(int(status))
     return status
+
+
+def _stdout_failure(e: BaseException) -> str:
+    from .io import STDOUT_NAME
+
+    if isinstance(e, BrokenPipeError):
+        return f"cannot write {STDOUT_NAME}: the pipe was closed before the end (broken pipe)"
+    return f"cannot write {STDOUT_NAME}: {getattr(e, 'strerror', None) or e}"
 
 
 def _main(argv: Sequence[str] | None, holder: list) -> int:
@@ -152,8 +196,19 @@ def _main(argv: Sequence[str] | None, holder: list) -> int:
         pass
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and hasattr(args, "paths") and all(e == "-" or not e.startswith("-") for e in extra):
+            args.paths += extra  # PATHs after an option ("a.png -k 4 out.vqi"), as intermixed
+            extra = []
+        if extra:  # named here, where the command is known, so the hint names its --help
+            where = f"vqcodec {args.command}" if getattr(args, "command", None) else "vqcodec"
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}; see '{where} --help'")
         holder.append(args)
+        if getattr(args, "handler", None) and not getattr(args, "quiet", False) \
+                and args.command in ("encode", "decode", "rd"):
+            from vqcodec import _native
+
+            _native.warn_if_missing()  # once, before slow work, on stderr
         if not getattr(args, "handler", None):
             parser.print_help(sys.stderr)
             return ExitStatus.USAGE
@@ -167,9 +222,10 @@ def _main(argv: Sequence[str] | None, holder: list) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError as e:  # stdout's reader went away: what was asked was not delivered
         _silence_stdout()
-        return ExitStatus.OK
+        _error(prog, _stdout_failure(e))
+        return ExitStatus.USAGE
     except MemoryError:
         _error(prog, "out of memory; try a smaller image or a smaller k")
         return ExitStatus.ERROR
@@ -189,8 +245,6 @@ def _error(prog: str, message: str) -> None:
 
 
 def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    from .io import silence_stdout
+
+    silence_stdout()

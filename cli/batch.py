@@ -1,4 +1,4 @@
-"""``vqcodec encode|decode PATH... -o DIR``: many files, on local processes or a Dask cluster.
+"""``vqcodec encode|decode PATH... --output-dir DIR``: many files, on local processes or a Dask cluster.
 
 The work is :mod:`vqcodec.batch`; this module picks the executor, draws the
 progress bar, prints one line per failed file and the summary (or JSON).
@@ -19,11 +19,12 @@ import sys
 import time
 from typing import Any, Iterator, TextIO
 
+from . import io
 from .errors import ExitStatus, UsageError
 from .progress import ProgressLine
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-DASK_MISSING = "--scheduler needs Dask: pip install 'vqcodec[dask]'"
+DASK_MISSING = "--scheduler needs Dask: pip install -e '.[dask]' (in vqcodec's folder)"
 
 
 def add_executor_options(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
@@ -33,7 +34,7 @@ def add_executor_options(p: argparse.ArgumentParser, *, prefix: str = "") -> Non
     p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
                    help=f"{prefix}worker processes (default: the number of cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help=f"{prefix}run on a Dask cluster (needs 'pip install vqcodec[dask]')")
+                   help=f"{prefix}run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
 
 
 def check_executor_options(args: argparse.Namespace) -> None:
@@ -56,24 +57,29 @@ def run(args: argparse.Namespace, what: str) -> int:
     bar = _Progress(sys.stderr, plan.total, what, enabled=not quiet)
     results: list[batch.Result] = []
     start = time.perf_counter()
-    with _executor(args) as (executor, window):
-        with contextlib.closing(batch.run(plan, executor=executor, jobs=args.jobs,
-                                          window=window, **options)) as stream:
-            for result in stream:
-                results.append(result)
-                if not result.ok:
-                    bar.clear()
-                    _error_line(what, result)
-                bar.update(result)
-    bar.clear()
+    new_folders = _folders_to_make(plan, args.output_dir)
+    try:
+        with _executor(args) as (executor, window):
+            _make_output_dir(args.output_dir, plan)
+            with contextlib.closing(batch.run(plan, executor=executor, jobs=args.jobs,
+                                              window=window, **options)) as stream:
+                for result in stream:
+                    results.append(result)
+                    if not result.ok:
+                        bar.clear()
+                        _error_line(what, result)
+                    bar.update(result)
+    finally:
+        bar.clear()
+        _remove_empty(new_folders)  # a failed or interrupted batch leaves no empty folder
     summary = batch.summarize(results, time.perf_counter() - start)
     if quiet:
         pass
     elif args.json:
-        print(json.dumps({"command": what, "files": [r.as_dict() for r in results],
-                          "summary": summary.as_dict()}))
+        io.say(json.dumps({"command": what, "files": [r.as_dict() for r in results],
+                           "summary": summary.as_dict()}))
     else:
-        print(summary_table(summary, what))
+        io.say(summary_table(summary, what))
     return ExitStatus.OK if summary.failed == 0 else ExitStatus.USAGE
 
 
@@ -83,7 +89,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
 
     check_executor_options(args)
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise UsageError(f"-o '{args.output_dir}' is a file; give a folder")
+        raise UsageError(f"--output-dir '{args.output_dir}' is a file; give a folder")
     if what == "encode":
         from .commands import encode_options
 
@@ -97,12 +103,38 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
             raise UsageError(f"--format {fmt}: {e}") from None
         options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
     options["overwrite"] = args.force
+    return plan, options
+
+
+def _make_output_dir(output_dir: str, plan: Any) -> None:
     if plan.jobs:
         try:
-            os.makedirs(args.output_dir, exist_ok=True)
+            os.makedirs(output_dir, exist_ok=True)
         except OSError as e:
-            raise UsageError(f"cannot create -o '{args.output_dir}': {e.strerror or e}") from None
-    return plan, options
+            raise UsageError(f"cannot create --output-dir '{output_dir}': {e.strerror or e}") from None
+
+
+def _folders_to_make(plan: Any, output_dir: str) -> list[str]:
+    """The folders the plan's outputs need that do not exist yet, deepest first."""
+    top = os.path.abspath(output_dir)
+    missing: set[str] = set()
+    for job in plan.jobs:
+        folder = os.path.dirname(os.path.abspath(job.target))
+        while folder not in missing and not os.path.isdir(folder):
+            missing.add(folder)
+            if folder == top or os.path.dirname(folder) == folder:
+                break
+            folder = os.path.dirname(folder)
+    return sorted(missing, key=lambda f: f.count(os.sep), reverse=True)
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove those of *folders* (made by this run, deepest first) that are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)  # fails, as it should, when the folder holds anything
+        except OSError:
+            pass
 
 
 @contextlib.contextmanager
@@ -133,6 +165,8 @@ def _error_line(what: str, result: Any) -> None:
     message = missing_codebook(result.error)  # a worker's missing codebook: name the flag
     if f"'{result.source}'" not in message:  # most errors name the file already
         message = f"cannot {what} '{result.source}': {message}"
+    if message.endswith(f"'{result.target}' exists"):  # the library gives no CLI advice
+        message += "; use --force to replace it"
     message = " ".join(message.split())
     print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
 
@@ -169,16 +203,30 @@ def summary_table(summary: Any, what: str) -> str:
     def fmt(value: float | None, spec: str, unit: str = "") -> str:
         return "-" if value is None else f"{value:{spec}}{unit}"
 
-    rate = (summary.ok + summary.failed) / summary.seconds if summary.seconds > 0 else 0.0
-    psnr = "inf (lossless)" if summary.mean_psnr == float("inf") else fmt(summary.mean_psnr, ".2f", " dB")
     rows = [
         ("files", f"{summary.ok} ok, {summary.failed} failed"),
         ("input", f"{summary.bytes_in:,} bytes"),
         ("output", f"{summary.bytes_out:,} bytes"),
-        ("ratio", fmt(summary.ratio, ".2f", "×") + (" (input / output)" if summary.ratio else "")),
-        ("mean bpp", fmt(summary.mean_bpp, ".3f")),
     ]
-    if what == "encode":
-        rows.append(("mean PSNR", psnr))
-    rows.append(("time", f"{summary.seconds:.2f} s ({rate:.2f} files/s)"))
+    if what == "encode":  # a decode's ratio and bits per pixel would describe its inputs
+        rows.append(("ratio", fmt(summary.ratio, ".2f", "×")
+                     + (" (input / output)" if summary.ratio else "")))
+        rows.append(("mean bpp", fmt(summary.mean_bpp, ".3f")))
+        rows.append(("mean PSNR", _psnr_summary(summary)))
+    time_text = f"{summary.seconds:.2f} s"
+    if summary.ok and summary.seconds > 0:
+        time_text += f" ({summary.ok / summary.seconds:.2f} files/s)"
+    rows.append(("time", time_text))
     return "\n".join(f"{name:<10} {value}" for name, value in rows)
+
+
+def _psnr_summary(summary: Any) -> str:
+    """The mean PSNR, saying which files it covers (lossless ones have no finite PSNR)."""
+    lossless = summary.lossless
+    if summary.mean_psnr is None:
+        return "-"
+    if summary.mean_psnr == float("inf"):
+        return f"inf (all {lossless} lossless)"
+    if not lossless:
+        return f"{summary.mean_psnr:.2f} dB"
+    return f"{summary.mean_psnr:.2f} dB over the lossy files ({lossless} lossless left out)"

@@ -9,16 +9,10 @@ from typing import Any
 
 from . import io, rd, report, tokens, train
 from .errors import UsageError
+from .progress import Ticker
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = rd.positive_int
 
 
 def _k_value(text: str) -> int:
@@ -57,18 +51,32 @@ def encode_options(args: argparse.Namespace) -> Any:
     """The EncodeOptions that the encode command's arguments name (checked there once)."""
     from vqcodec.options import EncodeOptions
 
-    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
-                                                     "dither", "block", "codebook")
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "dither", "coder", "layout", "level",
+                                                     "block", "strip", "codebook")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
 
 def _rdo_value(text: str) -> float:
+    from vqcodec.options import RDO_RANGE
+
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"rdo must be a number from 0 to 100, got '{text}'") from None
+        raise argparse.ArgumentTypeError(
+            f"rdo must be a number from {RDO_RANGE[0]:g} to {RDO_RANGE[1]:g}, got '{text}'") from None
     return _checked("rdo", value)
+
+
+def _dither_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        # the flag alone takes the next word: most often a path that followed it
+        raise argparse.ArgumentTypeError(
+            f"dither must be a number from 0 to 1, got '{text}'; before a path write the level "
+            "(--dither 1 or --dither=1), or put --dither after the paths") from None
+    return _checked("dither", value)
 
 
 def add_commands(sub: Any, *, only: str | None = None) -> None:
@@ -89,7 +97,8 @@ def _add_encode(sub: Any) -> None:
     )
     enc.add_argument("paths", nargs="+", metavar="PATH",
                      help="INPUT OUTPUT (an image file and the .vqi to write; - for stdin/stdout), "
-                     "or, with -o DIR, any number of images and folders to encode in a batch")
+                     "or INPUT -o OUTPUT, or, with --output-dir DIR, any number of images and "
+                     "folders to encode in a batch")
     enc.add_argument("-k", type=_k_value, default=DEFAULT_K, metavar="K",
                      help=f"codebook size (colours), 2 to 65536 (default {DEFAULT_K})")
     enc.add_argument("--seed", type=_whole("seed"), default=0,
@@ -102,19 +111,28 @@ def _add_encode(sub: Any) -> None:
                      "for k <= 256 unless zstd or bzip2 gives a smaller file; zstd decodes "
                      "fastest, ctx is smallest on photos)")
     enc.add_argument("--rdo", type=_rdo_value, default=None, metavar="S",
-                     help="rate-aware index choice, 0 to 100: a pixel may take a neighbour's "
+                     help="rate-aware index choice, 0 to 5: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "
-                     "colour; larger = smaller files, lower PSNR)")
+                     "colour; larger = smaller files and lower PSNR, up to 5, where files stop "
+                     "getting smaller)")
     enc.add_argument("--block", type=rd.block_value, default=None, metavar="WxH",
                      help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
                      "is a block of pixels, one index per block; smaller files at low rates "
                      "(default 1x1, one colour per entry)")
+    enc.add_argument("--dither", type=_dither_value, nargs="?", const=1.0, default=None, metavar="LEVEL",
+                     help="Floyd-Steinberg dithering, 0 to 1 (the flag alone: 1), only in smooth "
+                     "areas: gradients look smooth instead of banded. Off by default, because the "
+                     "default optimises PSNR: dithering lowers PSNR and makes files larger (about "
+                     "+20-35 %% at k = 16-64 on photos) while it looks better")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
     enc.add_argument("--codebook", metavar="BOOK", default=None,
                      help="map the image to this shared codebook instead of learning one: a .vqb "
                      "file (vqcodec train), a GIMP palette (.gpl) or a palette image of at most 256 "
                      "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
+    enc.add_argument("--strip", action="store_true",
+                     help="leave the input's ICC profile out of the file (the only metadata a "
+                     ".vqi keeps; rd --strip measures the same bytes)")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
@@ -133,13 +151,14 @@ def _add_decode(sub: Any) -> None:
     )
     dec.add_argument("paths", nargs="+", metavar="PATH",
                      help="INPUT OUTPUT (a .vqi file and the image to write; - for stdin/stdout), "
-                     "or, with -o DIR, any number of .vqi files and folders to decode in a batch")
+                     "or INPUT -o OUTPUT, or, with --output-dir DIR, any number of .vqi files "
+                     "and folders to decode in a batch")
     dec.add_argument("--format", default=None, help="output format (default: from the extension)")
     dec.add_argument("--codebook", metavar="BOOK", action="append", default=None,
                      help="a shared codebook the files may name (.vqb, .gpl or palette image; may be "
                      "repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
                      "$XDG_DATA_HOME/vqcodec/codebooks (~/.local/share/vqcodec/codebooks)")
-    _common_output_options(dec, DEFAULT_MAX_PIXELS)
+    _common_output_options(dec, DEFAULT_MAX_PIXELS, quiet="print nothing")
     dec.set_defaults(handler=cmd_decode)
 
 
@@ -157,8 +176,11 @@ COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd
             "train": train.add_command, "tokens": tokens.add_command}
 
 
-def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None:
-    p.add_argument("-o", "--output-dir", metavar="DIR", default=None,
+def _common_output_options(p: argparse.ArgumentParser, default_max: int,
+                           quiet: str = "print nothing (and skip the metrics)") -> None:
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="the output file of the one INPUT (as with pngquant and cwebp)")
+    p.add_argument("--output-dir", metavar="DIR", default=None,
                    help="batch mode: write every output under DIR, mirroring the input folders")
     from .batch import add_executor_options
 
@@ -167,12 +189,11 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int) -> None
     p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing (and skip the metrics)")
+    p.add_argument("-q", "--quiet", action="store_true", help=quiet)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
-    stream = sys.stderr if args.output == io.STDIO else sys.stdout
-    print(text, file=stream, flush=True)
+    io.say(text, sys.stderr if args.output == io.STDIO else None)
 
 
 def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
@@ -180,21 +201,59 @@ def _single_or_batch(args: argparse.Namespace, what: str) -> bool:
     batch_only = [opt for opt, value in (("-j", args.jobs), ("--scheduler", args.scheduler))
                   if value is not None]
     if args.output_dir is not None:
+        if args.output is not None:
+            raise UsageError("-o names the output file of one input; with --output-dir "
+                             "the outputs are named after the inputs: drop one of them")
         return True
     if batch_only:
-        raise UsageError(f"{batch_only[0]} needs batch mode; add -o DIR")
+        raise UsageError(f"{batch_only[0]} needs batch mode; add --output-dir DIR")
+    if args.output is not None:
+        if len(args.paths) != 1:
+            raise UsageError(
+                f"-o names the output file of one input, got {len(args.paths)} inputs; "
+                f"to {what} many files use --output-dir DIR"
+            )
+        args.input = args.paths[0]
+        return False
     if len(args.paths) != 2:
         raise UsageError(
-            f"{what} takes INPUT OUTPUT, got {len(args.paths)} path(s); "
-            f"to {what} many files use -o DIR"
+            f"{what} takes INPUT OUTPUT (or INPUT -o OUTPUT), got {len(args.paths)} path(s); "
+            f"to {what} many files use --output-dir DIR"
         )
     args.input, args.output = args.paths
     return False
 
 
+def _check_encode_output(output: str) -> None:
+    """Refuse an output named as an image file: encode writes VQI (the mirror of
+    decode's refusal to write .vqi)."""
+    import os
+
+    if output == io.STDIO:
+        return
+    ext = os.path.splitext(output)[1].lower()
+    if not ext or ext == ".vqi":
+        return
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is not None and fmt != "VQI":
+        raise UsageError(f"'{output}' is named as a {fmt} file, but encode writes VQI; "
+                         f"name the output .vqi (decode writes {ext} files)")
+
+
+# what a user can do when the input is not an image at all
+_IMAGE_HINT = "give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image"
+
+
+def _max_pixels_hint(e: object) -> str:
+    """The library's size-limit message with the CLI's way to raise the limit."""
+    return f"{e}; raise the limit with --max-pixels if you trust this file"
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec import metrics
+    from vqcodec import metrics, pixels
 
     if _single_or_batch(args, "encode"):
         from . import batch
@@ -202,18 +261,28 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return batch.run(args, "encode")
 
     options = encode_options(args)
+    _check_coder_options(args)
+    io.check_input(args.input)
+    io.check_not_input(args.output, [args.input])
+    _check_encode_output(args.output)
     io.check_output(args.output, [args.input], force=args.force)
     start = time.perf_counter()
     source = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
     try:
-        enc = vqcodec.encode_pixels(_named(source, name), options)
+        with Ticker(sys.stderr, f"encode {name}", enabled=not args.quiet) as ticker:
+            enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
+                                        on_stage=ticker.stage)
     except vqcodec.ImageInputError as e:
-        raise UsageError(f"{e}; give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image") from None
+        hint = f"; {_IMAGE_HINT}" if str(e).endswith("not an image Pillow recognises") else ""
+        raise UsageError(f"{e}{hint}") from None
+    except vqcodec.LimitError as e:
+        raise UsageError(_max_pixels_hint(e)) from None
     io.write_output(args.output, enc.data, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:
         return 0
+    _warn_unused_options(args, enc.header)
     h = enc.header
     measure = dict(nbytes=len(enc.data), k=h.k, bits_per_index=h.index_bits, mode=h.mode,
                    input_bytes=len(source), seconds=seconds,
@@ -232,6 +301,30 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_coder_options(args: argparse.Namespace) -> None:
+    """Refuse an option that the named coder would ignore (D16: nothing silently ignored)."""
+    if args.level is not None and args.coder in ("ctx", "bzip2"):
+        raise UsageError(f"--level sets zstd's level; it does nothing with --coder {args.coder} "
+                         "(drop --level, or use --coder zstd)")
+
+
+def _warn_unused_options(args: argparse.Namespace, header: Any) -> None:
+    """Say on stderr when the encoder's own choice made an option do nothing."""
+    from vqcodec import coders
+
+    chosen = coders.by_id(header.index_coder).name
+    notes = []
+    if args.level is not None and chosen != "zstd":
+        notes.append(f"--level had no effect: the encoder chose the {chosen} coder "
+                     "(--level is zstd's; add --coder zstd to use it)")
+    if args.layout is not None and args.coder in (None, "auto") and header.k <= 256:
+        notes.append(f"--layout {args.layout} leaves the ctx coder out (it codes the index map, "
+                     "not a layout), which is usually the smallest; drop --layout to let the "
+                     "encoder choose")
+    for note in notes:
+        print(f"vqcodec: warning: {note}", file=sys.stderr, flush=True)
+
+
 def _report_fields(rep: Any) -> dict[str, Any]:
     return {
         "width": rep.width, "height": rep.height, "mode": rep.mode, "k": rep.k,
@@ -240,29 +333,6 @@ def _report_fields(rep: Any) -> dict[str, Any]:
         "ratio_input": rep.ratio_input, "mse": rep.mse, "psnr": rep.psnr, "ssim": rep.ssim,
         "seconds": rep.seconds,
     }
-
-
-class _NamedBytes:
-    """A bytes source that carries a file name for error messages."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        import io as _io
-
-        self._stream = _io.BytesIO(data)
-        self.name = name
-
-    def read(self, *args: Any) -> bytes:
-        return self._stream.read(*args)
-
-    def seek(self, *args: Any) -> int:
-        return self._stream.seek(*args)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-
-def _named(data: bytes, name: str) -> _NamedBytes:
-    return _NamedBytes(data, name)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -274,29 +344,40 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
         return batch.run(args, "decode")
 
-    io.check_output(args.output, [args.input], force=args.force)
+    io.check_input(args.input)
     fmt = args.format
-    if fmt is None:
+    if fmt is not None:
+        try:
+            fmt = pixels.format_name(fmt)  # "jpg" -> "JPEG": the report names it as Pillow does
+        except vqcodec.OptionError as e:
+            raise UsageError(f"--format {args.format}: {e}") from None
+    else:
         if args.output == io.STDIO:
             fmt = "PNG"
         else:
             try:
                 fmt = pixels.format_for_path(args.output)
             except vqcodec.OptionError as e:
-                raise UsageError(f"{e}; use an extension such as .png, or --format") from None
+                raise UsageError(f"{e} (or give --format)") from None
+    io.check_output(args.output, [args.input], force=args.force)
     start = time.perf_counter()
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
-    try:
-        px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels, codebook=args.codebook)
-    except vqcodec.CodebookError as e:
-        raise UsageError(f"cannot decode '{name}': {missing_codebook(e)}") from None
-    except vqcodec.VqiError as e:
-        raise UsageError(f"cannot decode '{name}': {e}") from None
-    try:
-        out = pixels.to_bytes(px, fmt.upper())
-    except vqcodec.VqiError as e:
-        raise UsageError(str(e)) from None
+    with Ticker(sys.stderr, f"decode {name}", enabled=not args.quiet) as ticker:
+        ticker.stage("decoding")
+        try:
+            px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels, codebook=args.codebook)
+        except vqcodec.CodebookError as e:
+            raise UsageError(f"cannot decode '{name}': {missing_codebook(e)}") from None
+        except vqcodec.LimitError as e:
+            raise UsageError(_max_pixels_hint(f"cannot decode '{name}': {e}")) from None
+        except vqcodec.VqiError as e:
+            raise UsageError(f"cannot decode '{name}': {e}") from None
+        ticker.stage(f"writing {fmt.upper()}")
+        try:
+            out = pixels.to_bytes(px, fmt.upper())
+        except vqcodec.VqiError as e:
+            raise UsageError(str(e)) from None
     io.write_output(args.output, out, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:
@@ -380,15 +461,16 @@ def cmd_info(args: argparse.Namespace) -> int:
                      for s in info.sections],
     }
     if args.json:
-        print(report.dumps(fields))
+        io.say(report.dumps(fields))
         return 0
-    print(f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp")
+    lines = [f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp"]
     for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
                 "index_layout", "index_coder", "stages", "codebook_source", "codebook"):
         if fields[key] is not None:
-            print(f"  {key:<16} {fields[key]}")
-    print("  sections:")
+            lines.append(f"  {key:<16} {fields[key]}")
+    lines.append("  sections:")
     for s in info.sections:
-        print(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
+        lines.append(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
+    io.say("\n".join(lines))
     return 0
 

@@ -1,8 +1,10 @@
-"""One progress line on stderr, redrawn in place; shared by ``rd`` and the batch mode."""
+"""One progress line on stderr, redrawn in place; shared by ``rd``, the batch mode
+and long single-file work (:class:`Ticker`)."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TextIO
 
@@ -52,3 +54,52 @@ class ProgressLine:
             self.stream.write("\r" + " " * self.shown + "\r")
             self.stream.flush()
             self.shown = 0
+
+
+class Ticker(ProgressLine):
+    """``encode big.png: learning the codebook, 4 s`` for single-file work that takes long.
+
+    A context manager: a background thread redraws the line once a second
+    after :attr:`DELAY_S` (2 s: shorter work shows nothing), with the stage
+    that :meth:`stage` last named; leaving the block stops it and clears the
+    line.  Silent off a terminal and when not *enabled* (``-q``).
+    """
+
+    DELAY_S = 2.0
+    TICK_S = 1.0
+
+    def __init__(self, stream: TextIO, what: str, *, enabled: bool = True) -> None:
+        super().__init__(stream, enabled=enabled)
+        self.what, self.current = what, "working"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def stage(self, name: str) -> None:
+        """The stage now running (shown at the next tick)."""
+        self.current = name
+
+    def __enter__(self) -> "Ticker":
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, name="vqcodec-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self.clear()
+
+    def _run(self) -> None:
+        if self._stop.wait(self.DELAY_S):
+            return
+        while True:
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                seconds = time.monotonic() - self.start
+                self.show(f"{self.what}: {self.current}, {seconds:.0f} s")
+            if self._stop.wait(self.TICK_S):
+                return

@@ -12,32 +12,49 @@ import os
 import sys
 from typing import Any
 
-from .errors import UsageError
+from . import io
+from .errors import ExitStatus, UsageError
 from .progress import ProgressLine
 
 STDIO = "-"
 
 
-def _k_list(text: str) -> tuple[int, ...]:
-    from vqcodec import OptionError, options
+def _option_list(name: str, convert: type, what: str, example: str) -> Any:
+    """An argparse type: comma-separated values, each converted and checked as the encoder option *name*."""
+    def parse(text: str) -> list:
+        from vqcodec import OptionError, options
 
-    values = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"k must be a comma-separated list of whole numbers such as 16,64,256, got '{text}'"
-            ) from None
-        try:
-            values.append(options.check("k", value))
-        except OptionError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    if not values:
-        raise argparse.ArgumentTypeError("k needs at least one value, e.g. -k 16,64,256")
-    return tuple(sorted(set(values)))
+        values = []
+        for part in text.replace(" ", "").split(","):
+            if not part:
+                continue
+            try:
+                value = convert(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{name} must be a comma-separated list of {what} such as {example.split()[-1]}, "
+                    f"got '{text}'") from None
+            try:
+                values.append(options.check(name, value))
+            except OptionError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} needs at least one value, e.g. {example}")
+        return values
+
+    return parse
+
+
+_k_values = _option_list("k", int, "whole numbers", "-k 16,64,256")
+_dither_values = _option_list("dither", float, "levels from 0 to 1", "--dither 0,1")
+
+
+def _k_list(text: str) -> tuple[int, ...]:
+    return tuple(sorted(set(_k_values(text))))
+
+
+def _dither_list(text: str) -> tuple[float, ...]:
+    return tuple(dict.fromkeys(_dither_values(text)))
 
 
 def block_value(text: str) -> tuple[int, int]:
@@ -48,6 +65,17 @@ def block_value(text: str) -> tuple[int, int]:
         return options.check("block", text)
     except OptionError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (-j, --max-pixels; '_' allowed: 1_000_000)."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
 
 
 def _baseline_list(text: str) -> tuple[str, ...]:
@@ -109,12 +137,17 @@ def add_command(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images and folders of images")
     p.add_argument("-k", dest="ks", type=_k_list, default=DEFAULT_KS, metavar="K,K,...",
                    help=f"codebook sizes to sweep (default {','.join(map(str, DEFAULT_KS))})")
+    p.add_argument("--dither", dest="dithers", type=_dither_list, default=(0.0,), metavar="D,D,...",
+                   help="vqcodec's dither levels to sweep, 0 to 1 (default 0: off); the table shows "
+                   "plain PSNR, blurred PSNR (sigma 1 px, what dithering is for) and SSIM for each")
     p.add_argument("--csv", metavar="FILE", default=None,
                    help="write every row (image × k × codec) as CSV ('-' for stdout)")
     p.add_argument("--json", metavar="FILE", default=None,
                    help="write rows, per-k summary and BD-rates as JSON ('-' for stdout)")
     p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="draw PSNR against bits per pixel (needs: pip install 'vqcodec[plot]')")
+                   help="draw PSNR against bits per pixel (needs matplotlib: pip install -e '.[plot]')")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace the --csv, --json and --plot files if they exist")
     p.add_argument("--baselines", type=_baseline_list, default=BASELINES, metavar="LIST",
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
@@ -126,6 +159,12 @@ def add_command(sub: Any) -> None:
     p.add_argument("--block", type=block_value, default=(1, 1), metavar="WxH",
                    help="vqcodec's vectors: blocks of WxH pixels, 1 to 8 each, as encode --block "
                    "(default 1x1)")
+    p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
+                   help="measure N images at once in worker processes (default: the number of "
+                   "cores; the rows are the same as with -j 1, the timings share the cores)")
+    p.add_argument("--strip", action="store_true",
+                   help="leave ICC profiles out of every codec's file (as encode --strip does; "
+                   "by default they are kept, as encode keeps them)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.set_defaults(handler=cmd_rd)
@@ -142,11 +181,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for opt, path in outputs:
         if path is None or path == STDIO:
             continue
-        if os.path.isdir(path):
-            raise UsageError(f"--{opt} '{path}' is a folder; give a file name")
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UsageError(f"cannot write --{opt} '{path}': folder '{folder}' does not exist; create it first")
         real = os.path.realpath(path)
         if real in seen:
             raise UsageError(f"--{opt} and --{seen[real]} name the same file '{path}'; give two names")
@@ -154,6 +188,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
         for src in args.inputs:
             if os.path.isfile(src) and os.path.realpath(src) == real:
                 raise UsageError(f"--{opt} '{path}' is an input image; choose another output path")
+        # before the sweep (minutes on a corpus): no overwrite without --force, writable
+        io.check_new_file(path, force=args.force, option=f"--{opt}")
 
 
 class _ProgressBar(ProgressLine):
@@ -175,12 +211,12 @@ def _have_matplotlib() -> bool:
 
 def cmd_rd(args: argparse.Namespace) -> int:
     if args.plot is not None and not _have_matplotlib():
-        raise UsageError("--plot needs matplotlib; pip install 'vqcodec[plot]'")
+        raise UsageError("--plot needs matplotlib: pip install -e '.[plot]' (in vqcodec's folder)")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be a positive number, got {args.max_pixels}")
     _check_outputs(args)
 
-    from vqcodec import fileio, rd
+    from vqcodec import rd
 
     baselines = () if args.no_baselines else args.baselines
     bar = _ProgressBar(sys.stderr)
@@ -189,16 +225,25 @@ def cmd_rd(args: argparse.Namespace) -> int:
         bar.clear()
         print(f"vqcodec: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
+    interrupted = False
     try:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, variants=args.variants, seed=args.seed,
-            block=args.block,
-            max_pixels=args.max_pixels, progress=bar,
-            on_skip=lambda path, reason: warn(f"skipped '{path}': {reason}"),
+            block=args.block, dithers=args.dithers, strip=args.strip, max_pixels=args.max_pixels,
+            jobs=args.jobs or _cores(), progress=bar,
+            on_skip=lambda path, reason: warn(
+                f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,
         )
+    except rd.SweepInterrupted as e:  # keep what is finished: write it, then exit 130
+        result, interrupted = e.result, True
     finally:
         bar.clear()
+    if interrupted:
+        print(f"vqcodec: interrupted; the outputs hold the {len(result.images)} image(s) "
+              "finished", file=sys.stderr, flush=True)
+        if not result.images:
+            return ExitStatus.INTERRUPTED
     if not result.images:
         n = len(result.skipped)
         raise UsageError(
@@ -206,24 +251,22 @@ def cmd_rd(args: argparse.Namespace) -> int:
             "or PPM images or folders of them"
         )
 
-    table_stream = sys.stderr if STDIO in (args.csv, args.json) else sys.stdout
-    print(rd.format_table(result), file=table_stream, flush=True)
+    table_stream = sys.stderr if STDIO in (args.csv, args.json) else None
+    io.say(rd.format_table(result), table_stream)
     for path, make in ((args.csv, rd.to_csv), (args.json, rd.to_json)):
         if path is None:
             continue
         text = make(result)
         if path == STDIO:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            io.write_stdout(text)
         else:
-            _write(fileio, path, text.encode())
+            io.write_file(path, text.encode(), force=args.force)
     if args.plot is not None:
-        _write(fileio, args.plot, rd.plot_png(result))
-    return 0
+        io.write_file(args.plot, rd.plot_png(result), force=args.force)
+    return ExitStatus.INTERRUPTED if interrupted else ExitStatus.OK
 
 
-def _write(fileio: Any, path: str, data: bytes) -> None:
-    try:
-        fileio.atomic_write(path, data, overwrite=True)
-    except OSError as e:
-        raise UsageError(f"cannot write '{path}': {e.strerror or e}") from None
+def _cores() -> int:
+    from vqcodec._threads import cores
+
+    return cores()

@@ -20,7 +20,7 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
     parts = [
         f"{name_in} {fields['width']}×{fields['height']} {fields['mode']} -> {name_out}:",
         f"k={fields['k']}" + (f" {fields['block']} blocks" if fields.get("block", "1x1") != "1x1" else "")
-        + f" ({fields['bits_per_index']} bits/index),",
+        + f" ({fields['bits_per_index']} bit{'s' if fields['bits_per_index'] != 1 else ''}/index),",
         f"{fields['bytes']:,} bytes, {fields['bpp']:.3f} bpp,",
         f"ratio {fields['ratio_raw']:.2f}× raw",
     ]

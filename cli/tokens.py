@@ -1,4 +1,4 @@
-"""``vqcodec tokens PATH... -o DIR --codebook BOOK``: a folder of images to ``.npy`` token grids.
+"""``vqcodec tokens PATH... --output-dir DIR --codebook BOOK``: a folder of images to ``.npy`` token grids.
 
 The work is :func:`vqcodec.tokenizer.tokenize_file` on batch mode's
 executors (local processes, or a Dask cluster with ``--scheduler``); this
@@ -28,10 +28,10 @@ def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "tokens", help="turn images into .npy grids of codebook indices (tokens)",
         description="Map every image to a shared codebook and write its grid of indices (one per "
-        "block of the codebook's shape) as a .npy file under -o DIR, mirroring the input folders; "
+        "block of the codebook's shape) as a .npy file under --output-dir DIR, mirroring the input folders; "
         "report the codebook's usage, the tokens' entropy and the PSNR of the rebuilt images.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="images and folders (searched recursively)")
-    p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="folder of the .npy files")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="folder of the .npy files")
     p.add_argument("--codebook", required=True, metavar="BOOK",
                    help="the codebook: a .vqb file (vqcodec train), a .gpl or a palette image")
     add_executor_options(p)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import json
 import os
 import subprocess
@@ -15,6 +17,7 @@ from PIL import Image
 
 import vqcodec
 from vqcodec import batch
+from image_files import png_pixels
 
 SIZE = (24, 32)  # rows, columns
 
@@ -92,7 +95,7 @@ def test_collisions_are_reported_not_overwritten(tmp_path):
     failed = {os.path.basename(r.source): r.error for r in plan.failed}
     assert set(failed) == {"a.png", "a.jpg", "c.png"} and len(plan.failed) == 4
     assert "a.png" in failed["a.jpg"] and "a.jpg" in failed["a.jpg"]
-    assert "would all write" in failed["c.png"] and "rename one" in failed["c.png"]
+    assert "would both write" in failed["c.png"] and "rename one" in failed["c.png"]
     assert plan.total == 5
 
 
@@ -118,10 +121,10 @@ def test_existing_outputs_not_replaced_without_force(tree, monkeypatch):
     (tree / "out").mkdir()
     (tree / "out" / "a.vqi").write_bytes(b"keep me")
     plan = batch.plan_encode(["a.png"], "out")
-    assert not plan.jobs and plan.failed[0].error == "'out/a.vqi' exists; use --force to replace it"
+    assert not plan.jobs and plan.failed[0].error == "'out/a.vqi' exists"
     # the worker checks again (another process may have written it since planning)
     result = batch.encode_file("a.png", "out/a.vqi", k=8)
-    assert result.error == "'out/a.vqi' exists; use --force to replace it"
+    assert result.error == "'out/a.vqi' exists"
     assert (tree / "out" / "a.vqi").read_bytes() == b"keep me"
     assert batch.plan_encode(["a.png"], "out", overwrite=True).jobs
     assert batch.encode_file("a.png", "out/a.vqi", k=8, overwrite=True).ok
@@ -163,7 +166,7 @@ def test_run_yields_every_file_a_broken_one_fails_alone(tree, how, monkeypatch):
     decoded = list(batch.run(back, jobs=1))
     assert len(decoded) == 4 and all(r.ok for r in decoded)
     for r in decoded:
-        np.testing.assert_array_equal(np.asarray(Image.open(r.target)), vqcodec.decode(r.source))
+        np.testing.assert_array_equal(png_pixels(r.target), vqcodec.decode(r.source))
 
 
 def test_at_most_a_window_of_futures_in_flight(tmp_path):
@@ -215,7 +218,7 @@ def test_summarize():
 
 
 def test_cli_encode_then_decode_folders(tree):
-    proc = cli("encode", "a.png", "sub/", "-o", "out/", "-k", "16", "-j", "2", cwd=tree)
+    proc = cli("encode", "a.png", "sub/", "--output-dir", "out/", "-k", "16", "-j", "2", cwd=tree)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     rows = dict(line.split(None, 1) for line in proc.stdout.replace("mean ", "mean_").splitlines())
@@ -224,23 +227,23 @@ def test_cli_encode_then_decode_folders(tree):
     assert sorted(str(p.relative_to(tree / "out")) for p in (tree / "out").rglob("*.vqi")) == [
         "a.vqi", "b.vqi", os.path.join("deep", "c.vqi"), os.path.join("deep", "d.vqi")]
 
-    proc = cli("decode", "out/", "-o", "back/", cwd=tree)
+    proc = cli("decode", "out/", "--output-dir", "back/", cwd=tree)
     assert proc.returncode == 0, proc.stderr
     for vqi in (tree / "out").rglob("*.vqi"):
         png = tree / "back" / vqi.relative_to(tree / "out").with_suffix(".png")
-        np.testing.assert_array_equal(np.asarray(Image.open(png)), vqcodec.decode(vqi))
+        np.testing.assert_array_equal(png_pixels(png), vqcodec.decode(vqi))
 
-    proc = cli("encode", "a.png", "-o", "out/", "-q", cwd=tree)  # exists: refused, still one line
+    proc = cli("encode", "a.png", "--output-dir", "out/", "-q", cwd=tree)  # exists: refused, still one line
     assert proc.returncode == 2 and proc.stdout == ""
     assert error_lines(proc) == [
         "vqcodec: error: cannot encode 'a.png': 'out/a.vqi' exists; use --force to replace it"]
-    proc = cli("encode", "a.png", "-o", "out/", "-q", "-f", "-k", "4", cwd=tree)
+    proc = cli("encode", "a.png", "--output-dir", "out/", "-q", "-f", "-k", "4", cwd=tree)
     assert proc.returncode == 0 and proc.stdout == proc.stderr == ""
 
 
 def test_cli_broken_file_among_good_ones_and_json(tree):
     (tree / "sub" / "broken.png").write_bytes(b"garbage")
-    proc = cli("encode", "sub", "-o", "out", "-k", "8", "-j", "2", "--json", cwd=tree)
+    proc = cli("encode", "sub", "--output-dir", "out", "-k", "8", "-j", "2", "--json", cwd=tree)
     assert proc.returncode == 2
     lines = error_lines(proc)
     assert len(lines) == 1 and "sub/broken.png" in lines[0], lines
@@ -261,12 +264,12 @@ def test_cli_collision_and_nothing_to_do(tmp_path):
     write_images(tmp_path, ["in/a.png", "in/a.jpg"])
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    proc = cli("encode", "in", "-o", "out", "-j", "1", cwd=tmp_path)
+    proc = cli("encode", "in", "--output-dir", "out", "-j", "1", cwd=tmp_path)
     assert proc.returncode == 2
     lines = error_lines(proc)
-    assert len(lines) == 2 and all("would all write 'out/a.vqi'" in line for line in lines)
+    assert len(lines) == 2 and all("would both write 'out/a.vqi'" in line for line in lines)
     assert not (tmp_path / "out" / "a.vqi").exists()
-    proc = cli("encode", "empty", "-o", "out", cwd=tmp_path)
+    proc = cli("encode", "empty", "--output-dir", "out", cwd=tmp_path)
     assert proc.returncode == 2 and error_lines(proc) == [
         "vqcodec: error: no images found in empty; give files or folders that hold some"]
 
@@ -276,10 +279,12 @@ def test_cli_scheduler_without_dask(tmp_path, tree):
     (fake / "dask").mkdir(parents=True)
     (fake / "dask" / "__init__.py").write_text("raise ImportError('no dask here')\n")
     env = {**os.environ, "PYTHONPATH": str(fake)}
-    proc = cli("encode", "sub", "-o", "out", "--scheduler", "tcp://127.0.0.1:8786", cwd=tree, env=env)
+    proc = cli("encode", "sub", "--output-dir", "out", "--scheduler", "tcp://127.0.0.1:8786", cwd=tree, env=env)
     assert proc.returncode == 2
-    assert error_lines(proc) == ["vqcodec: error: --scheduler needs Dask: pip install 'vqcodec[dask]'"]
-    proc = cli("encode", "sub", "-o", "out", "-j", "2", "--scheduler", "tcp://x:1", cwd=tree)
+    assert error_lines(proc) == [
+        "vqcodec: error: --scheduler needs Dask: pip install -e '.[dask]' (in vqcodec's folder)"]
+    assert not (tree / "out").exists()  # D12: no empty output folder left behind
+    proc = cli("encode", "sub", "--output-dir", "out", "-j", "2", "--scheduler", "tcp://x:1", cwd=tree)
     assert proc.returncode == 2 and "do not go together" in error_lines(proc)[0]
 
 
@@ -293,7 +298,7 @@ def test_dask_cluster_cli_and_library(tree, monkeypatch):
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
-        proc = cli("encode", "sub", "-o", "out", "-k", "16", "--json",
+        proc = cli("encode", "sub", "--output-dir", "out", "-k", "16", "--json",
                    "--scheduler", cluster.scheduler_address, cwd=tree)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["summary"]["ok"] == 3

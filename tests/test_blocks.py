@@ -22,6 +22,7 @@ from vqcodec.coders import ctx
 from vqcodec.errors import FormatError, LimitError, OptionError, UnsupportedVersionError
 from vqcodec.options import EncodeOptions
 from vqcodec.quantize import Codebook, rebuild
+from image_files import png_pixels
 from vqi_files import ctx_file, section, sections
 
 MAGIC = b"\x89VQI\r\n\x1a\n"
@@ -282,7 +283,7 @@ def test_cli_encode_info_decode(tmp_path):
     assert "VQI 1.2" in info and "block            2x2" in info
     png = tmp_path / "back.png"
     assert run("decode", out, png).returncode == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(png)), vqcodec.decode(str(out)))
+    np.testing.assert_array_equal(png_pixels(png), vqcodec.decode(str(out)))
 
 
 @pytest.mark.parametrize("value", ["0x2", "9x9", "two"])

@@ -11,6 +11,7 @@ from PIL import Image
 import vqcodec
 from vqcodec import container
 from vqcodec.errors import ImageInputError, LimitError, OptionError
+from image_files import png_pixels
 
 
 def palette_image(h: int, w: int, channels: int, colours: int, seed: int = 0) -> np.ndarray:
@@ -104,7 +105,7 @@ def test_encode_from_png_bytes_path_and_stream(tmp_path):
     vqcodec.encode(str(path), str(out), k=8, overwrite=True)
     target = tmp_path / "back.png"
     vqcodec.decode(str(out), str(target))
-    np.testing.assert_array_equal(np.asarray(Image.open(target)), image)
+    np.testing.assert_array_equal(png_pixels(target), image)
 
 
 @pytest.mark.parametrize("k", [0, 1, 65537, -3, 2.5, True, "16"])

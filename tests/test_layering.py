@@ -58,13 +58,14 @@ PEERS: dict[str, set[str]] = {
     "training": {"batch", "tokenizer"},
     "tokenizer": {"batch"},
     "__main__": {"cli"},
-    "cli": {"cli.errors", "cli.commands"},
-    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.train", "cli.tokens"},
+    "cli": {"cli.errors", "cli.commands", "cli.io"},
+    "cli.commands": {"cli.errors", "cli.io", "cli.report", "cli.batch", "cli.rd", "cli.progress", "cli.train",
+                     "cli.tokens"},
     "cli.tokens": {"cli.errors", "cli.progress", "cli.commands", "cli.batch"},
     "cli.train": {"cli.errors", "cli.progress", "cli.commands", "cli.batch", "cli.io"},
     "cli.io": {"cli.errors"},
-    "cli.batch": {"cli.errors", "cli.progress", "cli.commands"},
-    "cli.rd": {"cli.errors", "cli.progress"},
+    "cli.batch": {"cli.errors", "cli.progress", "cli.commands", "cli.io"},
+    "cli.rd": {"cli.errors", "cli.progress", "cli.io"},
 }
 
 

@@ -263,10 +263,16 @@ def test_truncated_file(cut):
 # --------------------------------------------------------------------------
 
 
-def test_a_vqi_file_is_an_input_image(tmp_path):
+def test_a_vqi_file_is_refused_as_an_encoder_input_but_opens_as_an_image(tmp_path):
+    # encoding a .vqi would quantize it again: refused, as decode refuses to write .vqi (D8);
+    # a user who opens it as an image first asks for the pixels on purpose
     path = tmp_path / "x.vqi"
     vqcodec.encode(few_colours("RGBA"), str(path), k=8)
-    again = vqcodec.encode(str(path), k=8)
+    for source in (str(path), path.read_bytes(), io.BytesIO(path.read_bytes())):
+        with pytest.raises(vqcodec.ImageInputError, match="is already a VQI file; encoding it "
+                           "would quantize it again"):
+            vqcodec.encode(source, k=8)
+    again = vqcodec.encode(Image.open(path), k=8)
     np.testing.assert_array_equal(vqcodec.decode(again), vqcodec.decode(str(path)))
 
 

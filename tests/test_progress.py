@@ -62,3 +62,45 @@ def test_a_terminal_without_a_size_gets_80_columns(monkeypatch):
     line = ProgressLine(tty)
     line.show("x" * 100)
     assert tty.getvalue() == "\r" + "x" * 79
+
+
+def test_ticker_shows_the_stage_on_a_terminal_after_its_delay_and_clears():
+    import time
+
+    from vqcodec.cli.progress import Ticker
+
+    tty = Terminal()
+    with Ticker(tty, "encode big.png") as ticker:
+        ticker.start -= 100  # as if the work had run for 100 s
+        ticker.stage("learning the codebook")
+        ticker._stop.wait(0)  # (the thread waits DELAY_S of real time first)
+        deadline = time.monotonic() + Ticker.DELAY_S + 5
+        while "learning" not in tty.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    text = tty.getvalue()
+    assert "\rencode big.png: learning the codebook, 10" in text  # 100 s, or a little more
+    assert text.endswith("\r")  # cleared: the report line starts on a clean line
+
+
+def test_ticker_is_silent_off_a_terminal_with_quiet_and_for_short_work():
+    from vqcodec.cli.progress import Ticker
+
+    for stream, enabled in ((io.StringIO(), True), (Terminal(), False)):
+        with Ticker(stream, "encode x", enabled=enabled) as ticker:
+            ticker.start -= 100
+            ticker.stage("coding")
+        assert stream.getvalue() == ""
+    tty = Terminal()
+    with Ticker(tty, "encode x"):
+        pass  # over within DELAY_S
+    assert tty.getvalue() == ""
+
+
+def test_encode_names_its_stages_in_order():
+    import numpy as np
+
+    import vqcodec
+
+    seen = []
+    vqcodec.encode_pixels(np.zeros((4, 4, 3), np.uint8), k=2, on_stage=seen.append)
+    assert seen == ["reading", "learning the codebook", "mapping pixels", "coding"]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import vqcodec
 from vqcodec import codec, metrics, pixels, rd
 from vqcodec.errors import OptionError
 
@@ -319,7 +320,9 @@ def test_cli_end_to_end(folder, tmp_path):
     proc = run_cli(folder, "-k", "4,8", "--baselines", "png,jpeg", "--csv", out_csv, "--json", out_json)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"vqcodec: warning: skipped '{folder / 'broken.png'}': ")
+    # the file is named once (D10)
+    assert len(lines) == 1 and lines[0] == (f"vqcodec: warning: cannot read '{folder / 'broken.png'}': "
+                                            "invalid or damaged PNG header; skipped")
     assert "vqcodec rd: 2 images (L, RGB), k = 4, 8; means over images" in proc.stdout
     assert re.search(r"vs JPEG +[-+]\d+\.\d %", proc.stdout), proc.stdout
     rows = list(csv.DictReader(out_csv.open()))
@@ -369,25 +372,41 @@ def test_cli_plot_without_matplotlib_fails_before_the_sweep(folder, tmp_path, mo
     code = main(["rd", str(folder), "--plot", str(tmp_path / "p.png"), "--csv", str(out_csv)])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
-    assert captured.err == "vqcodec: error: --plot needs matplotlib; pip install 'vqcodec[plot]'\n"
+    assert captured.err == ("vqcodec: error: --plot needs matplotlib: pip install -e '.[plot]' "
+                            "(in vqcodec's folder)\n")
     assert not out_csv.exists()
 
 
-def test_icc_profiles_are_left_out_of_every_codec(tmp_path):
+def test_icc_profiles_follow_encodes_rule(tmp_path):
+    """One ICC rule for rd and encode: kept by default in every codec's file (rd's
+    vqcodec bytes are encode's), left out of all with strip (encode --strip's)."""
+    import shutil
+
     from PIL import ImageCms
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     image = synthetic()
     Image.fromarray(image).save(tmp_path / "icc.png", icc_profile=icc)
     Image.fromarray(image).save(tmp_path / "plain.png")
-    runs = {name: rd.sweep([str(tmp_path / f"{name}.png")], ks=(8,), baselines=("png", "webp"))
-            for name in ("icc", "plain")}
-    for codec_name in ("vqcodec", "png", "webp"):
-        sizes = {name: [r.bytes for r in result.rows if r.codec == codec_name]
-                 for name, result in runs.items()}
-        assert sizes["icc"] == sizes["plain"], codec_name
-    assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
-    assert "1 image(s) with an ICC profile: left out" in rd.format_table(runs["icc"])
+    baselines = ("png", "webp", "pngquant") if shutil.which("pngquant") else ("png", "webp")
+    for strip in (False, True):
+        runs = {name: rd.sweep([str(tmp_path / f"{name}.png")], ks=(8,), baselines=baselines,
+                               strip=strip)
+                for name in ("icc", "plain")}
+        for codec_name in ("vqcodec", *baselines):
+            sizes = {name: [r.bytes for r in result.rows if r.codec == codec_name]
+                     for name, result in runs.items()}
+            if strip:
+                assert sizes["icc"] == sizes["plain"], codec_name
+            else:  # the profile costs the same compressed bytes, or so, in every file
+                assert all(i > p + 100 for i, p in zip(sizes["icc"], sizes["plain"])), codec_name
+        for name in ("icc", "plain"):
+            encoded = vqcodec.encode(str(tmp_path / f"{name}.png"), k=8, strip=strip)
+            assert [r.bytes for r in runs[name].rows if r.codec == "vqcodec"] == [len(encoded)]
+        assert runs["icc"].icc_images == [str(tmp_path / "icc.png")] and runs["plain"].icc_images == []
+        table = rd.format_table(runs["icc"])
+        assert ("left out of every codec's file (--strip)" in table) == strip
+        assert ("kept in every codec's file, as encode keeps it" in table) == (not strip)
     assert "ICC" not in rd.format_table(runs["plain"])
 
 
@@ -467,6 +486,17 @@ def test_a_variant_is_a_codec_of_its_own_with_a_bd_rate_against_the_defaults(fol
     assert "BD-rate of vqcodec coder=zstd against vqcodec's defaults" in table
 
 
+def test_a_variant_has_a_bd_rate_against_each_baseline_too(folder):
+    result = rd.sweep([str(folder / "a.png")], ks=(4, 8, 16), baselines=("jpeg",), variants=[{"rdo": 0}])
+    rows = {(r.codec, r.k): r for r in result.rows}
+    expected = rd.bd_rate([rows["jpeg", k].bpp for k in (4, 8, 16)], [rows["jpeg", k].psnr for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].bpp for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].psnr for k in (4, 8, 16)])
+    means = result.bd_rate_means("vqcodec rdo=0")
+    assert list(means) == ["vqcodec", "jpeg"]
+    assert means["jpeg"][0] == pytest.approx(expected)
+
+
 def test_variant_errors_name_the_option():
     with pytest.raises(OptionError, match="cannot set 'k'"):
         rd.vqcodec_codec({"k": 4})
@@ -520,3 +550,23 @@ def test_cli_variant_adds_a_codec(folder):
     document = json.loads(proc.stdout)
     assert document["variants"] == ["vqcodec rdo=0"]
     assert sorted({r["codec"] for r in document["rows"]}) == ["vqcodec", "vqcodec rdo=0"]
+
+
+def test_a_dither_sweep_gives_vqcodec_one_codec_per_level(tmp_path):
+    y, x = np.mgrid[0:40, 0:96]
+    ramp = np.stack([x * 255 // 95, (x + y) * 255 // 134, np.full_like(x, 80)], -1).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    result = rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=("png",), dithers=(0, 1))
+    assert result.variants == ("vqcodec dither=1",)
+    plain, dithered = (next(r for r in result.rows if r.codec == name) for name in ("vqcodec", "vqcodec dither=1"))
+    assert dithered.settings == "k=8 seed=0 dither=1"
+    assert dithered.blurred_psnr > plain.blurred_psnr and dithered.psnr < plain.psnr
+    decoded = codec.decode(codec.encode(ramp, k=8, dither=1))
+    assert dithered.blurred_psnr == pytest.approx(metrics.blurred_psnr(ramp, decoded.reshape(ramp.shape)))
+    entry = rd.summarize(result)[0]
+    assert entry["vqcodec"]["blurred_psnr"] == pytest.approx(plain.blurred_psnr)
+    assert entry["vqcodec dither=1"]["blurred_psnr"] == pytest.approx(dithered.blurred_psnr)
+    table = rd.format_table(result)
+    assert "blurPSNR" in table and "vqcodec dither=1" in table
+    with pytest.raises(OptionError, match="dither must be a number from 0 to 1"):
+        rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=(), dithers=(0, 2))

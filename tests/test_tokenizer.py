@@ -131,7 +131,7 @@ def test_cli_tokens_folder(tmp_path):
     colours = RNG.integers(0, 256, (8, 3), dtype=np.uint8)
     book = tmp_path / "p.vqb"
     book.write_bytes(vqb.write(books.load(colours)))
-    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "-o", tmp_path / "out",
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "--output-dir", tmp_path / "out",
                            "--codebook", book, "-j", "1", "--json"], capture_output=True, timeout=120)
     assert proc.returncode == 2  # one image is broken: its line, the others written
     lines = proc.stderr.decode().strip().splitlines()
@@ -140,6 +140,6 @@ def test_cli_tokens_folder(tmp_path):
     assert (summary["files"], summary["failed"], summary["tokens"], summary["k"]) == (2, 1, 2 * 99, 8)
     b = np.asarray(Image.open(tmp_path / "in" / "sub" / "b.png"))
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "sub" / "b.npy"), tokens(b, colours))
-    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "-o", tmp_path / "o2",
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "--output-dir", tmp_path / "o2",
                            "--codebook", tmp_path / "missing.vqb"], capture_output=True, timeout=120)
     assert proc.returncode == 2 and b"cannot read codebook" in proc.stderr

@@ -879,7 +879,7 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
                 break;
             }
         for (unsigned m = 0; ok && m < last; m++) {
-            unsigned f;
+            unsigned f = 0;
             if (!(mask >> m & 1))
                 continue;
             ok = v14(d, len, &pos, &f) && f >= 1;
@@ -893,7 +893,7 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
     unsigned count = 0, sum = 0;
     ok = ok && v14(d, len, &pos, &count) && count <= (unsigned)n;
     for (unsigned r = 0; ok && count && r + 1 < count; r++) {
-        unsigned f;
+        unsigned f = 0; /* set by v14 when it succeeds; 0 keeps -O3 -Wall quiet otherwise */
         ok = v14(d, len, &pos, &f);
         sum += f;
         lf[r] = (uint16_t)f;

@@ -1060,12 +1060,12 @@ static Py_ssize_t sorted_nearest(const Sorted *S, const double *t, Py_ssize_t gu
 }
 
 typedef struct {
-    double max_error, quiet, overshoot, down_in, down_out;
+    double max_error, third, lam, quiet, overshoot, down_in, down_out;
 } Clamps;
 
 NO_CONTRACT
 static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int dim, int alpha, void *out,
-                         int wide, const double *share, const Sorted *S, const Clamps *K, double *rows)
+                         int wide, const float *share, const Sorted *S, const Clamps *K, double *rows)
 {
     NO_CONTRACT_BODY
     double *this_row = rows, *next_row = rows + (w + 2) * dim;
@@ -1089,7 +1089,7 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
                 for (int c = 0; c < dim; c++)
                     p[c] = (double)px[c];
             }
-            const double level = share[at];
+            const double level = (double)share[at];
             double spread = 0.0;
             for (int c = 0; c < dim; c++) {
                 s[c] = this_row[(x + 1) * dim + c] * level;
@@ -1118,11 +1118,26 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
                 for (int c = 0; c < dim; c++)
                     target[c] = p[c] + s[c] * ratio;
                 index = sorted_nearest(S, target, index);
-                if (wide)
-                    ((uint16_t *)out)[at] = (uint16_t)index;
-                else
-                    ((uint8_t *)out)[at] = (uint8_t)index;
             }
+            if (K->lam > 0) { /* the rate-aware choice: the previous or the upper pixel's entry */
+                const double t = 1.0 - level; /* less in smooth areas, where runs would draw worms */
+                const double limit = entry_distance(S, index, target) * (1.0 + K->third * t) + K->lam * t;
+                Py_ssize_t previous = x - step, candidates[2];
+                int count = 0;
+                if (previous >= 0 && previous < w)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - step] : ((uint8_t *)out)[at - step];
+                if (y)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - w] : ((uint8_t *)out)[at - w];
+                for (int c = 0; c < count; c++)
+                    if (candidates[c] != index && entry_distance(S, candidates[c], target) <= limit) {
+                        index = candidates[c];
+                        break;
+                    }
+            }
+            if (wide)
+                ((uint16_t *)out)[at] = (uint16_t)index;
+            else
+                ((uint8_t *)out)[at] = (uint8_t)index;
             const double *e = S->pre + index * dim;
             double size = 0.0;
             for (int c = 0; c < dim; c++) {
@@ -1149,12 +1164,12 @@ static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int d
 }
 
 /* diffuse(image, pre, out, share, width, channels, alpha, wide, max_error,
- *         quiet, overshoot, down_in, down_out) -> None
+ *         third, lam, quiet, overshoot, down_in, down_out) -> None
  *
  * image: h * width * channels uint8; pre: n * channels float64 (the entries
  * in the error space); out: h * width indices (uint8, or uint16 when wide),
  * the nearest map on entry, the dithered map on return; share: h * width
- * float64.  The constants are quantize/dither.py's. */
+ * float32.  The constants are quantize/dither.py's. */
 static PyObject *diffuse(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1162,8 +1177,8 @@ static PyObject *diffuse(PyObject *self, PyObject *args)
     Py_ssize_t w;
     int dim, alpha, wide;
     Clamps K;
-    if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
-                          &K.max_error, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
+    if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
+                          &K.max_error, &K.third, &K.lam, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
         return NULL;
     PyObject *result = NULL;
     Keyed *keyed = NULL;
@@ -1175,7 +1190,7 @@ static PyObject *diffuse(PyObject *self, PyObject *args)
         n = pre.len / row;
     }
     if (dim < 1 || dim > MAX_DIM || w < 1 || img.len != h * w * dim || pre.len != n * row || n < 1
-        || out.len != h * w * width || share.len != h * w * (Py_ssize_t)sizeof(double)) {
+        || out.len != h * w * width || share.len != h * w * (Py_ssize_t)sizeof(float)) {
         PyErr_SetString(PyExc_ValueError, "diffuse: buffer sizes do not match");
         goto done;
     }

@@ -65,6 +65,7 @@ __all__ = [
     "write_file",
     "image_files",
     "process_pool",
+    "shut_down",
     "summarize",
 ]
 
@@ -138,7 +139,8 @@ class Summary:
     files that worked; the means are over those files: ``mean_bpp``
     weighted by pixel count (all bits over all pixels, so that one tiny
     image does not outweigh a folder of photos), ``mean_psnr`` over the
-    finite values (inf only when every measured file was lossless)."""
+    finite values (inf only when every measured file was lossless);
+    ``lossless`` counts the files whose PSNR is infinite (left out of the mean)."""
 
     ok: int
     failed: int
@@ -148,6 +150,7 @@ class Summary:
     mean_bpp: float | None
     mean_psnr: float | None
     seconds: float
+    lossless: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -176,6 +179,7 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_bpp=(sum(b for b, _ in weighted) / sum(n for _, n in weighted)) if weighted else None,
         mean_psnr=mean_psnr,
         seconds=seconds,
+        lossless=len(psnrs) - len(finite),
     )
 
 
@@ -256,7 +260,8 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
     for group in claims.values():
         if len(group) > 1:
             names = ", ".join(f"'{j.source}'" for j in group)
-            failed.extend(Result(j.source, j.target, error=f"{names} would all write "
+            every = "both" if len(group) == 2 else "all"
+            failed.extend(Result(j.source, j.target, error=f"{names} would {every} write "
                                  f"'{j.target}'; rename one of them") for j in group)
             continue
         job = group[0]
@@ -297,7 +302,8 @@ def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]
 
 
 def _exists(target: str) -> str:
-    return f"'{target}' exists; use --force to replace it"
+    # no advice: it would name the CLI's flag or the API's keyword (each front end adds its own)
+    return f"'{target}' exists"
 
 
 # --------------------------------------------------------------------------
@@ -443,7 +449,7 @@ def imap_unordered(worker: Callable[..., Any], calls: Sequence[tuple], /, *,
         for future in pending:
             future.cancel()
         if own:
-            _shut_down(executor, finished)
+            shut_down(executor, finished)
 
 
 def process_pool(workers: int) -> Executor:
@@ -486,7 +492,8 @@ def _display(result: Result, job: Job) -> Result:
     return replace(result, source=job.source, target=job.target, error=error)
 
 
-def _shut_down(executor: Executor, finished: bool) -> None:
+def shut_down(executor: Executor, finished: bool) -> None:
+    """Shut a pool down: wait for it when *finished*, else stop its workers at once."""
     if finished:
         executor.shutdown(wait=True)
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
@@ -71,28 +71,35 @@ def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
         return image
     if isinstance(image, np.ndarray):
         return pixels.from_array(image)
-    if type(image).__module__.startswith("PIL."):
+    if pixels.is_pil_image(image):  # also images of plugins outside PIL (VQI's own)
         return pixels.from_pil(image)
     return pixels.load(image, max_pixels=max_pixels)
 
 
-def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **changes: Any) -> Encoded:
+def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
+                  on_stage: Callable[[str], None] | None = None, **changes: Any) -> Encoded:
     """Encode and return the bytes together with the codebook and indices.
 
     *options* is an :class:`~vqcodec.options.EncodeOptions` (default: all
     defaults); keyword *changes* replace some of its fields (``k=64``...).
+    *on_stage*, if given, is called with the name of each stage as it starts
+    ("reading", "learning the codebook", "mapping pixels", "coding"): what a
+    progress display shows.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
 
+    stage = on_stage or (lambda name: None)
     opts = options or EncodeOptions()
     if changes:
         opts = opts.replace(**changes)
-    px = as_pixels(image, opts.max_pixels)
+    stage("reading")
+    px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,}"
         )
+    stage("learning the codebook" if opts.codebook is None else "mapping pixels")
     shared = opts.codebook
     block = opts.block
     if shared is not None:  # spec §11: map to the shared codebook, which the file names by its identity
@@ -109,10 +116,12 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, **c
     elif block == (1, 1):
         q = quantize(px.array, k=opts.k, seed=opts.seed)
         codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+        stage("mapping pixels")
         indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
                         dither=opts.dither)
     else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
         codebook, indices = _quantize_blocks(px.array, opts)
+    stage("coding")
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
@@ -173,7 +182,7 @@ def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
            seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
            layout: str | None = None, level: int | None = None, block: object = (1, 1),
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
+           strip: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
            codebook: books.Source | None = None) -> bytes:
     """Encode an image to .vqi bytes.
 
@@ -187,11 +196,12 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
-    ``"2x2"``; default one pixel), ``max_pixels``, ``codebook`` (a shared
-    codebook: the file names it instead of holding it, :mod:`vqcodec.books`).
+    ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),
+    ``max_pixels``, ``codebook`` (a shared codebook: the file names it
+    instead of holding it, :mod:`vqcodec.books`).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
-                            block=block, max_pixels=max_pixels, codebook=codebook)
+                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

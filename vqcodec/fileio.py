@@ -8,17 +8,27 @@ and only then get their name.  Without ``overwrite`` the final step is a
 hard link, which fails if the name exists (no window where another process's
 file could be replaced); with it, ``os.replace``.  A crash or a kill at any
 moment leaves either the old file or the complete new one.
+
+The atomic replace is for regular files and new names only.  A symbolic
+link is followed: its target is written (atomically, when it is a regular
+file or a new name), and the link stays a link, as ``cp`` and
+``sed -i --follow-symlinks`` do.  A character device or a FIFO
+(``/dev/null``, ``/dev/stdout``, a named pipe) is written through, never
+replaced: it holds no file content that could be lost, so *overwrite* is not
+needed; a block device is written through only with *overwrite*.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from typing import IO, Union
 
 from .errors import ImageInputError
 
-__all__ = ["Source", "Target", "read_source", "atomic_write", "write_target", "source_name"]
+__all__ = ["Source", "Target", "read_source", "atomic_write", "write_target", "source_name",
+           "check_writable", "resolve_output"]
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 Target = Union[str, "os.PathLike[str]", IO[bytes]]
@@ -72,12 +82,20 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, /, *, overwrite: boo
 
     Raises FileExistsError when *path* exists and *overwrite* is false, and
     the usual OSError subclasses when the folder is missing or unwritable.
-    Nothing is left behind on any failure or interrupt.
+    Nothing is left behind on any failure or interrupt.  A symbolic link is
+    followed, and a device or FIFO written through (see the module's text).
     """
-    path = os.fspath(path)
+    path, kind = resolve_output(path)
+    if kind == "stream" or (kind == "block" and overwrite):
+        _write_through(path, data)
+        return
     folder = os.path.dirname(os.path.abspath(path))
-    if not overwrite and os.path.lexists(path):
+    if kind != "new" and not overwrite:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    if kind == "folder":
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if kind != "new" and kind != "file":
+        raise OSError(errno.EINVAL, f"not a regular file, a device or a FIFO ({kind})", path)
     fd = _open_anonymous(folder)
     if fd is not None:
         try:
@@ -88,6 +106,69 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, /, *, overwrite: boo
         _fsync_folder(folder)
         return
     _named_temporary_write(path, folder, data, overwrite)
+
+
+def resolve_output(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(the path to write, what is there): symbolic links followed.
+
+    The kind is "new" (nothing there yet), "file" (a regular file: replaced
+    atomically), "stream" (a character device or a FIFO: written through),
+    "block" (a block device), "folder", or "other" (a socket...).
+    """
+    path = os.fspath(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path, "new"
+    if stat.S_ISREG(mode):
+        return path, "file"
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return path, "stream"
+    if stat.S_ISBLK(mode):
+        return path, "block"
+    return path, "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def check_writable(path: str | os.PathLike[str], /) -> None:
+    """Raise the OSError that writing *path* would raise for want of access, before any work.
+
+    A new or regular file needs a writable folder (the write is a new file
+    there, then a rename), checked by creating an anonymous file where the
+    system has them (this catches read-only file systems and permissions
+    alike), else with :func:`os.access`; a device or FIFO needs write access
+    to itself.  A full disk can only be found by writing.
+    """
+    path, kind = resolve_output(path)
+    if kind in ("stream", "block"):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    fd = _open_anonymous(folder)
+    if fd is not None:
+        os.close(fd)  # an anonymous file: closing it leaves nothing behind
+        return
+    if not os.access(folder, os.W_OK):
+        code = errno.EROFS if _read_only(folder) else errno.EACCES
+        raise OSError(code, os.strerror(code), folder)
+
+
+def _read_only(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+def _write_through(path: str, data: bytes) -> None:
+    """Write into a device or FIFO as it is (it cannot be replaced, and must not be)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        _write_all(fd, data, sync=False)  # fsync means nothing to a pipe or /dev/null
+    finally:
+        os.close(fd)
 
 
 def _link_anonymous(fd: int, path: str, folder: str, overwrite: bool) -> None:
@@ -138,12 +219,13 @@ def _umask() -> int:
     return mask
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, *, sync: bool = True) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
-    os.fsync(fd)
+    if sync:
+        os.fsync(fd)
 
 
 def _named_temporary_write(path: str, folder: str, data: bytes, overwrite: bool) -> None:

@@ -63,9 +63,12 @@ __all__ = [
     "from_array",
     "from_pil",
     "load",
+    "NamedBytes",
     "to_pil",
     "to_bytes",
     "format_for_path",
+    "format_name",
+    "stored",
 ]
 
 MODES: dict[int, str] = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -199,6 +202,17 @@ def from_array(array: np.ndarray, /, *, icc_profile: bytes | None = None) -> Pix
 # --------------------------------------------------------------------------
 # Pillow in: the mode rules
 # --------------------------------------------------------------------------
+
+
+def stored(pixels: Pixels, /, *, strip: bool = False) -> Pixels:
+    """What an encoder stores of *pixels*: all of it, or without the ICC profile
+    when *strip* (the one ICC rule: ``vqcodec encode`` and ``rd`` both follow it)."""
+    return Pixels(pixels.array) if strip and pixels.icc_profile is not None else pixels
+
+
+def is_pil_image(value: object) -> bool:
+    """True for a Pillow image, whichever plugin made it."""
+    return isinstance(value, Image.Image)
 
 
 def from_pil(image: Image.Image, /) -> Pixels:
@@ -340,6 +354,10 @@ def load(src: Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Pixe
         # The image is not closed: ImageFile.close() would close the caller's
         # stream too.  Its file is closed by _binary_stream when it is ours.
         im = _open_image(fp, name, max_pixels)
+        if im.format == "VQI":  # the mirror of decode's refusal to write VQI (_not_vqi)
+            raise ImageInputError(
+                f"{_subject(name)} is already a VQI file; encoding it would quantize it again "
+                f"(decode it to keep its pixels, or copy the file as it is)")
         if im.format == "PNG":
             _check_png_crcs(fp, name)
         rawmode = _png_rawmode(im)
@@ -364,6 +382,20 @@ def _reason(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+class NamedBytes(io.BytesIO):
+    """The bytes of a file, as a whole file object that carries a name for messages.
+
+    What the CLI hands :func:`load` for stdin, and what :func:`load` makes of
+    a stream that lacks part of a file's interface: Pillow's plugins call
+    ``read``, ``readline``, ``seek`` and ``tell``, and which plugin gets to
+    try a file depends on its content.
+    """
+
+    def __init__(self, data: bytes = b"", name: str | None = None) -> None:
+        super().__init__(data)
+        self.name = name
+
+
 @contextlib.contextmanager
 def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
     """A seekable binary stream over ``src``; closes only what it opened."""
@@ -380,10 +412,14 @@ def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
         raise OptionError("load() needs a binary file object; open the file with 'rb'")
     elif hasattr(src, "read"):
         try:
-            seekable = src.seekable() if hasattr(src, "seekable") else hasattr(src, "seek")
-            yield src if seekable else io.BytesIO(src.read())  # type: ignore[union-attr]
+            # Pillow's plugins need a whole file object (readline, seek, tell):
+            # anything less is read into one, so every caller reads the same files
+            whole = all(hasattr(src, attr) for attr in ("readline", "seek", "tell"))
+            seekable = whole and (src.seekable() if hasattr(src, "seekable") else True)
+            stream = src if seekable else NamedBytes(src.read(), name)  # type: ignore[union-attr]
         except OSError as e:
             raise ImageInputError(f"cannot read {_subject(name)}: {_reason(e)}") from e
+        yield stream
     else:
         raise OptionError(
             f"load() expects a path, bytes or a binary file object, got {type(src).__name__}"
@@ -455,7 +491,7 @@ def _open_image(fp: IO[bytes], name: str | None, max_pixels: int | None) -> Imag
     if max_pixels is not None and width * height > max_pixels:
         raise LimitError(
             f"{what} is {width}×{height} = {width * height:,} pixels, above the limit "
-            f"of {max_pixels:,}; raise it with max_pixels"
+            f"of {max_pixels:,} (max_pixels)"
         )
     return im
 
@@ -579,11 +615,17 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     ...).  The ICC profile is passed as ``icc_profile`` unless ``options``
     sets it (formats without ICC support ignore it).  A format that cannot
     hold the mode (alpha in JPEG, BMP, PPM...) raises
-    :class:`ImageInputError`; PNG holds all four modes losslessly.
+    :class:`ImageInputError`, unless every pixel is opaque (then the alpha
+    channel is dropped, losing nothing); PNG holds all four modes losslessly.
     """
     fmt = _save_format(format)
     mode = pixels.mode
     allowed = _FORMAT_MODES.get(fmt)
+    if allowed is not None and mode not in allowed and "A" in mode \
+            and mode[:-1] in allowed and bool((pixels.array[:, :, -1] == 255).all()):
+        # every pixel opaque: the alpha channel holds nothing, dropping it loses nothing
+        pixels = Pixels(np.ascontiguousarray(pixels.array[:, :, :-1]), pixels.icc_profile)
+        mode = pixels.mode
     if allowed is not None and mode not in allowed:
         keep = "keep the alpha channel" if "A" in mode else "store it"
         raise ImageInputError(
@@ -593,6 +635,8 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     if pixels.icc_profile is not None:
         options.setdefault("icc_profile", pixels.icc_profile)
     im = Image.frombuffer(mode, (pixels.width, pixels.height), pixels.array, "raw", mode, 0, 1)
+    if fmt == "PNG" and options.pop("palette", True):
+        im = _as_palette(im, pixels) or im
     out = io.BytesIO()
     try:
         im.save(out, fmt, **options)
@@ -603,6 +647,49 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
             f"cannot encode the {mode} image as {fmt}: {_reason(e)}"
         ) from e
     return out.getvalue()
+
+
+def format_name(format: str, /) -> str:
+    """Pillow's name of the format a user wrote ("jpg" -> "JPEG", "tif" -> "TIFF")."""
+    return _save_format(format)
+
+
+def _as_palette(im: Image.Image, pixels: Pixels) -> Image.Image | None:
+    """The same pixels as a palette image (PNG8, with tRNS for alpha) when they
+    have at most 256 colours, else None.
+
+    RGB, and RGBA that has some transparency (an opaque RGBA image stays RGBA,
+    so that it reads back in its mode).  Read back, the palette image gives
+    exactly these pixels in this mode (:func:`load`'s mode rules).  Entries
+    are in descending order of use, as palette quantizers write them.
+    """
+    if pixels.mode not in ("RGB", "RGBA"):
+        return None
+    colours = im.getcolors(256)  # Pillow's C hash: None as soon as there are more than 256
+    if colours is None:
+        return None
+    if pixels.mode == "RGBA" and all(c[1][3] == 255 for c in colours):
+        return None
+    colours.sort(key=lambda c: -c[0])
+    table = np.array([c[1] for c in colours], dtype=np.uint8).reshape(len(colours), -1)
+    keys = _packed(pixels.array)
+    order = np.argsort(_packed(table[None])[0])
+    sorted_keys = _packed(table[None])[0][order]
+    index = order[np.searchsorted(sorted_keys, keys)].astype(np.uint8)
+    out = Image.frombytes("P", im.size, index.tobytes())
+    out.putpalette(table[:, :3].tobytes(), "RGB")
+    if pixels.mode == "RGBA":
+        out.info["transparency"] = table[:, 3].tobytes()
+    out.info.update(im.info)
+    return out
+
+
+def _packed(array: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 -> (H, W) uint32, one number per colour."""
+    packed = np.zeros(array.shape[:2], dtype=np.uint32)
+    for c in range(array.shape[2]):
+        packed = (packed << 8) | array[:, :, c]
+    return packed
 
 
 def _save_format(format: str) -> str:

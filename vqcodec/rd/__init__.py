@@ -33,12 +33,13 @@ from .codecs import (BASELINES, LOSSY, NAMES, PNG_OPTIONS, PNGQUANT_MAX_K, STORE
                      vqcodec_codec)
 from .present import format_table, plot_png, summarize, to_csv, to_json
 from .rows import COLUMNS, RoundTripError, Row, Skipped
-from .sweep import (DEFAULT_KS, BdRate, Result, available_baselines, check_ks, codec_list, find_images,
-                    measure_image, sweep)
+from .sweep import (DEFAULT_KS, BdRate, Result, SweepInterrupted, available_baselines, check_ks, codec_list,
+                    find_images, measure_image, sweep)
 
 __all__ = [
     "BASELINES", "BD_MIN_POINTS", "COLUMNS", "DEFAULT_KS", "LOSSY", "NAMES", "PNG_OPTIONS", "PNGQUANT_MAX_K",
     "STORES", "BdRate", "Codec", "Measured", "QualitySearch", "Result", "RoundTripError", "Row", "Skipped",
+    "SweepInterrupted",
     "available_baselines", "baseline", "bd_rate", "check_baselines", "check_ks", "codec_list", "find_images",
     "format_table", "measure_image", "measure_vqcodec", "plot_png", "smallest_quality", "summarize", "sweep",
     "to_csv", "to_json", "vqcodec_codec",

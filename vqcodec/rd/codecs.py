@@ -15,8 +15,9 @@ The entries
                 :func:`vqcodec.codec.decode` of its bytes, checked equal to
                 the encoder's reconstruction (:class:`~.rows.RoundTripError`).
     pngquant    ``pngquant --nofs K`` (2 <= K <= 256) as a subprocess on a
-                PNG of the pixels without ICC profile; timed as a whole
-                process.
+                PNG of the pixels without ICC profile, so it does no colour
+                conversion (the profile, when kept, is added to its output as
+                an ``iCCP`` chunk); timed as a whole process.
     png         lossless PNG through Pillow, ``compress_level=9``; one file
                 per image, repeated in the row of every k.
     webp, avif, jpeg
@@ -106,9 +107,18 @@ def label(name: str) -> str:
 # vqcodec and its variants
 
 
+def _word(value: Any) -> str:
+    """An option value as a user writes it: 1 for 1.0, 2x2 for (2, 2)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return str(value)
+
+
 def variant_name(changes: Mapping[str, Any]) -> str:
     """"vqcodec" for no changes, else "vqcodec rdo=0 coder=zstd" (in the given order)."""
-    return " ".join(["vqcodec", *(f"{key}={value}" for key, value in changes.items())])
+    return " ".join(["vqcodec", *(f"{key}={_word(value)}" for key, value in changes.items())])
 
 
 def vqcodec_codec(changes: Mapping[str, Any] | None = None, *, seed: int = 0, name: str | None = None) -> Codec:
@@ -166,11 +176,7 @@ def describe(options: EncodeOptions) -> str:
         unchanged = value is None if key == "codebook" else value == getattr(default, key)
         if unchanged:
             continue
-        if key == "block":
-            value = f"{value[0]}x{value[1]}"
-        elif key == "codebook":
-            value = value.sha256[:16]
-        words.append(f"{key}={value}")
+        words.append(f"{key}={value.sha256[:16] if key == 'codebook' else _word(value)}")
     return " ".join(words)
 
 
@@ -253,11 +259,25 @@ class _Pngquant:
                 f.write(pixels.to_bytes(pixels.Pixels(self.px.array, None), "PNG", compress_level=1))
         out = os.path.join(self.folder, f"pngquant-{k}.png")
         encode_s = _run([self.exe, "--nofs", str(k), "--force", "--output", out, "--", self.source], "pngquant")
-        data = _read_and_remove(out)
+        data = _with_iccp(_read_and_remove(out), self.px.icc_profile)
         decoded = pillow_decode(data, self.px.mode)
         decode_s = median_time(lambda: pillow_decode(data, self.px.mode))
         return Measured(make_row(self.px, self.image, "pngquant", k, data, decoded, encode_s, decode_s,
                                  settings=f"--nofs {k}"), decoded)
+
+
+def _with_iccp(png: bytes, profile: bytes | None) -> bytes:
+    """*png* with an ``iCCP`` chunk of *profile* after IHDR (as a PNG writer that
+    keeps the profile stores it), or *png* itself without a profile."""
+    import struct
+    import zlib
+
+    if not profile:
+        return png
+    body = b"ICC Profile\0\0" + zlib.compress(profile, 9)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
 
 class _Png:
@@ -390,7 +410,7 @@ class _JxlStore:
         if reference is None:
             return None
         base = os.path.join(self.folder, "store")
-        source = pixels.Pixels(reference.decoded.reshape(self.px.array.shape), None)
+        source = pixels.Pixels(reference.decoded.reshape(self.px.array.shape), self.px.icc_profile)
         with open(base + ".png", "wb") as f:
             f.write(pixels.to_bytes(source, "PNG", compress_level=1))
         encode_s = _run(["cjxl", base + ".png", base + ".jxl", *CJXL_ARGS, "--quiet"], "cjxl")
@@ -410,7 +430,7 @@ class _WebpStore:
     def __call__(self, k: int, reference: Measured | None) -> Measured | None:
         if reference is None:
             return None
-        source = pixels.Pixels(reference.decoded.reshape(self.px.array.shape), None)
+        source = pixels.Pixels(reference.decoded.reshape(self.px.array.shape), self.px.icc_profile)
         start = time.perf_counter()
         data = pixels.to_bytes(source, "WEBP", **WEBP_LOSSLESS_OPTIONS)
         encode_s = time.perf_counter() - start

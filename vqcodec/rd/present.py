@@ -44,6 +44,7 @@ def summarize(result: Result) -> list[dict]:
                 "bytes": statistics.fmean(r.bytes for r in rows),
                 "bpp": 8 * sum(r.bytes for r in rows) / pixel_count,
                 "psnr": _mean_finite([r.psnr for r in rows]),
+                "blurred_psnr": _mean_finite([r.blurred_psnr for r in rows]),
                 "lossless": sum(1 for r in rows if r.psnr == math.inf),
                 "ssim": statistics.fmean(r.ssim for r in rows),
                 "encode_mps": mp / sum(r.encode_s for r in rows),
@@ -87,6 +88,7 @@ def _columns(result: Result) -> list[Column]:
     cols += [
         ("vqcodec", "bpp", 7, _get("vqcodec", "bpp", ".3f")),
         ("vqcodec", "PSNR", 7, _psnr_cell("vqcodec")),
+        ("vqcodec", "blurPSNR", 8, _get("vqcodec", "blurred_psnr", ".2f")),
         ("vqcodec", "SSIM", 6, _get("vqcodec", "ssim", ".4f")),
         ("vqcodec", "enc MP/s", 8, _get("vqcodec", "encode_mps", ".2f")),
         ("vqcodec", "dec MP/s", 8, _get("vqcodec", "decode_mps", ".1f")),
@@ -96,12 +98,14 @@ def _columns(result: Result) -> list[Column]:
         cols += [
             (group, "bpp", 7, _get(variant, "bpp", ".3f")),
             (group, "PSNR", 7, _psnr_cell(variant)),
+            (group, "blurPSNR", 8, _get(variant, "blurred_psnr", ".2f")),
             (group, "SSIM", 6, _get(variant, "ssim", ".4f")),
         ]
     if "pngquant" in have:
         cols += [
             ("pngquant --nofs", "bpp", 7, _get("pngquant", "bpp", ".3f")),
             ("pngquant --nofs", "PSNR", 7, _psnr_cell("pngquant")),
+            ("pngquant --nofs", "blurPSNR", 8, _get("pngquant", "blurred_psnr", ".2f")),
             ("pngquant --nofs", "vqi/pq", 6, lambda e: _fmt(e.get("vqi_over_pngquant"), ".3f")),
         ]
     if "png" in have:
@@ -158,8 +162,8 @@ def format_table(result: Result) -> str:
             lines.append("BD-rate of vqcodec against each baseline (bits for the same PSNR; "
                          "negative = vqcodec smaller), mean over images:")
         else:
-            lines.append(f"BD-rate of {test} against vqcodec's defaults (negative = the variant "
-                         "smaller), mean over images:")
+            lines.append(f"BD-rate of {test} against vqcodec's defaults and each baseline (negative = "
+                         "the variant smaller), mean over images:")
         for anchor, (mean, reason, values) in bd.items():
             tag = f"  vs {label(anchor):<16}"
             if mean is None:
@@ -204,8 +208,10 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
         notes.append(f"{len(alpha)} image(s) with alpha: PSNR and SSIM over premultiplied RGBA"
                      + ("; JPEG skipped on them (JPEG has no alpha)" if "jpeg" in result.baselines else ""))
     if result.icc_images:
-        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: left out of every "
-                     "codec's file, so the bytes compare pixels only")
+        notes.append(f"{len(result.icc_images)} image(s) with an ICC profile: "
+                     + ("left out of every codec's file (--strip), so the bytes compare pixels only"
+                        if result.strip else "kept in every codec's file, as encode keeps it "
+                        "(--strip leaves it out of all)"))
     for baseline, reason in result.unavailable.items():
         notes.append(f"{label(baseline)} absent: {reason}")
     if "pngquant" in result.measured() and any(k > PNGQUANT_MAX_K for k in result.ks):
@@ -231,6 +237,8 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
     if any(name in result.measured() for name in STORES):
         notes.append("lossless stores of vqcodec's decoded pixels (checked exact): JPEG XL "
                      "cjxl -d 0 -e 9 (whole process), WebP lossless method 6 (Pillow)")
+    notes.append("blurPSNR: PSNR after a Gaussian blur of sigma 1 pixel on both images (what "
+                 "dithering is for)")
     if len({r.width * r.height for r in result.rows}) > 1:
         notes.append("bpp: all bits / all pixels of the images "
                      "(pooled; the images differ in pixel count)")
@@ -273,6 +281,7 @@ def to_json(result: Result) -> str:
         "variants": list(result.variants),
         "seed": result.seed,
         "block": f"{result.block[0]}x{result.block[1]}",
+        "strip": result.strip,
         "images": result.images,
         "skipped": [asdict(s) for s in result.skipped],
         "unavailable": result.unavailable,

@@ -41,6 +41,7 @@ class Row:
     ratio: float  # raw pixel bytes (W * H * channels) / bytes
     mse: float
     psnr: float
+    blurred_psnr: float  # PSNR after a Gaussian blur of sigma 1 pixel on both images (what dithering is for)
     ssim: float
     encode_s: float
     decode_s: float
@@ -83,7 +84,8 @@ def make_row(px: pixels.Pixels, name: str, codec_name: str, k: int, data: bytes,
         image=name, codec=codec_name, k=k, width=px.width, height=px.height, mode=px.mode,
         bytes=len(data), bpp=metrics.bits_per_pixel(len(data), px.width, px.height),
         ratio=metrics.compression_ratio(ref.size, len(data)),
-        mse=mse, psnr=metrics.psnr_from_mse(mse), ssim=metrics.ssim(ref, decoded),
+        mse=mse, psnr=metrics.psnr_from_mse(mse), blurred_psnr=metrics.blurred_psnr(ref, decoded),
+        ssim=metrics.ssim(ref, decoded),
         encode_s=encode_s, decode_s=decode_s,
         encode_mps=megapixels / encode_s if encode_s > 0 else math.inf,
         decode_mps=megapixels / decode_s if decode_s > 0 else math.inf,
