@@ -106,6 +106,13 @@ def test_resolver_order(tmp_path, monkeypatch):
     (env_a / "other.vqb").write_bytes(vqb.write(books.load(PALETTE[:4])))
     (env_a / "junk.vqb").write_bytes(b"junk")
     assert books.find(identity).identity == identity
+    # a folder given as the codebook is searched like the search path's
+    monkeypatch.delenv(books.ENV_VAR)
+    (default / "mine.vqb").unlink()
+    write_vqb(env_a / "palette.vqb", PALETTE)
+    assert vqcodec.decode(data, codebook=str(env_a)).shape == IMAGE.shape
+    with pytest.raises(CodebookError, match="not found"):
+        vqcodec.decode(data, codebook=str(env_b))
 
 
 def test_registered_codebook_reaches_the_pillow_plugin(tmp_path):
