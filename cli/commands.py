@@ -209,8 +209,8 @@ def _add_decode(sub: Any) -> None:
                      "and folders to decode in a batch")
     dec.add_argument("--format", default=None, help="output format (default: from the extension)")
     dec.add_argument("--codebook", metavar="BOOK", action="append", default=None,
-                     help="a shared codebook the files may name (.vqb, .gpl or palette image; may be "
-                     "repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
+                     help="a shared codebook the files may name (.vqb, .gpl or palette image, or a folder "
+                     "of .vqb files; may be repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
                      "$XDG_DATA_HOME/vqcodec/codebooks (~/.local/share/vqcodec/codebooks)")
     _common_output_options(dec, DEFAULT_MAX_PIXELS, quiet="print nothing")
     dec.set_defaults(handler=cmd_decode)
