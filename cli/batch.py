@@ -86,7 +86,10 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
             plan = batch.plan_decode(args.paths, args.output_dir, format=fmt, overwrite=args.force)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
-        options = dict(format=fmt, max_pixels=args.max_pixels)
+        from .commands import lossy_options
+
+        options = dict(format=fmt, max_pixels=args.max_pixels,
+                       quality=lossy_options(args, fmt).get("quality"))
     options["overwrite"] = args.force
     return plan, options
 

@@ -68,6 +68,16 @@ def _rdo_value(text: str) -> float:
     return _checked("rdo", value)
 
 
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be a whole number from 1 to 100, got '{text}'")
+    return value
+
+
 def add_commands(sub: Any, *, only: str | None = None) -> None:
     """Add the sub-commands' parsers (*only*: that one alone)."""
     for name, add in COMMANDS.items():
@@ -130,6 +140,9 @@ def _add_decode(sub: Any) -> None:
                      "or INPUT -o OUTPUT, or, with --output-dir DIR, any number of .vqi files "
                      "and folders to decode in a batch")
     dec.add_argument("--format", default=None, help="output format (default: from the extension)")
+    dec.add_argument("--lossy-quality", type=_quality, default=None, metavar="Q",
+                     help="write WebP, JPEG or AVIF lossy at quality Q, 1 to 100 (default: WebP "
+                     "is lossless; JPEG and AVIF are always lossy, at Pillow's default quality)")
     _common_output_options(dec, DEFAULT_MAX_PIXELS, quiet="print nothing")
     dec.set_defaults(handler=cmd_decode)
 
@@ -328,6 +341,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 fmt = pixels.format_for_path(args.output)
             except vqcodec.OptionError as e:
                 raise UsageError(f"{e} (or give --format)") from None
+    save = lossy_options(args, fmt)
     io.check_output(args.output, [args.input], force=args.force)
     start = time.perf_counter()
     data = io.read_input(args.input)
@@ -342,9 +356,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot decode '{name}': {e}") from None
         ticker.stage(f"writing {fmt.upper()}")
         try:
-            out = pixels.to_bytes(px, fmt.upper())
+            out = pixels.to_bytes(px, fmt.upper(), **save)
         except vqcodec.VqiError as e:
             raise UsageError(str(e)) from None
+    lossy = pixels.is_lossy(fmt, **save)
     io.write_output(args.output, out, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:
@@ -353,13 +368,34 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "input": name, "output": "<stdout>" if args.output == io.STDIO else args.output,
         "width": px.width, "height": px.height, "mode": px.mode, "format": fmt.upper(),
         "bytes": len(out), "icc_profile": px.icc_profile is not None, "seconds": seconds,
+        "lossy": lossy,
     }
     if args.json:
         _say(args, report.dumps(fields))
     else:
         _say(args, f"{name} -> {fields['output']}: {px.width}×{px.height} {px.mode}, "
-                   f"{fmt.upper()} {len(out):,} bytes, {seconds:.2f} s")
+                   f"{fmt.upper()} {len(out):,} bytes{_lossy_words(lossy, save)}, {seconds:.2f} s")
     return 0
+
+
+def lossy_options(args: argparse.Namespace, fmt: str) -> dict[str, int]:
+    """Pillow's save options that --lossy-quality names for *fmt* (refused where it means nothing)."""
+    from vqcodec import pixels
+
+    if args.lossy_quality is None:
+        return {}
+    name = pixels.format_name(fmt)
+    if name not in ("WEBP", "JPEG", "AVIF", "MPO"):
+        raise UsageError(f"--lossy-quality applies to WebP, JPEG and AVIF, not {name}; drop it")
+    return {"quality": args.lossy_quality}
+
+
+def _lossy_words(lossy: bool, save: dict) -> str:
+    """What the decode report says of a format that changes the pixels."""
+    if not lossy:
+        return ""
+    quality = f"quality {save['quality']}" if "quality" in save else "Pillow's default quality"
+    return f" (lossy, {quality}: not the decoded pixels exactly)"
 
 
 def cmd_info(args: argparse.Namespace) -> int:

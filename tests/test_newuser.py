@@ -687,3 +687,29 @@ def test_png_round_trip_keeps_pixels_and_mode(mode):
     # more than 256 colours: truecolour, as before
     many = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     assert Image.open(io.BytesIO(pixels.to_bytes(pixels.from_array(many), "PNG"))).mode == "RGB"
+
+
+# --------------------------------------------------------------------------
+# Usability: WebP lossless unless asked, JPEG said to be lossy
+
+
+def test_decode_to_webp_is_lossless_unless_a_quality_is_given(tmp_path):
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    vqi = tmp_path / "a.vqi"
+    vqi.write_bytes(vqcodec.encode(array, k=64))
+    decoded = vqcodec.decode(vqi)
+    proc = run("decode", vqi, tmp_path / "a.webp")
+    assert proc.returncode == 0 and "lossy" not in proc.stdout.decode()
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.webp").convert("RGB")), decoded)
+    proc = run("decode", vqi, tmp_path / "b.webp", "--lossy-quality", "60")
+    assert proc.returncode == 0 and "(lossy, quality 60" in proc.stdout.decode()
+    proc = run("decode", vqi, tmp_path / "c.jpg")
+    assert proc.returncode == 0 and "(lossy, Pillow's default quality" in proc.stdout.decode()
+    assert error_line(run("decode", vqi, tmp_path / "d.png", "--lossy-quality", "60")) == \
+        "--lossy-quality applies to WebP, JPEG and AVIF, not PNG; drop it"
+    proc = run("decode", vqi, "--output-dir", tmp_path / "batch", "--format", "jpg",
+               "--lossy-quality", "30", "-q")
+    assert proc.returncode == 0, proc.stderr
+    small = (tmp_path / "batch" / "a.jpg").stat().st_size
+    assert small < (tmp_path / "c.jpg").stat().st_size  # quality 30 reached the batch workers

@@ -315,12 +315,13 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                overwrite: bool = False) -> Result:
-    """Decode the .vqi file *source* to an image file *target* in *format* (atomically)."""
+                overwrite: bool = False, quality: int | None = None) -> Result:
+    """Decode the .vqi file *source* to an image file *target* in *format* (atomically);
+    *quality* (1-100) makes a WebP lossy (it is lossless without) and sets JPEG's."""
     def work() -> Result:
         data = fileio.read_source(source)
         px = codec.decode_pixels(data, max_pixels=max_pixels)
-        out = pixels.to_bytes(px, format)
+        out = pixels.to_bytes(px, format, **({} if quality is None else {"quality": quality}))
         _write(target, out, overwrite)
         return Result(source, target, len(data), len(out), px.width * px.height,
                       metrics.bits_per_pixel(len(data), px.width, px.height))
