@@ -713,3 +713,28 @@ def test_decode_to_webp_is_lossless_unless_a_quality_is_given(tmp_path):
     assert proc.returncode == 0, proc.stderr
     small = (tmp_path / "batch" / "a.jpg").stat().st_size
     assert small < (tmp_path / "c.jpg").stat().st_size  # quality 30 reached the batch workers
+
+
+# --------------------------------------------------------------------------
+# Usability: the Pillow plugin's errors are OSErrors too
+
+
+def test_plugin_errors_are_oserrors_and_stay_vqcodecs(tmp_path):
+    data = bytearray(vqcodec.encode(np.zeros((6, 8, 3), np.uint8), k=2))
+    data[-12] ^= 0xFF  # inside a section: a CRC mismatch
+    path = tmp_path / "bad.vqi"
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError) as caught:
+        Image.open(path).load()
+    own = _raised(lambda: vqcodec.decode(bytes(data)))  # the library's own API is unchanged
+    assert isinstance(own, vqcodec.FormatError) and not isinstance(own, OSError)
+    assert isinstance(caught.value, type(own)) and type(caught.value).__name__ == type(own).__name__
+    assert str(caught.value) == str(own)
+
+
+def _raised(fn) -> BaseException:
+    try:
+        fn()
+    except BaseException as e:  # noqa: BLE001 - the test inspects it
+        return e
+    raise AssertionError("nothing raised")
