@@ -410,26 +410,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     except vqcodec.VqiError as e:
         raise UsageError(f"'{name}' is not a valid VQI file: {e}") from None
     h = info.header
-    fields = {
+    layout = LAYOUTS.get(h.index_layout, "?")
+    coder = coders.by_id(h.index_coder).name
+    fields = {  # numbers as numbers; each name beside its number
         "file": name, "bytes": info.file_bytes, "version": f"{info.version[0]}.{info.version[1]}",
         "width": h.width, "height": h.height, "channels": h.channels, "mode": h.mode,
-        "sample_depth": h.sample_depth, "block": f"{h.block_width}x{h.block_height}",
         "k": h.k, "index_bits": h.index_bits,
-        "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
-        "index_coder": f"{h.index_coder} ({coders.by_id(h.index_coder).name})",
-        "stages": h.stages, "codebook_source": h.codebook_source,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
+        "icc_profile_bytes": info.icc_profile_bytes,
+        "index_coder": h.index_coder, "index_coder_name": coder,
+        "index_layout": h.index_layout, "index_layout_name": layout,
+        "sample_depth": h.sample_depth, "block_width": h.block_width,
+        "block_height": h.block_height, "stages": h.stages, "codebook_source": h.codebook_source,
         "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}
                      for s in info.sections],
     }
     if args.json:
         io.say(report.dumps(fields))
         return 0
-    lines = [f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp"]
-    for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
-                "index_layout", "index_coder", "stages", "codebook_source"):
-        lines.append(f"  {key:<16} {fields[key]}")
-    lines.append("  sections:")
+    icc = f"{info.icc_profile_bytes:,} bytes" if info.icc_profile_bytes else "none"
+    bits = f"{h.index_bits} bit{'s' if h.index_bits != 1 else ''}/index"
+    lines = [
+        f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp",
+        f"  {'size':<16} {h.width}×{h.height} {h.mode}",
+        f"  {'k':<16} {h.k} ({bits})",
+        f"  {'index coder':<16} {coder} (coder {h.index_coder}, {layout} layout {h.index_layout})",
+        f"  {'ICC profile':<16} {icc}",
+        f"  {'header':<16} sample_depth {h.sample_depth}, block {h.block_width}x{h.block_height}, "
+        f"stages {h.stages}, codebook_source {h.codebook_source}",
+        "  sections:",
+    ]
     for s in info.sections:
         lines.append(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
     io.say("\n".join(lines))
