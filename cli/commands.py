@@ -230,6 +230,20 @@ def _check_encode_output(output: str) -> None:
 _IMAGE_HINT = "give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image"
 
 
+def _image_hint(e: Exception, name: str) -> str:
+    """The hint for an unrecognised input, unless its name already says it is an
+    image (a damaged .png needs no advice to give a PNG)."""
+    import os
+
+    from PIL import Image
+
+    if not str(e).endswith("not an image Pillow recognises"):
+        return ""
+    if os.path.splitext(name)[1].lower() in Image.registered_extensions():
+        return ""
+    return f"; {_IMAGE_HINT}"
+
+
 def _max_pixels_hint(e: object) -> str:
     """The library's size-limit message with the CLI's way to raise the limit."""
     return f"{e}; raise the limit with --max-pixels if you trust this file"
@@ -258,8 +272,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
                                         on_stage=ticker.stage)
     except vqcodec.ImageInputError as e:
-        hint = f"; {_IMAGE_HINT}" if str(e).endswith("not an image Pillow recognises") else ""
-        raise UsageError(f"{e}{hint}") from None
+        raise UsageError(f"{e}{_image_hint(e, name)}") from None
     except vqcodec.LimitError as e:
         raise UsageError(_max_pixels_hint(e)) from None
     io.write_output(args.output, enc.data, force=args.force)

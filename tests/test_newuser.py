@@ -121,8 +121,12 @@ def test_d1_text_file_message_is_the_same_everywhere_and_names_no_class(tmp_path
     text = tmp_path / "text.png"
     text.write_text("hello\nworld\n" * 20)
     single = error_line(run("encode", text, tmp_path / "t.vqi"))
-    assert single == f"cannot read '{text}': not an image Pillow recognises; give a PNG, JPEG, BMP, " \
-                     "TIFF, WebP, GIF or PPM image"
+    assert single == f"cannot read '{text}': not an image Pillow recognises"  # it is named .png
+    renamed = tmp_path / "text.txt"
+    renamed.write_bytes(text.read_bytes())
+    assert error_line(run("encode", renamed, tmp_path / "t.vqi")) == (
+        f"cannot read '{renamed}': not an image Pillow recognises; give a PNG, JPEG, BMP, TIFF, "
+        "WebP, GIF or PPM image")
     piped = error_line(run("encode", "-", tmp_path / "t.vqi", stdin=text.read_bytes()))
     assert piped.startswith("cannot read '<stdin>': not an image Pillow recognises")
     for message in (single, piped):
