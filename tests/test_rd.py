@@ -452,3 +452,19 @@ def test_a_failing_pngquant_is_reported_and_the_rest_measured(px, tmp_path):
     assert {r.codec for r in rows} == {"vqcodec", "png"}
     assert len(problems) == 1
     assert "pngquant" in problems[0] and "status 3: no such luck" in problems[0]
+
+
+def test_webp_falls_back_to_lossless_where_quality_100_falls_short():
+    """A graphic vqcodec reproduces exactly (PSNR inf): lossy WebP never reaches it,
+    lossless WebP does, and is the row (issue 10: compare against lossless WebP)."""
+    rng = np.random.default_rng(11)
+    book = rng.integers(0, 256, (6, 3), dtype=np.uint8)
+    px = pixels.from_array(book[rng.integers(0, 6, (40, 48))])
+    rows = rd.measure_image(px, ks=(8,), baselines=("webp", "jpeg"))
+    by = {r.codec: r for r in rows}
+    assert by["vqcodec"].psnr == math.inf
+    assert by["webp"].reached is True and by["webp"].quality is None
+    assert by["webp"].settings == "lossless=True exact=True" and by["webp"].psnr == math.inf
+    assert by["jpeg"].reached is False and by["jpeg"].quality == 100  # no lossless JPEG
+    quality, reached, psnr = rd.smallest_quality(px, "webp", math.inf)
+    assert (quality, reached, psnr) == (rd.LOSSLESS, True, math.inf)

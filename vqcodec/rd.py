@@ -28,7 +28,10 @@ The codecs
                   vqcodec's PSNR at that k: a binary search that keeps "this
                   quality reaches the target and the one below it does not".
                   If quality 100 does not reach it, the quality-100 row is kept
-                  with ``reached=False``.  JPEG is skipped on images with alpha.
+                  with ``reached=False``; but where vqcodec is lossless, WebP's
+                  row is its lossless file (``lossless=True exact=True``,
+                  ``quality`` empty), which is.  JPEG is
+                  skipped on images with alpha.
     Baseline decodes are Pillow decodes to a numpy array in the image's mode.
 
 ICC profiles follow ``vqcodec encode``'s one rule (:func:`pixels.stored`):
@@ -104,6 +107,13 @@ _LOSSY_FORMATS = {
     "avif": ("AVIF", {}),
     "jpeg": ("JPEG", {"optimize": True}),
 }
+# Baselines with a lossless mode: where vqcodec is lossless (a graphic of few
+# colours) and quality 100 is not, the row is the lossless file, the only one of
+# equal PSNR, instead of a quality-100 row marked unreached.  (A finite PSNR that
+# quality 100 falls short of keeps the quality-100 row, marked: lossless would
+# be far more than "equal PSNR" costs.)
+LOSSLESS = -1  # the "quality" of that trial
+_LOSSLESS_OPTIONS = {"webp": {"lossless": True, "exact": True}}
 _DECODE_RUNS = 5
 _DECODE_BUDGET_S = 0.5
 _PNGQUANT_TIMEOUT_S = 600
@@ -638,7 +648,10 @@ class _QualitySearch:
     def trial(self, quality: int) -> _Trial:
         if quality not in self.trials:
             start = time.perf_counter()
-            data = pixels.to_bytes(self.px, self.format, quality=quality, **self.options)
+            if quality == LOSSLESS:
+                data = pixels.to_bytes(self.px, self.format, **_LOSSLESS_OPTIONS[self.baseline])
+            else:
+                data = pixels.to_bytes(self.px, self.format, quality=quality, **self.options)
             encode_s = time.perf_counter() - start
             psnr = metrics.psnr(self.px.array, _pillow_decode(data, self.px.mode))
             self.trials[quality] = _Trial(quality, data, encode_s, psnr)
@@ -654,12 +667,15 @@ class _QualitySearch:
         takes more steps than bisection and usually far fewer.
         """
         if not self.trial(100).psnr >= target:
+            if target == math.inf and self.baseline in _LOSSLESS_OPTIONS \
+                    and self.trial(LOSSLESS).psnr >= target:
+                return LOSSLESS, True  # vqcodec was lossless: so is the file to compare
             return 100, False
         if self.trial(1).psnr >= target:
             return 1, True
         # The tightest bracket the cache (shared across k) already proves.
-        hi = min(q for q, t in self.trials.items() if t.psnr >= target)
-        lo = max(q for q, t in self.trials.items() if q < hi and t.psnr < target)
+        hi = min(q for q, t in self.trials.items() if q != LOSSLESS and t.psnr >= target)
+        lo = max(q for q, t in self.trials.items() if LOSSLESS < q < hi and t.psnr < target)
         interpolate = True
         while hi - lo > 1:
             width = hi - lo
@@ -684,16 +700,23 @@ class _QualitySearch:
             t = self.trials[quality]
             decoded = _pillow_decode(t.data, self.px.mode)
             decode_s = _median_time(lambda: _pillow_decode(t.data, self.px.mode))
-            options = "".join(f" {key}={value}" for key, value in self.options.items())
+            if quality == LOSSLESS:
+                settings = " ".join(f"{key}={v}" for key, v in _LOSSLESS_OPTIONS[self.baseline].items())
+            else:
+                settings = f"quality={quality}" + "".join(f" {key}={value}"
+                                                          for key, value in self.options.items())
             self.rows[quality] = _row(self.px, name, self.baseline, 0, t.data, decoded,
-                                      t.encode_s, decode_s, settings=f"quality={quality}{options}")
+                                      t.encode_s, decode_s, settings=settings)
         values = asdict(self.rows[quality])
-        values.update(k=k, quality=quality, target_psnr=target, reached=reached)
+        values.update(k=k, quality=None if quality == LOSSLESS else quality, target_psnr=target,
+                      reached=reached)
         return Row(**values)
 
 
 def smallest_quality(px: pixels.Pixels, /, baseline: str, target_psnr: float) -> tuple[int, bool, float]:
-    """(quality, reached, psnr) of ``baseline`` ("webp", "avif" or "jpeg") at ``target_psnr``."""
+    """(quality, reached, psnr) of ``baseline`` ("webp", "avif" or "jpeg") at ``target_psnr``;
+    quality :data:`LOSSLESS` is WebP's lossless file (for an infinite target that
+    quality 100 misses)."""
     if baseline not in _LOSSY_FORMATS:
         raise OptionError(f"baseline must be one of {', '.join(LOSSY)}, got {baseline!r}")
     search = _QualitySearch(px, baseline)
@@ -981,7 +1004,7 @@ def _notes(result: Result, summary: list[dict]) -> list[str]:
                      "the mean holds their quality-100 size (reached=false in CSV/JSON)")
     if any(name in result.measured() for name in LOSSY):
         notes.append("WebP/AVIF/JPEG: Pillow at the smallest quality (1-100) whose PSNR reaches "
-                     "vqcodec's at that k")
+                     "vqcodec's at that k; WebP lossless where vqcodec is and quality 100 is not")
     if len({r.width * r.height for r in result.rows}) > 1:
         notes.append("bpp: all bits / all pixels of the images "
                      "(pooled; the images differ in pixel count)")
@@ -1066,8 +1089,13 @@ def plot_png(result: Result, /) -> bytes:
         if not points:
             continue
         x, y, ks = zip(*points)
-        ax.plot(x, y, marker=markers[name], linewidth=2 if name == "vqcodec" else 1.2,
-                label=NAMES[name] if name in ("vqcodec", "pngquant") else f"{NAMES[name]} at equal PSNR")
+        if name in ("vqcodec", "pngquant"):
+            label = NAMES[name]
+        elif any(e[name]["not_reached"] for e in summary if name in e):
+            label = f"{NAMES[name]} (quality 100 short of vqcodec's PSNR at some k)"
+        else:
+            label = f"{NAMES[name]} at equal PSNR"
+        ax.plot(x, y, marker=markers[name], linewidth=2 if name == "vqcodec" else 1.2, label=label)
         if name == "vqcodec":
             for xi, yi, k in points:
                 ax.annotate(f"k={k}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
