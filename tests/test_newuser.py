@@ -23,6 +23,7 @@ from PIL import Image
 
 import vqcodec
 from vqcodec import batch, fileio, pixels, rd
+from image_files import png_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "sample.png"
@@ -250,7 +251,7 @@ def test_d4_dash_o_is_the_output_file(tmp_path, image):
         np.testing.assert_array_equal(vqcodec.decode(out), array)
     back = tmp_path / "back.png"
     assert run("decode", tmp_path / "x-o.vqi", "-o", back, "-q").returncode == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(back)), array)
+    np.testing.assert_array_equal(png_pixels(back), array)
     assert error_line(run("encode", src, src, "-o", tmp_path / "y.vqi")).startswith(
         "-o names the output file of one input, got 2 inputs")
     assert error_line(run("encode", src, "-o", tmp_path / "y.vqi", "--output-dir", tmp_path / "d")
