@@ -743,3 +743,14 @@ def _raised(fn) -> BaseException:
     except BaseException as e:  # noqa: BLE001 - the test inspects it
         return e
     raise AssertionError("nothing raised")
+
+
+def test_paths_may_follow_options(tmp_path, image):
+    src, array = image
+    out = tmp_path / "late.vqi"
+    assert run("encode", src, "-k", "16", out, "-q").returncode == 0
+    np.testing.assert_array_equal(vqcodec.decode(out), array)
+    other = tmp_path / "other.png"
+    Image.fromarray(array[::-1]).save(other)
+    proc = run("rd", src, "-k", "4", other, "--no-baselines", "-j", "1")
+    assert proc.returncode == 0 and "2 images" in proc.stdout.decode().splitlines()[0]
