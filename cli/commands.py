@@ -12,9 +12,6 @@ from .errors import UsageError
 from .progress import Ticker
 
 
-_positive_int = rd.positive_int
-
-
 def _k_value(text: str) -> int:
     from vqcodec.limits import MAX_K, MIN_K
 
@@ -165,12 +162,12 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int,
                    help="the output file of the one INPUT (as with pngquant and cwebp)")
     p.add_argument("--output-dir", metavar="DIR", default=None,
                    help="batch mode: write every output under DIR, mirroring the input folders")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
+    p.add_argument("-j", "--jobs", type=rd.positive_int, default=None, metavar="N",
                    help="batch mode: worker processes (default: the number of cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="batch mode: run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
-    p.add_argument("--max-pixels", type=_positive_int, default=default_max, metavar="N",
+    p.add_argument("--max-pixels", type=rd.positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help=quiet)
