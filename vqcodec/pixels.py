@@ -415,9 +415,11 @@ def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
         try:
             # Pillow's plugins need a whole file object (readline, seek, tell):
             # anything less is read into one, so every caller reads the same files
-            whole = all(hasattr(src, attr) for attr in ("readline", "seek", "tell"))
-            seekable = whole and (src.seekable() if hasattr(src, "seekable") else True)
-            stream = src if seekable else NamedBytes(src.read(), name)  # type: ignore[union-attr]
+            can_seek = src.seekable() if hasattr(src, "seekable") else hasattr(src, "seek")
+            whole = can_seek and all(hasattr(src, attr) for attr in ("readline", "tell"))
+            if not whole and can_seek:
+                src.seek(0)  # read from its start, as a whole file object is
+            stream = src if whole else NamedBytes(src.read(), name)  # type: ignore[union-attr]
         except OSError as e:
             raise ImageInputError(f"cannot read {_subject(name)}: {_reason(e)}") from e
         yield stream
