@@ -153,6 +153,8 @@ def _error_line(what: str, result: Any) -> None:
         message = f"cannot {what} '{result.source}': {message}"
     if message.endswith(f"'{result.target}' exists"):  # the library gives no CLI advice
         message += "; use --force to replace it"
+    elif message.endswith("(max_pixels)"):
+        message += "; raise the limit with --max-pixels if you trust this file"
     message = " ".join(message.split())
     print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
 

@@ -754,3 +754,22 @@ def test_paths_may_follow_options(tmp_path, image):
     Image.fromarray(array[::-1]).save(other)
     proc = run("rd", src, "-k", "4", other, "--no-baselines", "-j", "1")
     assert proc.returncode == 0 and "2 images" in proc.stdout.decode().splitlines()[0]
+
+
+def test_d10_batch_limit_message_names_the_flag(tmp_path, image):
+    src, _ = image
+    proc = run("encode", src, "--output-dir", tmp_path / "out", "--max-pixels", "10", "-q")
+    line = error_line(proc)
+    assert line.endswith("above the limit of 10 (max_pixels); raise the limit with --max-pixels "
+                         "if you trust this file")
+
+
+def test_d10_decode_limit_message_names_the_flag_once(tmp_path, image):
+    src, _ = image
+    vqi = tmp_path / "a.vqi"
+    assert run("encode", src, vqi, "-q").returncode == 0
+    line = error_line(run("decode", vqi, tmp_path / "a.png", "--max-pixels", "10"))
+    assert line == (f"cannot decode '{vqi}': image is 28×20 = 560 pixels, above the limit of 10 "
+                    "(max_pixels); raise the limit with --max-pixels if you trust this file")
+    line = error_line(run("decode", vqi, "--output-dir", tmp_path / "o", "--max-pixels", "10"))
+    assert line.endswith("(max_pixels); raise the limit with --max-pixels if you trust this file")

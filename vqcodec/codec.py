@@ -93,7 +93,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
-            f"above the limit of {opts.max_pixels:,}"
+            f"above the limit of {opts.max_pixels:,} (max_pixels)"
         )
     stage("learning the codebook")
     q = quantize(px.array, k=opts.k, seed=opts.seed)

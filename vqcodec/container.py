@@ -247,7 +247,7 @@ def _check_size(header: Header, max_pixels: int | None) -> None:
     if max_pixels is not None and header.pixel_count > max_pixels:
         raise LimitError(
             f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels, "
-            f"above the limit of {max_pixels:,}"
+            f"above the limit of {max_pixels:,} (max_pixels)"
         )
 
 
