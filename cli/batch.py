@@ -27,6 +27,24 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DASK_MISSING = "--scheduler needs Dask: pip install -e '.[dask]' (in vqcodec's folder)"
 
 
+def add_executor_options(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """-j and --scheduler, as batch mode, train and tokens take them (*prefix* starts the help)."""
+    from .commands import _positive_int
+
+    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
+                   help=f"{prefix}worker processes (default: the number of cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help=f"{prefix}run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
+
+
+def check_executor_options(args: argparse.Namespace) -> None:
+    """Refuse -j with --scheduler; one BLAS thread per worker process (as Dask's workers have)."""
+    if args.jobs is not None and args.scheduler is not None:
+        raise UsageError("-j and --scheduler do not go together; the cluster has its own workers")
+    for name in _BLAS_THREADS:
+        os.environ.setdefault(name, "1")
+
+
 def run(args: argparse.Namespace, what: str) -> int:
     """Run the batch that *args* describes; *what* is "encode" or "decode"."""
     from vqcodec import batch
@@ -36,8 +54,6 @@ def run(args: argparse.Namespace, what: str) -> int:
         kind = "images" if what == "encode" else ".vqi files"
         raise UsageError(f"no {kind} found in {', '.join(args.paths)}; give files or folders that hold some")
     quiet = args.quiet
-    for name in _BLAS_THREADS:  # one BLAS thread per worker process (as Dask's workers do)
-        os.environ.setdefault(name, "1")
     bar = _Progress(sys.stderr, plan.total, what, enabled=not quiet)
     results: list[batch.Result] = []
     start = time.perf_counter()
@@ -71,8 +87,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
     """The plan and the worker's options, after checking the options."""
     from vqcodec import OptionError, batch
 
-    if args.jobs is not None and args.scheduler is not None:
-        raise UsageError("-j and --scheduler do not go together; the cluster has its own workers")
+    check_executor_options(args)
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise UsageError(f"--output-dir '{args.output_dir}' is a file; give a folder")
     if what == "encode":
@@ -88,7 +103,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
             raise UsageError(f"--format {fmt}: {e}") from None
         from .commands import lossy_options
 
-        options = dict(format=fmt, max_pixels=args.max_pixels,
+        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook,
                        quality=lossy_options(args, fmt).get("quality"))
     options["overwrite"] = args.force
     return plan, options
@@ -148,7 +163,9 @@ def _executor(args: argparse.Namespace) -> Iterator[tuple[Any, int | None]]:
 
 
 def _error_line(what: str, result: Any) -> None:
-    message = result.error
+    from .commands import missing_codebook
+
+    message = missing_codebook(result.error)  # a worker's missing codebook: name the flag
     if f"'{result.source}'" not in message:  # most errors name the file already
         message = f"cannot {what} '{result.source}': {message}"
     if message.endswith(f"'{result.target}' exists"):  # the library gives no CLI advice

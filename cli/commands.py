@@ -7,9 +7,12 @@ import sys
 import time
 from typing import Any
 
-from . import io, rd, report
+from . import io, rd, report, tokens, train
 from .errors import UsageError
 from .progress import Ticker
+
+
+_positive_int = rd.positive_int  # (batch mode, train and tokens take it from here)
 
 
 def _k_value(text: str) -> int:
@@ -48,8 +51,8 @@ def encode_options(args: argparse.Namespace) -> Any:
     """The EncodeOptions that the encode command's arguments name (checked there once)."""
     from vqcodec.options import EncodeOptions
 
-    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "coder", "layout", "level",
-                                                     "strip")
+    chosen = {name: getattr(args, name) for name in ("k", "seed", "rdo", "dither", "coder", "layout", "level",
+                                                     "block", "strip", "codebook")
               if getattr(args, name, None) is not None}
     return EncodeOptions(max_pixels=args.max_pixels, **chosen)
 
@@ -73,6 +76,17 @@ def _quality(text: str) -> int:
     if not 1 <= value <= 100:
         raise argparse.ArgumentTypeError(f"quality must be a whole number from 1 to 100, got '{text}'")
     return value
+
+
+def _dither_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        # the flag alone takes the next word: most often a path that followed it
+        raise argparse.ArgumentTypeError(
+            f"dither must be a number from 0 to 1, got '{text}'; before a path write the level "
+            "(--dither 1 or --dither=1), or put --dither after the paths") from None
+    return _checked("dither", value)
 
 
 def add_commands(sub: Any, *, only: str | None = None) -> None:
@@ -111,8 +125,21 @@ def _add_encode(sub: Any) -> None:
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "
                      "colour; larger = smaller files and lower PSNR, up to 5, where files stop "
                      "getting smaller)")
+    enc.add_argument("--block", type=rd.block_value, default=None, metavar="WxH",
+                     help="vectors of WxH pixels, 1 to 8 each (such as 2x2): each codebook entry "
+                     "is a block of pixels, one index per block; smaller files at low rates "
+                     "(default 1x1, one colour per entry)")
+    enc.add_argument("--dither", type=_dither_value, nargs="?", const=1.0, default=None, metavar="LEVEL",
+                     help="Floyd-Steinberg dithering, 0 to 1 (the flag alone: 1), only in smooth "
+                     "areas: gradients look smooth instead of banded. Off by default, because the "
+                     "default optimises PSNR: dithering lowers PSNR and makes files larger (about "
+                     "+20-35 %% at k = 16-64 on photos) while it looks better")
     enc.add_argument("--level", type=_whole("level"), default=None, metavar="N",
                      help="zstd level 1-22 (default: 19, or 12 above 4 megapixels)")
+    enc.add_argument("--codebook", metavar="BOOK", default=None,
+                     help="map the image to this shared codebook instead of learning one: a .vqb "
+                     "file (vqcodec train), a GIMP palette (.gpl) or a palette image of at most 256 "
+                     "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
     enc.add_argument("--strip", action="store_true",
                      help="leave the input's ICC profile out of the file (the only metadata a "
                      ".vqi keeps; rd --strip measures the same bytes)")
@@ -140,20 +167,26 @@ def _add_decode(sub: Any) -> None:
     dec.add_argument("--lossy-quality", type=_quality, default=None, metavar="Q",
                      help="write WebP, JPEG or AVIF lossy at quality Q, 1 to 100 (default: WebP "
                      "is lossless; JPEG and AVIF are always lossy, at Pillow's default quality)")
+    dec.add_argument("--codebook", metavar="BOOK", action="append", default=None,
+                     help="a shared codebook the files may name (.vqb, .gpl or palette image; may be "
+                     "repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
+                     "$XDG_DATA_HOME/vqcodec/codebooks (~/.local/share/vqcodec/codebooks)")
     _common_output_options(dec, DEFAULT_MAX_PIXELS, quiet="print nothing")
     dec.set_defaults(handler=cmd_decode)
 
 
 def _add_info(sub: Any) -> None:
-    info = sub.add_parser("info", help="show a .vqi file's header and sections",
-                          description="Check a .vqi file (all CRCs) and show its header fields and sections.")
-    info.add_argument("input", help=".vqi file, or - for stdin")
+    info = sub.add_parser("info", help="show a .vqi file's header and sections (or a .vqb codebook's)",
+                          description="Check a .vqi file (all CRCs) and show its header fields and sections; "
+                          "for a .vqb codebook file, its fields and identity.")
+    info.add_argument("input", help=".vqi or .vqb file, or - for stdin")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(handler=cmd_info)
 
 
 # the sub-commands, in the order --help lists them
-COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command}
+COMMANDS = {"encode": _add_encode, "decode": _add_decode, "info": _add_info, "rd": rd.add_command,
+            "train": train.add_command, "tokens": tokens.add_command}
 
 
 def _common_output_options(p: argparse.ArgumentParser, default_max: int,
@@ -162,10 +195,9 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int,
                    help="the output file of the one INPUT (as with pngquant and cwebp)")
     p.add_argument("--output-dir", metavar="DIR", default=None,
                    help="batch mode: write every output under DIR, mirroring the input folders")
-    p.add_argument("-j", "--jobs", type=rd.positive_int, default=None, metavar="N",
-                   help="batch mode: worker processes (default: the number of cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="batch mode: run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
+    from .batch import add_executor_options
+
+    add_executor_options(p, prefix="batch mode: ")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--max-pixels", type=rd.positive_int, default=default_max, metavar="N",
                    help=f"refuse images above N pixels (default {default_max:,})")
@@ -278,14 +310,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return 0
     _warn_unused_options(args, enc.header)
     h = enc.header
-    rep = metrics.measure_indexed(
-        enc.source.array, enc.codebook, enc.indices, nbytes=len(enc.data), k=h.k,
-        bits_per_index=h.index_bits, mode=h.mode, input_bytes=len(source), seconds=seconds,
-        ssim_max_pixels=None if args.ssim else metrics.REPORT_SSIM_MAX_PIXELS,
-    )
+    measure = dict(nbytes=len(enc.data), k=h.k, bits_per_index=h.index_bits, mode=h.mode,
+                   input_bytes=len(source), seconds=seconds,
+                   ssim_max_pixels=None if args.ssim else metrics.REPORT_SSIM_MAX_PIXELS)
+    if h.block == (1, 1):  # the error summed strip by strip, without the decoded image
+        rep = metrics.measure_indexed(enc.source.array, enc.codebook, enc.indices, **measure)
+    else:
+        rep = metrics.measure(enc.source.array, enc.reconstruct(), **measure)
     fields = _report_fields(rep)
     fields.update(input=name, output="<stdout>" if args.output == io.STDIO else args.output,
-                  k_requested=args.k)
+                  k_requested=args.k, block=f"{h.block_width}x{h.block_height}")
     if args.json:
         _say(args, report.to_json(fields))
     else:
@@ -359,7 +393,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     with Ticker(sys.stderr, f"decode {name}", enabled=not args.quiet) as ticker:
         ticker.stage("decoding")
         try:
-            px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels)
+            px = vqcodec.decode_pixels(data, max_pixels=args.max_pixels, codebook=args.codebook)
+        except vqcodec.CodebookError as e:
+            raise UsageError(f"cannot decode '{name}': {missing_codebook(e)}") from None
         except vqcodec.LimitError as e:
             raise UsageError(_max_pixels_hint(f"cannot decode '{name}': {e}")) from None
         except vqcodec.VqiError as e:
@@ -408,13 +444,54 @@ def _lossy_words(lossy: bool, save: dict) -> str:
     return f" (lossy, {quality}: not the decoded pixels exactly)"
 
 
+def missing_codebook(e: Exception | str) -> str:
+    """A CodebookError's message (or a batch worker's error text), with the flag that gives a
+    codebook when it says one was not found."""
+    import re
+
+    identity = getattr(e, "missing", None)
+    found = None if identity else re.search(r"shared codebook ([0-9a-f]{64}) not found", str(e))
+    identity = identity or (found.group(1) if found else None)
+    if identity is None:
+        return str(e)
+    from vqcodec import books
+
+    return (f"shared codebook {identity} not found; give its .vqb file with --codebook BOOK, or put it "
+            f"in a folder of ${books.ENV_VAR} or in {books.default_folder()}")
+
+
+def _codebook_info(args: argparse.Namespace, data: bytes, name: str) -> int:
+    """``vqcodec info book.vqb``: the codebook file's fields (spec §11.1) and identity (§11.2)."""
+    from vqcodec import CodebookError, vqb
+
+    try:
+        book = vqb.read(data)
+    except CodebookError as e:
+        raise UsageError(f"'{name}' is not a valid codebook file: {e}") from None
+    fields = {"file": name, "bytes": len(data), "version": f"{data[8]}.{data[9]}",
+              "identity": book.identity.hex(), "k": book.k, "channels": book.channels,
+              "mode": {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[book.channels],
+              "sample_depth": book.sample_depth, "block": f"{book.block_width}x{book.block_height}",
+              "colour_space": book.colour_space}
+    if args.json:
+        io.say(report.dumps(fields))
+        return 0
+    lines = [f"{name}: VQB {fields['version']} codebook, {len(data):,} bytes"]
+    for key in ("identity", "k", "mode", "block", "sample_depth", "colour_space"):
+        lines.append(f"  {key:<16} {fields[key]}")
+    io.say("\n".join(lines))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import vqcodec
-    from vqcodec import coders
+    from vqcodec import coders, vqb
     from vqcodec.packing import LAYOUTS
 
     data = io.read_input(args.input)
     name = "<stdin>" if args.input == io.STDIO else args.input
+    if data.startswith(vqb.MAGIC) or name.lower().endswith(".vqb"):
+        return _codebook_info(args, data, name)
     try:
         info = vqcodec.read_info(data)
     except vqcodec.VqiError as e:
@@ -426,6 +503,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "file": name, "bytes": info.file_bytes, "version": f"{info.version[0]}.{info.version[1]}",
         "width": h.width, "height": h.height, "channels": h.channels, "mode": h.mode,
         "k": h.k, "index_bits": h.index_bits,
+        "codebook": info.codebook_ref.hex() if info.codebook_ref else None,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
         "icc_profile_bytes": info.icc_profile_bytes,
         "index_coder": h.index_coder, "index_coder_name": coder,
@@ -446,10 +524,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"  {'k':<16} {h.k} ({bits})",
         f"  {'index coder':<16} {coder} (coder {h.index_coder}, {layout} layout {h.index_layout})",
         f"  {'ICC profile':<16} {icc}",
-        f"  {'header':<16} sample_depth {h.sample_depth}, block {h.block_width}x{h.block_height}, "
-        f"stages {h.stages}, codebook_source {h.codebook_source}",
-        "  sections:",
     ]
+    block = f"{h.block_width}x{h.block_height}"
+    if block != "1x1":  # vectors of blocks of pixels: a user's choice worth seeing
+        lines.insert(3, f"  {'block':<16} {block}")
+    lines.append(f"  {'header':<16} sample_depth {h.sample_depth}, block {block}, "
+                 f"stages {h.stages}, codebook_source {h.codebook_source}")
+    if fields["codebook"] is not None:
+        lines.append(f"  {'shared codebook':<16} {fields['codebook']}")
+    lines.append("  sections:")
     for s in info.sections:
         lines.append(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")
     io.say("\n".join(lines))

@@ -19,26 +19,52 @@ from .progress import ProgressLine
 STDIO = "-"
 
 
+def _option_list(name: str, convert: type, what: str, example: str) -> Any:
+    """An argparse type: comma-separated values, each converted and checked as the encoder option *name*."""
+    def parse(text: str) -> list:
+        from vqcodec import OptionError, options
+
+        values = []
+        for part in text.replace(" ", "").split(","):
+            if not part:
+                continue
+            try:
+                value = convert(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{name} must be a comma-separated list of {what} such as {example.split()[-1]}, "
+                    f"got '{text}'") from None
+            try:
+                values.append(options.check(name, value))
+            except OptionError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"{name} needs at least one value, e.g. {example}")
+        return values
+
+    return parse
+
+
+_k_values = _option_list("k", int, "whole numbers", "-k 16,64,256")
+_dither_values = _option_list("dither", float, "levels from 0 to 1", "--dither 0,1")
+
+
 def _k_list(text: str) -> tuple[int, ...]:
+    return tuple(sorted(set(_k_values(text))))
+
+
+def _dither_list(text: str) -> tuple[float, ...]:
+    return tuple(dict.fromkeys(_dither_values(text)))
+
+
+def block_value(text: str) -> tuple[int, int]:
+    """An argparse type: WxH checked as the encoder option ``block`` (encode and rd take it)."""
     from vqcodec import OptionError, options
 
-    values = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"k must be a comma-separated list of whole numbers such as 16,64,256, got '{text}'"
-            ) from None
-        try:
-            values.append(options.check("k", value))
-        except OptionError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    if not values:
-        raise argparse.ArgumentTypeError("k needs at least one value, e.g. -k 16,64,256")
-    return tuple(sorted(set(values)))
+    try:
+        return options.check("block", text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def positive_int(text: str) -> int:
@@ -64,23 +90,56 @@ def _baseline_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def _variant(text: str) -> dict[str, Any]:
+    """'rdo=0,coder=zstd' -> {"rdo": 0, "coder": "zstd"}, each value checked as that option."""
+    from vqcodec import OptionError, options
+
+    changes: dict[str, Any] = {}
+    for part in (p for p in text.replace(" ", "").split(",") if p):
+        name, equals, raw = part.partition("=")
+        if not equals or not name or not raw:
+            raise argparse.ArgumentTypeError(f"a variant is NAME=VALUE[,NAME=VALUE...] such as rdo=0, got '{text}'")
+        if name not in options.NAMES or name in ("k", "max_pixels"):
+            settable = ", ".join(n for n in options.NAMES if n not in ("k", "max_pixels"))
+            raise argparse.ArgumentTypeError(f"a variant sets one of {settable}; got '{name}'")
+        value: Any = raw
+        for convert in (int, float):
+            try:
+                value = convert(raw)
+                break
+            except ValueError:
+                pass
+        try:
+            options.check(name, value)
+            changes[name] = value  # as typed, so the variant is named as the user wrote it
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    if not changes:
+        raise argparse.ArgumentTypeError("a variant needs at least one NAME=VALUE, e.g. --variant rdo=0")
+    return changes
+
+
 def add_command(sub: Any) -> None:
     from vqcodec import DEFAULT_MAX_PIXELS
     from vqcodec.rd import BASELINES, DEFAULT_KS
 
     p = sub.add_parser(
         "rd",
-        help="rate–distortion sweep over k, against pngquant, PNG, WebP, AVIF and JPEG",
+        help="rate–distortion sweep over k, against pngquant, PNG, WebP, AVIF, JPEG and lossless JPEG XL",
         description="Encode every image (folders are searched recursively) at every k and "
         "print per-k means across images: vqcodec's bits per pixel, PSNR, SSIM and speed; "
         "pngquant --nofs at the same k; lossless PNG; WebP, AVIF and JPEG at the smallest "
-        "quality that reaches vqcodec's PSNR; then the BD-rate of vqcodec against each "
-        "baseline (needs at least 2 values of k). Images with alpha are measured over "
+        "quality that reaches vqcodec's PSNR; JPEG XL and WebP lossless storing vqcodec's own "
+        "decoded pixels; then the BD-rate of vqcodec against each baseline (needs at least 2 "
+        "values of k). --variant adds vqcodec with other encoder options as a codec of its own. Images with alpha are measured over "
         "premultiplied RGBA. A file that cannot be read is reported and skipped.",
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images and folders of images")
     p.add_argument("-k", dest="ks", type=_k_list, default=DEFAULT_KS, metavar="K,K,...",
                    help=f"codebook sizes to sweep (default {','.join(map(str, DEFAULT_KS))})")
+    p.add_argument("--dither", dest="dithers", type=_dither_list, default=(0.0,), metavar="D,D,...",
+                   help="vqcodec's dither levels to sweep, 0 to 1 (default 0: off); the table shows "
+                   "plain PSNR, blurred PSNR (sigma 1 px, what dithering is for) and SSIM for each")
     p.add_argument("--csv", metavar="FILE", default=None,
                    help="write every row (image × k × codec) as CSV ('-' for stdout)")
     p.add_argument("--json", metavar="FILE", default=None,
@@ -92,7 +151,14 @@ def add_command(sub: Any) -> None:
     p.add_argument("--baselines", type=_baseline_list, default=BASELINES, metavar="LIST",
                    help=f"baselines to run (default {','.join(BASELINES)})")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
+    p.add_argument("--variant", dest="variants", type=_variant, action="append", default=[],
+                   metavar="NAME=VALUE[,...]",
+                   help="also measure vqcodec with these encoder options (e.g. rdo=0 or coder=zstd), "
+                   "as a codec of its own with its own BD-rate against the defaults; repeatable")
     p.add_argument("--seed", type=int, default=0, help="seed of vqcodec's k-means (default 0)")
+    p.add_argument("--block", type=block_value, default=(1, 1), metavar="WxH",
+                   help="vqcodec's vectors: blocks of WxH pixels, 1 to 8 each, as encode --block "
+                   "(default 1x1)")
     p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                    help="measure N images at once in worker processes (default: the number of "
                    "cores; the rows are the same as with -j 1, the timings share the cores)")
@@ -162,8 +228,9 @@ def cmd_rd(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         result = rd.sweep(
-            args.inputs, ks=args.ks, baselines=baselines, seed=args.seed,
-            strip=args.strip, max_pixels=args.max_pixels, jobs=args.jobs or _cores(), progress=bar,
+            args.inputs, ks=args.ks, baselines=baselines, variants=args.variants, seed=args.seed,
+            block=args.block, dithers=args.dithers, strip=args.strip, max_pixels=args.max_pixels,
+            jobs=args.jobs or _cores(), progress=bar,
             on_skip=lambda path, reason: warn(
                 f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,

@@ -19,7 +19,8 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
     """``in.png 768×512 RGB -> out.vqi: k=256 (8 bits/index), ...`` as one line."""
     parts = [
         f"{name_in} {fields['width']}×{fields['height']} {fields['mode']} -> {name_out}:",
-        f"k={fields['k']} ({fields['bits_per_index']} bit{'s' if fields['bits_per_index'] != 1 else ''}/index),",
+        f"k={fields['k']}" + (f" {fields['block']} blocks" if fields.get("block", "1x1") != "1x1" else "")
+        + f" ({fields['bits_per_index']} bit{'s' if fields['bits_per_index'] != 1 else ''}/index),",
         f"{fields['bytes']:,} bytes, {fields['bpp']:.3f} bpp,",
         f"ratio {fields['ratio_raw']:.2f}× raw",
     ]
@@ -36,8 +37,9 @@ def encode_line(name_in: str, name_out: str, fields: dict[str, Any]) -> str:
 
 def to_json(fields: dict[str, Any]) -> str:
     """One JSON object; an infinite PSNR (lossless) is written as null."""
-    clean = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in fields.items()}
-    return dumps(clean, sort_keys=False)
+    from vqcodec.metrics import json_ready
+
+    return dumps(json_ready(fields), sort_keys=False, allow_nan=False)
 
 
 def dumps(value: Any, **options: Any) -> str:

@@ -53,21 +53,21 @@ def test_version_and_help():
     proc = run("--version")
     assert proc.returncode == 0
     first, second = proc.stdout.decode().strip().splitlines()
-    assert first == f"vqcodec {vqcodec.__version__} (VQI format 1.1)"
+    assert first == f"vqcodec {vqcodec.__version__} (VQI format 1.2)"
     from vqcodec import _native
 
     if all(state == "compiled" for state in _native.status().values()):
         assert second == "compiled extensions: all 4 in use"
-    for sub in ("encode", "decode", "info", "rd"):
+    for sub in ("encode", "decode", "info", "rd", "train", "tokens"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and b"usage: vqcodec " + sub.encode() in proc.stdout
     # a command named first builds its parser alone; the others still list them all
     for args in (["--help"], ["-h"]):
         listing = run(*args).stdout.decode()
-        assert all(f"    {sub} " in listing for sub in ("encode", "decode", "info", "rd"))
+        assert all(f"    {sub} " in listing for sub in ("encode", "decode", "info", "rd", "train", "tokens"))
     proc = run("frob", "x")
     assert proc.returncode == 2
-    assert "invalid choice: 'frob' (choose from 'encode', 'decode', 'info', 'rd')" in proc.stderr.decode()
+    assert "invalid choice: 'frob' (choose from 'encode', 'decode', 'info', 'rd', 'train', 'tokens')" in proc.stderr.decode()
 
 
 def test_encode_report_line_and_decode(tmp_path):

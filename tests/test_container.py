@@ -133,8 +133,8 @@ def test_unknown_ancillary_skipped_unknown_critical_refused():
     head_end = 10 + 12 + 24
     with_anc = data[:head_end] + section(b"tEXt", b"hello") + data[head_end:]
     assert container.read(with_anc).codebook == sections(data)[1][1]
-    with_crit = data[:head_end] + section(b"BREF", b"x" * 32) + data[head_end:]
-    with pytest.raises(UnsupportedVersionError, match="BREF.*unknown critical section"):
+    with_crit = data[:head_end] + section(b"ZZZZ", b"x" * 32) + data[head_end:]
+    with pytest.raises(UnsupportedVersionError, match="ZZZZ.*unknown critical section"):
         container.read(with_crit)
 
 
@@ -144,9 +144,10 @@ def test_unknown_ancillary_skipped_unknown_critical_refused():
         ("width", 0, FormatError, "image size 0×2"),
         ("channels", 5, FormatError, "channels 5"),
         ("sample_depth", 16, UnsupportedVersionError, "sample_depth 16"),
-        ("block_width", 4, UnsupportedVersionError, r"block vectors 4×1"),
+        ("block_width", 9, UnsupportedVersionError, r"block vectors 9×1 \(supported: 1 to 8"),
+        ("block_height", 0, FormatError, r"block 1×0; both must be at least 1"),
         ("stages", 2, UnsupportedVersionError, "2 codebook stages"),
-        ("codebook_source", 1, UnsupportedVersionError, "codebook_source 1"),
+        ("codebook_source", 2, UnsupportedVersionError, "codebook_source 2"),
         ("index_layout", 9, UnsupportedVersionError, "index_layout 9"),
         ("index_coder", 3, UnsupportedVersionError, "index_coder 3"),
         ("reserved", b"\0\1\0", UnsupportedVersionError, "reserved bytes 21-23 are 00 01 00"),

@@ -8,11 +8,10 @@ VQCODEC_FUZZ_EXAMPLES=100000).
 
 from __future__ import annotations
 
-import dataclasses
-
 import os
 import struct
 import time
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -29,9 +28,10 @@ from vqcodec.errors import (
     UnsupportedVersionError,
     VqiError,
 )
-from vqi_files import mutate, section
+from vqi_files import ctx_file, mutate, section
 
 FUZZ_EXAMPLES = int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300"))
+KINDS = ["bytes", "packed", "bzip2", "ctx", "blocks", "blocks-ctx", "shared", "shared-ctx"]
 MINOR_VERSION_OFFSET = 9  # spec §2.1: informational, never changes the image
 
 
@@ -42,27 +42,22 @@ def sample_image(seed: int = 0, channels: int = 3) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def files() -> dict[str, bytes]:
+def files() -> Iterator[dict[str, bytes]]:
     out = {}
     for layout in ("bytes", "packed"):
         out[layout] = vqcodec.encode(sample_image(), k=8, layout=layout, coder="zstd")
     out["bzip2"] = vqcodec.encode(sample_image(), k=8, layout="stripes", coder="bzip2")
     out["ctx"] = ctx_file(sample_image(), k=8)  # format 1.1
-    return out
-
-
-def ctx_file(image: np.ndarray, k: int) -> bytes:
-    """A coder-2 file; without the C extension, made by the Python reference coder."""
-    from vqcodec import codec, container, packing
-    from vqcodec.coders import ctx as ctxcoder
-
-    if ctxcoder.available():
-        return vqcodec.encode(image, k=k, coder="ctx")
-    enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes")
-    header = dataclasses.replace(enc.header, index_coder=2)
-    payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
-    return container.write(header, enc.codebook.tobytes(), payload,
-                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))
+    out["blocks"] = vqcodec.encode(sample_image(channels=4), k=8, block=(2, 2), coder="zstd")  # 1.2
+    out["blocks-ctx"] = ctx_file(sample_image(), k=8, block=(4, 2))
+    # shared codebooks (spec §11, 1.2): the BREF's codebook is registered, so a decode that
+    # gets past the damage finds it; a changed identity is then a missing codebook
+    shared = np.random.default_rng(5).integers(0, 256, (6, 3), dtype=np.uint8)
+    identity = vqcodec.register_codebook(shared)
+    out["shared"] = vqcodec.encode(sample_image(), codebook=shared, coder="zstd")
+    out["shared-ctx"] = vqcodec.encode(sample_image(), codebook=shared, coder="ctx")
+    yield out
+    vqcodec.unregister_codebook(identity)
 
 
 def decode_or_error(data: bytes):
@@ -73,7 +68,7 @@ def decode_or_error(data: bytes):
         return e
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
+@pytest.mark.parametrize("layout", KINDS)
 def test_every_truncation_is_refused(files, layout):
     data = files[layout]
     for cut in range(len(data)):
@@ -81,7 +76,7 @@ def test_every_truncation_is_refused(files, layout):
             vqcodec.decode(data[:cut])
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
+@pytest.mark.parametrize("layout", KINDS)
 def test_every_single_byte_change_of_signature_and_header(files, layout):
     data = files[layout]
     expected = vqcodec.decode(data)
@@ -99,7 +94,7 @@ def test_every_single_byte_change_of_signature_and_header(files, layout):
                 assert isinstance(result, VqiError), (offset, value)
 
 
-@pytest.mark.parametrize("layout", ["bytes", "packed", "bzip2", "ctx"])
+@pytest.mark.parametrize("layout", KINDS)
 def test_every_bit_flip_is_detected(files, layout):
     """Exhaustive over small files: each flip is detected, or is in the free minor-version byte."""
     data = files[layout]
@@ -133,7 +128,7 @@ def test_random_bytes(blob):
 @given(data=st.data())
 def test_random_mutations_of_a_valid_file(files, data):
     """Random splices, overwrites and insertions: an error or (rarely) a valid image, nothing else."""
-    blob = bytearray(files[data.draw(st.sampled_from(["bytes", "packed", "bzip2", "ctx"]))])
+    blob = bytearray(files[data.draw(st.sampled_from(KINDS))])
     blob = mutate(data, blob, max_run=8)
     result = decode_or_error(blob)
     assert isinstance(result, (VqiError, np.ndarray))

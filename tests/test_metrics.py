@@ -648,3 +648,60 @@ def test_psnr_from_mse_is_the_one_formula():
     assert metrics.psnr_from_mse(metrics.mse(a, b)) == metrics.psnr(a, b)
     assert metrics.psnr_from_mse(0.0) == float("inf")
     assert metrics.psnr_from_mse(1.0, peak=1.0) == 0.0
+
+
+def test_json_ready_turns_every_non_finite_float_into_null_and_nothing_else():
+    import json
+    import math
+
+    value = {"psnr": math.inf, "rows": [{"psnr": -math.inf, "n": 3}, (1.5, math.nan)], "name": "inf", "ok": True}
+    ready = metrics.json_ready(value)
+    assert ready == {"psnr": None, "rows": [{"psnr": None, "n": 3}, [1.5, None]], "name": "inf", "ok": True}
+    json.dumps(ready, allow_nan=False)  # strict JSON accepts it
+    assert value["psnr"] == math.inf  # the input is not changed
+
+
+# --------------------------------------------------------------------------
+# Blurred PSNR
+
+
+def _blurred_psnr_scipy(a: np.ndarray, b: np.ndarray, sigma: float) -> float:
+    """The definition, computed independently: scipy.ndimage on premultiplied float64 images."""
+    from scipy import ndimage
+
+    def space(x):
+        x = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
+        if x.shape[2] in (2, 4):
+            x[..., :-1] *= x[..., -1:] / 255.0
+        return x
+
+    fa = ndimage.gaussian_filter(space(a), sigma=(sigma, sigma, 0), mode="reflect", truncate=4.0)
+    fb = ndimage.gaussian_filter(space(b), sigma=(sigma, sigma, 0), mode="reflect", truncate=4.0)
+    mse_value = float(np.mean((fa - fb) ** 2))
+    return math.inf if mse_value == 0 else 10 * math.log10(255.0**2 / mse_value)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2, 4), (7, 9, 2), (30, 20), (40, 50, 3), (64, 48, 4)])
+@pytest.mark.parametrize("sigma", [1.0, 0.6, 2.5])
+def test_blurred_psnr_matches_scipy_ndimage(shape, sigma):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, shape), 0, 255).astype(np.uint8)
+    assert metrics.blurred_psnr(a, b, sigma=sigma) == pytest.approx(_blurred_psnr_scipy(a, b, sigma), rel=1e-7)
+
+
+def test_blurred_psnr_sees_what_plain_psnr_does_not():
+    flat = np.full((32, 32, 3), 100, np.uint8)
+    checker = flat + np.where((np.indices((32, 32)).sum(0) % 2)[..., None] == 1, 3, -3).astype(np.uint8)
+    offset = flat + np.uint8(3)
+    # the same plain PSNR; a fine pattern around the right colour is nearly invisible after the blur
+    assert metrics.psnr(flat, checker) == pytest.approx(metrics.psnr(flat, offset))
+    assert metrics.blurred_psnr(flat, checker) > metrics.blurred_psnr(flat, offset) + 10
+    assert metrics.blurred_psnr(flat, flat) == math.inf
+
+
+@pytest.mark.parametrize("sigma", [0, -1.0, float("nan"), True, "1"])
+def test_blurred_psnr_refuses_a_bad_sigma(sigma):
+    img = np.zeros((4, 4), np.uint8)
+    with pytest.raises(OptionError, match="sigma: expected a positive number"):
+        metrics.blurred_psnr(img, img, sigma=sigma)

@@ -626,7 +626,11 @@ def test_rd_interrupted_keeps_the_finished_images(tmp_path, monkeypatch, capsys)
     from vqcodec.cli import main
 
     paths = _rd_images(tmp_path, 3)
-    real = rd._measure_path
+    import importlib
+
+    sweep_module = importlib.import_module("vqcodec.rd.sweep")  # the package's 'sweep' is the function
+
+    real = sweep_module._measure_path
     calls = []
 
     def measure_then_interrupt(path, *args, **kwargs):
@@ -635,7 +639,7 @@ def test_rd_interrupted_keeps_the_finished_images(tmp_path, monkeypatch, capsys)
             raise KeyboardInterrupt
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(rd, "_measure_path", measure_then_interrupt)
+    monkeypatch.setattr(sweep_module, "_measure_path", measure_then_interrupt)
     out_csv = tmp_path / "rd.csv"
     code = main(["rd", *paths, "-k", "4", "--no-baselines", "-j", "1", "--csv", str(out_csv)])
     assert code == 130

@@ -89,3 +89,9 @@ def test_a_misspelt_keyword_to_encode_names_it():
         vqcodec.encode(img, colours=8)  # type: ignore[call-arg]
     with pytest.raises(OptionError, match="unknown encode option 'colours'"):
         vqcodec.codec.encode_pixels(img, colours=8)
+
+
+def test_dither_with_blocks_is_refused_by_name():
+    with pytest.raises(OptionError, match="dither diffuses the error of single pixels; it does not apply to 2x2"):
+        EncodeOptions(dither=0.5, block="2x2")
+    assert EncodeOptions(dither=0, block="2x2").block == (2, 2)

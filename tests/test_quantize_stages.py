@@ -107,7 +107,8 @@ def test_remap_rejects_a_codebook_that_does_not_fit():
 def test_codebook_hash_is_its_documented_bytes_and_value_equality():
     entries = np.arange(24, dtype=np.uint8).reshape(8, 3)
     book = Codebook(entries)
-    want = hashlib.sha256(struct.pack("<BBBI", 3, 1, 1, 8) + entries.tobytes()).hexdigest()
+    # spec §11.2: channels, sample_depth 8, block 1x1, colour_space 0, a zero byte, k (u32), entries
+    want = hashlib.sha256(struct.pack("<BBBBBBI", 3, 8, 1, 1, 0, 0, 8) + entries.tobytes()).hexdigest()
     assert book.sha256 == want
     assert book == Codebook(entries.copy()) and hash(book) == hash(Codebook(entries.copy()))
     assert book != Codebook(entries[:7])
@@ -201,8 +202,7 @@ def test_a_transparent_block_gets_the_zero_entry():
 def test_block_remap_and_rebuild_errors():
     img = photo_like(8, 8, 3)
     book = Codebook(np.zeros((2, 12), np.uint8), channels=3, block=(2, 2))
-    with pytest.raises(OptionError, match="rate-aware choice"):
-        remap(img, book, rdo_strength=0.5)
+    assert remap(img, book, rdo_strength=0.5).shape == (4, 4)  # blocks take the rate-aware choice too
     with pytest.raises(OptionError, match="every index must be below the codebook's 2 entries"):
         rebuild(np.full((4, 4), 2), book)
     with pytest.raises(OptionError, match="a 4x4 grid of 2x2 blocks cannot be a 9x8 image"):

@@ -352,6 +352,10 @@ def test_cli_exits_2_when_no_image_is_measured(folder):
     (["--baselines", "gif"], "unknown baseline 'gif'"),
     (["--csv", "/nonexistent-folder/x.csv"], "folder '/nonexistent-folder' does not exist"),
     (["--csv", "-", "--json", "-"], "only one of --csv and --json can be '-'"),
+    (["--variant", "k=4"], "a variant sets one of seed, rdo"),
+    (["--variant", "rdo"], "a variant is NAME=VALUE"),
+    (["--variant", "rdo=-1"], "rdo must be a number"),
+    (["--variant", "coder=lzma"], "coder must be one of"),
 ])
 def test_cli_usage_errors(folder, args, message):
     proc = run_cli(folder / "a.png", *args)
@@ -425,13 +429,13 @@ def test_summary_pools_bpp_over_pixels_so_a_tiny_image_does_not_dominate(tmp_pat
 def test_quality_search_bisects_when_the_top_is_lossless(monkeypatch, px):
     """A lossy coder that is exact from some quality up (PSNR inf) and a lossless
     vqcodec target: interpolating inf against inf gave NaN (PngSuite found it)."""
-    search = rd._QualitySearch(px, "jpeg")
+    search = rd.QualitySearch(px, "jpeg")
     calls = []
 
     def fake_trial(quality):
         calls.append(quality)
         psnr = math.inf if quality >= 73 else 20.0 + quality / 10
-        search.trials[quality] = rd._Trial(quality, b"", 0.0, psnr)
+        search.trials[quality] = rd.codecs._Trial(quality, b"", 0.0, psnr)
         return search.trials[quality]
 
     monkeypatch.setattr(search, "trial", fake_trial)
@@ -454,17 +458,115 @@ def test_a_failing_pngquant_is_reported_and_the_rest_measured(px, tmp_path):
     assert "pngquant" in problems[0] and "status 3: no such luck" in problems[0]
 
 
-def test_webp_falls_back_to_lossless_where_quality_100_falls_short():
-    """A graphic vqcodec reproduces exactly (PSNR inf): lossy WebP never reaches it,
-    lossless WebP does, and is the row (issue 10: compare against lossless WebP)."""
-    rng = np.random.default_rng(11)
-    book = rng.integers(0, 256, (6, 3), dtype=np.uint8)
-    px = pixels.from_array(book[rng.integers(0, 6, (40, 48))])
-    rows = rd.measure_image(px, ks=(8,), baselines=("webp", "jpeg"))
-    by = {r.codec: r for r in rows}
-    assert by["vqcodec"].psnr == math.inf
-    assert by["webp"].reached is True and by["webp"].quality is None
-    assert by["webp"].settings == "lossless=True exact=True" and by["webp"].psnr == math.inf
-    assert by["jpeg"].reached is False and by["jpeg"].quality == 100  # no lossless JPEG
-    quality, reached, psnr = rd.smallest_quality(px, "webp", math.inf)
-    assert (quality, reached, psnr) == (rd.LOSSLESS, True, math.inf)
+# --------------------------------------------------------------------------
+# The codec list: vqcodec variants and the lossless stores of vqcodec's pixels
+
+
+def test_a_variant_is_a_codec_of_its_own_with_a_bd_rate_against_the_defaults(folder):
+    result = rd.sweep([str(folder / "a.png")], ks=(4, 8, 16), baselines=(), variants=[{"rdo": 0}, {"coder": "zstd"}])
+    assert result.variants == ("vqcodec rdo=0", "vqcodec coder=zstd")
+    assert result.codecs() == ("vqcodec", "vqcodec rdo=0", "vqcodec coder=zstd")
+    px = pixels.load(str(folder / "a.png"))
+    for row in result.rows:
+        changes = {"vqcodec": {}, "vqcodec rdo=0": {"rdo": 0}, "vqcodec coder=zstd": {"coder": "zstd"}}[row.codec]
+        data = codec.encode_pixels(px, k=row.k, **changes).data
+        assert row.bytes == len(data)  # each variant's row is that encode's file
+    zstd = {r.k: r for r in result.rows if r.codec == "vqcodec coder=zstd"}
+    ctx = {r.k: r for r in result.rows if r.codec == "vqcodec"}
+    assert all(zstd[k].psnr == ctx[k].psnr for k in (4, 8, 16))  # same pixels, another coder
+    bd = {b.test: b for b in result.bd_rates()}
+    expected = rd.bd_rate([ctx[k].bpp for k in (4, 8, 16)], [ctx[k].psnr for k in (4, 8, 16)],
+                          [zstd[k].bpp for k in (4, 8, 16)], [zstd[k].psnr for k in (4, 8, 16)])
+    assert bd["vqcodec coder=zstd"].baseline == "vqcodec"
+    assert bd["vqcodec coder=zstd"].value == pytest.approx(expected)
+    document = json.loads(rd.to_json(result))
+    assert document["variants"] == list(result.variants)
+    assert document["variants_bd_rate"]["vqcodec coder=zstd"]["vqcodec"]["mean_percent"] == pytest.approx(expected)
+    table = rd.format_table(result)
+    assert "BD-rate of vqcodec coder=zstd against vqcodec's defaults" in table
+
+
+def test_a_variant_has_a_bd_rate_against_each_baseline_too(folder):
+    result = rd.sweep([str(folder / "a.png")], ks=(4, 8, 16), baselines=("jpeg",), variants=[{"rdo": 0}])
+    rows = {(r.codec, r.k): r for r in result.rows}
+    expected = rd.bd_rate([rows["jpeg", k].bpp for k in (4, 8, 16)], [rows["jpeg", k].psnr for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].bpp for k in (4, 8, 16)],
+                          [rows["vqcodec rdo=0", k].psnr for k in (4, 8, 16)])
+    means = result.bd_rate_means("vqcodec rdo=0")
+    assert list(means) == ["vqcodec", "jpeg"]
+    assert means["jpeg"][0] == pytest.approx(expected)
+
+
+def test_variant_errors_name_the_option():
+    with pytest.raises(OptionError, match="cannot set 'k'"):
+        rd.vqcodec_codec({"k": 4})
+    with pytest.raises(OptionError, match="rdo must be a number"):
+        rd.vqcodec_codec({"rdo": "lots"})
+    with pytest.raises(OptionError, match="given twice or changes nothing"):
+        rd.codec_list(variants=[{}])
+
+
+def test_webp_lossless_stores_vqcodecs_own_pixels(px):
+    from PIL import features
+
+    if not features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    rows = rd.measure_image(px, ks=(4, 16), baselines=("webp-lossless",))
+    assert [(r.codec, r.k) for r in rows] == [("vqcodec", 4), ("webp-lossless", 4), ("vqcodec", 16),
+                                              ("webp-lossless", 16)]
+    for vq, store in zip(rows[::2], rows[1::2]):
+        assert store.psnr == vq.psnr and store.mse == vq.mse  # the same pixels, stored exactly
+        decoded = codec.decode(codec.encode(px.array, k=vq.k))
+        data = pixels.to_bytes(pixels.from_array(decoded.reshape(px.array.shape)), "WEBP",
+                               lossless=True, quality=100, method=6, exact=True)
+        assert store.bytes == len(data)
+
+
+@pytest.mark.skipif(shutil.which("cjxl") is None or shutil.which("djxl") is None, reason="libjxl-tools absent")
+def test_jpeg_xl_lossless_stores_vqcodecs_own_pixels(px, tmp_path):
+    rows = rd.measure_image(px, ks=(8,), baselines=("jxl-lossless",))
+    vq, store = rows
+    assert store.codec == "jxl-lossless" and store.psnr == vq.psnr
+    source = tmp_path / "p.png"
+    decoded = codec.decode(codec.encode(px.array, k=8)).reshape(px.array.shape)
+    Image.fromarray(decoded).save(source)
+    subprocess.run(["cjxl", str(source), str(tmp_path / "p.jxl"), "-d", "0", "-e", "9", "--quiet"], check=True)
+    assert store.bytes == (tmp_path / "p.jxl").stat().st_size
+
+
+def test_a_store_that_is_not_exact_is_reported_as_that_codecs_failure(px, monkeypatch):
+    from vqcodec.rd import codecs
+
+    monkeypatch.setattr(codecs, "pillow_decode", lambda data, mode: np.zeros((32, 48, 3), np.uint8))
+    problems = []
+    rows = rd.measure_image(px, ks=(8,), baselines=("webp-lossless",), on_problem=problems.append)
+    assert [r.codec for r in rows] == ["vqcodec"]
+    assert problems == ["WebP lossless failed on '<image>': WebP lossless did not store the pixels exactly"]
+
+
+def test_cli_variant_adds_a_codec(folder):
+    proc = run_cli(folder / "a.png", "-k", "8,16", "--no-baselines", "--variant", "rdo=0", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["variants"] == ["vqcodec rdo=0"]
+    assert sorted({r["codec"] for r in document["rows"]}) == ["vqcodec", "vqcodec rdo=0"]
+
+
+def test_a_dither_sweep_gives_vqcodec_one_codec_per_level(tmp_path):
+    y, x = np.mgrid[0:40, 0:96]
+    ramp = np.stack([x * 255 // 95, (x + y) * 255 // 134, np.full_like(x, 80)], -1).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    result = rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=("png",), dithers=(0, 1))
+    assert result.variants == ("vqcodec dither=1",)
+    plain, dithered = (next(r for r in result.rows if r.codec == name) for name in ("vqcodec", "vqcodec dither=1"))
+    assert dithered.settings == "k=8 seed=0 dither=1"
+    assert dithered.blurred_psnr > plain.blurred_psnr and dithered.psnr < plain.psnr
+    decoded = codec.decode(codec.encode(ramp, k=8, dither=1))
+    assert dithered.blurred_psnr == pytest.approx(metrics.blurred_psnr(ramp, decoded.reshape(ramp.shape)))
+    entry = rd.summarize(result)[0]
+    assert entry["vqcodec"]["blurred_psnr"] == pytest.approx(plain.blurred_psnr)
+    assert entry["vqcodec dither=1"]["blurred_psnr"] == pytest.approx(dithered.blurred_psnr)
+    table = rd.format_table(result)
+    assert "blurPSNR" in table and "vqcodec dither=1" in table
+    with pytest.raises(OptionError, match="dither must be a number from 0 to 1"):
+        rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=(), dithers=(0, 2))

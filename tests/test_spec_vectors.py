@@ -21,6 +21,19 @@ REFUSE = sorted((SPEC / "vectors" / "refuse").glob("*.vqi"))
 NOT_YET: dict[str, str] = {}  # refuse vectors today's decoder does not refuse yet (strict xfail)
 
 
+@pytest.fixture(autouse=True)
+def no_codebooks_but_beside(monkeypatch, tmp_path):
+    """A shared codebook is found only beside its vector (NAME.vqb), never on this machine's path."""
+    monkeypatch.delenv("VQCODEC_CODEBOOKS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+
+
+def beside(path: Path) -> Path | None:
+    """NAME.vqb beside NAME.vqi: the shared codebook a §11 vector names (README)."""
+    book = path.with_suffix(".vqb")
+    return book if book.exists() else None
+
+
 def test_there_are_vectors():
     assert len(VECTORS) >= 12 and len(REFUSE) >= 16
 
@@ -29,7 +42,7 @@ def test_there_are_vectors():
 def test_vector_decodes_to_its_pixels(path):
     meta = json.loads(path.with_suffix(".json").read_text())
     expected = np.array(meta["pixels"], dtype=np.uint8)
-    px = vqcodec.decode_pixels(path.read_bytes())
+    px = vqcodec.decode_pixels(path.read_bytes(), codebook=beside(path))
     assert px.mode == meta["mode"]
     assert (px.width, px.height) == (meta["width"], meta["height"])
     np.testing.assert_array_equal(px.array, expected)
@@ -51,7 +64,18 @@ def test_refuse_vector_is_refused(path):
     error = getattr(vqcodec, meta["error"])
     assert issubclass(error, vqcodec.FormatError)
     with pytest.raises(error):
-        vqcodec.decode_pixels(path.read_bytes())
+        vqcodec.decode_pixels(path.read_bytes(), codebook=beside(path))
+
+
+def test_shared_vectors_need_their_codebook():
+    """§11.4: without the codebook beside it a shared-codebook vector is refused, naming the hash."""
+    shared = [p for p in VECTORS if beside(p)]
+    assert len(shared) >= 2
+    for path in shared:
+        ref = vqcodec.read_info(path.read_bytes()).sections[1]
+        assert ref.type == "BREF"
+        with pytest.raises(vqcodec.CodebookError, match=r"shared codebook [0-9a-f]{64} not found"):
+            vqcodec.decode_pixels(path.read_bytes())
 
 
 def test_not_yet_names_refuse_vectors():
@@ -83,6 +107,8 @@ def test_every_vector_is_named_in_the_spec_and_the_readme():
     for path in REFUSE:
         assert f"`{path.stem}`" in spec, path.stem
         assert f"`{path.stem}`" in readme, path.stem
+    for path in (SPEC / "vectors").rglob("*.vqb"):
+        assert path.with_suffix(".vqi").exists(), path.name  # a codebook beside its vector only
 
 
 def appendix_dumps() -> dict[str, bytes]:
@@ -104,3 +130,19 @@ def test_appendix_hex_dumps_equal_the_files():
     assert len(dumps) >= 10, "FORMAT.md Appendix A must show the small vectors"
     for name, data in dumps.items():
         assert (SPEC / "vectors" / f"{name}.vqi").read_bytes() == data, name
+
+
+def test_appendix_shows_the_codebook_file_of_the_shared_vector():
+    """FORMAT.md Appendix A: the dump of rgb-4x2-shared.vqb, and §11.2's identity of it."""
+    text = (SPEC / "FORMAT.md").read_text()
+    part = text[text.index("The codebook file `rgb-4x2-shared.vqb`"):]
+    block = part[part.index("```\n") + 4 : part.index("```", part.index("```\n") + 4)]
+    dump = bytes.fromhex("".join(h for line in block.splitlines()
+                                 for h in re.findall(r"\b[0-9a-f]{2}\b", line.split("#", 1)[0])))
+    data = (SPEC / "vectors" / "rgb-4x2-shared.vqb").read_bytes()
+    assert dump == data
+    import hashlib
+
+    identity = hashlib.sha256(data[10:-4]).hexdigest()
+    assert f"`{identity}`" in text
+    assert vqcodec.read_info((SPEC / "vectors" / "rgb-4x2-shared.vqi").read_bytes()).version == (1, 2)

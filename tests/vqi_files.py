@@ -50,3 +50,21 @@ def mutate(draw_data, blob: bytearray, max_run: int) -> bytes:
         elif len(blob) > 1:
             del blob[pos : pos + draw_data.draw(st.integers(1, max_run))]
     return bytes(blob)
+
+
+def ctx_file(image, k: int, **options) -> bytes:
+    """A coder-2 file (*options*: more encoder options, such as ``block``); without the
+    C extension, made by the Python reference coder."""
+    import dataclasses
+
+    import vqcodec
+    from vqcodec import codec, container, packing
+    from vqcodec.coders import ctx as ctxcoder
+
+    if ctxcoder.available():
+        return vqcodec.encode(image, k=k, coder="ctx", **options)
+    enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes", **options)
+    header = dataclasses.replace(enc.header, index_coder=2)
+    payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
+    return container.write(header, enc.codebook.tobytes(), payload,
+                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))

@@ -10,7 +10,9 @@ Public API: :func:`encode`, :func:`decode`, :func:`decode_image`,
 :func:`read_info`, :func:`read_header`, :class:`EncodeOptions`, the
 :mod:`vqcodec.metrics` module,
 the error family (:class:`VqiError` and subclasses), ``FORMAT_VERSION`` and
-``__version__``.  Importing the package registers the Pillow plugin, so
+``__version__``; shared codebooks: :func:`register_codebook`,
+:func:`unregister_codebook` (and :mod:`vqcodec.books`); tokens:
+:func:`tokens`, :func:`detokenize` (and :mod:`vqcodec.tokenizer`).  Importing the package registers the Pillow plugin, so
 ``PIL.Image.open("x.vqi")`` works.
 """
 
@@ -20,7 +22,9 @@ from .container import FORMAT_VERSION, Header
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
 from .options import EncodeOptions
 from .container import read_header as _read_header
+from .books import register_codebook, unregister_codebook
 from .errors import (
+    CodebookError,
     FormatError,
     ImageInputError,
     IntegrityError,
@@ -39,6 +43,7 @@ from .codec import (
     encode_pixels,
     read_info,
 )
+from .tokenizer import detokenize, tokens
 from . import pillow_plugin as _pillow_plugin
 
 __version__ = "0.1.0"
@@ -66,6 +71,11 @@ __all__ = [
     "LimitError",
     "ImageInputError",
     "OptionError",
+    "CodebookError",
+    "register_codebook",
+    "unregister_codebook",
+    "tokens",
+    "detokenize",
 ]
 
 

@@ -554,6 +554,7 @@ static int run_group(const Decoder *D, Lane *lanes, int G, Py_ssize_t y0, Py_ssi
  * at a time, then the bands, a pair (one group of lanes) at a time, so that
  * a thread that finishes early takes more. */
 
+#define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out);
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -679,7 +680,8 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     if (!fast)
         goto release;
     count = PySequence_Fast_GET_SIZE(fast);
-    if (width < 1 || band_rows < 1 || channels < 1 || channels > 4 || bk.len % channels || n < 1
+    if (width < 1 || band_rows < 1 || channels < 1 || channels > (pixels ? 4 : MAX_ENTRY)
+        || bk.len % channels || n < 1
         || n > 256 || count < 1 || mf.len != 2 * CONTEXTS * MODES || ms.len != mf.len
         || lf.len != 2 * 256 || ls.len != lf.len || out.len % (width * item)
         || out.len / (width * item) > count * band_rows
@@ -709,7 +711,7 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     J->count = count;
     J->pixels = pixels;
     int stride = channels == 3 ? 4 : channels;
-    for (Py_ssize_t e = 0; e < n; e++)
+    for (Py_ssize_t e = 0; pixels && e < n; e++) /* pixels: at most 4 channels */
         memcpy(J->book4 + stride * e, J->book + channels * e, (size_t)channels);
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -922,33 +924,43 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
 
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
  * squared distance, ties by index (spec §5.4.2).  A stable LSD radix sort of
- * the distances alone (two passes of 9 bits: a distance is below 2^18 for at
- * most 4 channels) keeps equal distances in index order. */
+ * the distances alone keeps equal distances in index order: two passes of 9
+ * bits when a distance is below 2^18 (at most 4 channels), three when it is
+ * below 2^27 (an entry of a block file: at most MAX_ENTRY bytes, spec §3.1). */
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
 {
     uint32_t dist[256];
-    uint8_t tmp[256];
-    unsigned lo[513] = {0}, hi[513] = {0};
-    const uint8_t *e = cb + a * channels;
+    uint8_t tmp[256], *src = tmp, *dst = out;
+    unsigned count[3][513] = {{0}};
+    const unsigned passes = channels <= 4 ? 2 : 3;
+    const uint8_t *e = cb + (size_t)a * channels;
     for (unsigned b = 0; b < n; b++) {
         uint32_t d = 0;
         for (unsigned c = 0; c < channels; c++) {
-            int diff = (int)e[c] - (int)cb[b * channels + c];
+            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
             d += (uint32_t)(diff * diff);
         }
         dist[b] = d;
-        lo[(d & 511) + 1]++;
-        hi[(d >> 9) + 1]++;
+        for (unsigned p = 0; p < passes; p++)
+            count[p][((d >> (9 * p)) & 511) + 1]++;
     }
-    for (unsigned j = 0; j < 512; j++) {
-        lo[j + 1] += lo[j];
-        hi[j + 1] += hi[j];
-    }
+    for (unsigned p = 0; p < passes; p++)
+        for (unsigned j = 0; j < 512; j++)
+            count[p][j + 1] += count[p][j];
+    /* pass 0 reads the entries in index order; the last pass writes out */
+    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
     for (unsigned b = 0; b < n; b++)
-        tmp[lo[dist[b] & 511]++] = (uint8_t)b;
-    for (unsigned j = 0; j < n; j++) {
-        unsigned b = tmp[j];
-        out[hi[dist[b] >> 9]++] = (uint8_t)b;
+        first[count[0][dist[b] & 511]++] = (uint8_t)b;
+    src = first;
+    dst = second;
+    for (unsigned p = 1; p < passes; p++) {
+        for (unsigned j = 0; j < n; j++) {
+            unsigned b = src[j];
+            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
+        }
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
     }
 }
 
@@ -962,7 +974,7 @@ static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nn", &book, &n, &channels))
         return NULL;
     PyObject *result = NULL;
-    if (n < 1 || n > 256 || channels < 1 || channels > 4 || book.len != n * channels) {
+    if (n < 1 || n > 256 || channels < 1 || channels > MAX_ENTRY || book.len != n * channels) {
         PyErr_SetString(PyExc_ValueError, "rank_order: codebook size does not match");
         goto done;
     }

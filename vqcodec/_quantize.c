@@ -1,5 +1,6 @@
 /* vqcodec._quantize: the loops of vqcodec/quantize.py -- the nearest-codeword
- * search, Lloyd's iterations and the box splits (each below has its note).
+ * search, Lloyd's iterations, the box splits and the error diffusion of
+ * dithering (each below has its note).
  *
  * quantize.py defines the search (squared Euclidean distance, ties to the
  * lowest index) and keeps a numpy version (matrix products, then argmin);
@@ -982,12 +983,270 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------
+ * Error diffusion (quantize/dither.py, whose _diffuse_python is the
+ * reference): serpentine Floyd-Steinberg over the error space, with each
+ * pixel's share of the diffused error from the weights map.  The same
+ * float64 operations in the same order as the Python loop (no contraction
+ * into fused multiply-adds), so the two give the same indices.  A target's
+ * nearest entry: the entries sorted by the sum of their components, searched
+ * outward from the target's sum; by Cauchy-Schwarz an entry whose sum differs
+ * by s is at least s^2 / C away, so the search stops on each side once that
+ * exceeds the best distance found (starting from the pixel's undithered
+ * entry).  Exact, ties to the lowest index, as a full scan. */
+
+#if defined(__clang__)
+#define NO_CONTRACT
+#define NO_CONTRACT_BODY _Pragma("clang fp contract(off)")
+#elif defined(__GNUC__)
+#define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#define NO_CONTRACT_BODY
+#else
+#define NO_CONTRACT
+#define NO_CONTRACT_BODY
+#endif
+
+typedef struct {
+    Py_ssize_t n;
+    int dim;
+    const double *pre; /* n * dim, the entries in the error space */
+    const double *key; /* n sums of components, ascending */
+    const Py_ssize_t *order; /* entry of each sorted position */
+} Sorted;
+
+NO_CONTRACT
+static double entry_distance(const Sorted *S, Py_ssize_t j, const double *t)
+{
+    NO_CONTRACT_BODY
+    const double *e = S->pre + j * S->dim;
+    double u = e[0] - t[0], d = u * u;
+    for (int c = 1; c < S->dim; c++) {
+        u = e[c] - t[c];
+        d += u * u;
+    }
+    return d;
+}
+
+/* the nearest entry of target t, starting from entry guess */
+NO_CONTRACT
+static Py_ssize_t sorted_nearest(const Sorted *S, const double *t, Py_ssize_t guess)
+{
+    NO_CONTRACT_BODY
+    double kt = 0, best = entry_distance(S, guess, t);
+    Py_ssize_t which = guess, lo = 0, hi = S->n;
+    for (int c = 0; c < S->dim; c++)
+        kt += t[c];
+    while (lo < hi) { /* the first position whose key is >= kt */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (S->key[mid] < kt)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int side = 0; side < 2; side++) {
+        for (Py_ssize_t at = side ? lo - 1 : lo; at >= 0 && at < S->n; at += side ? -1 : 1) {
+            double s = S->key[at] - kt;
+            if (s * s / S->dim > best * (1 + 1e-9) + 1e-9)
+                break;
+            Py_ssize_t j = S->order[at];
+            double d = entry_distance(S, j, t);
+            if (d < best || (d == best && j < which)) {
+                best = d;
+                which = j;
+            }
+        }
+    }
+    return which;
+}
+
+typedef struct {
+    double max_error, third, lam, quiet, overshoot, down_in, down_out;
+} Clamps;
+
+NO_CONTRACT
+static void diffuse_loop(const uint8_t *image, Py_ssize_t h, Py_ssize_t w, int dim, int alpha, void *out,
+                         int wide, const float *share, const Sorted *S, const Clamps *K, double *rows)
+{
+    NO_CONTRACT_BODY
+    double *this_row = rows, *next_row = rows + (w + 2) * dim;
+    const double lo = -K->overshoot, hi = 255.0 + K->overshoot;
+    double p[MAX_DIM], s[MAX_DIM], target[MAX_DIM], err[MAX_DIM];
+    memset(this_row, 0, (size_t)(2 * (w + 2) * dim) * sizeof(double));
+    for (Py_ssize_t y = 0; y < h; y++) {
+        memset(next_row, 0, (size_t)((w + 2) * dim) * sizeof(double));
+        const int forward = y % 2 == 0;
+        const Py_ssize_t step = forward ? 1 : -1;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            Py_ssize_t x = forward ? i : w - 1 - i, at = y * w + x;
+            const uint8_t *px = image + at * dim;
+            if (alpha && px[dim - 1] == 0)
+                continue; /* transparent: its nearest entry, no error in or out */
+            if (alpha) {
+                for (int c = 0; c < dim - 1; c++)
+                    p[c] = (double)((int)px[c] * (int)px[dim - 1]) / 255.0;
+                p[dim - 1] = (double)px[dim - 1];
+            } else {
+                for (int c = 0; c < dim; c++)
+                    p[c] = (double)px[c];
+            }
+            const double level = (double)share[at];
+            double spread = 0.0;
+            for (int c = 0; c < dim; c++) {
+                s[c] = this_row[(x + 1) * dim + c] * level;
+                spread += s[c] * s[c];
+            }
+            Py_ssize_t index = wide ? (Py_ssize_t)((uint16_t *)out)[at] : (Py_ssize_t)((uint8_t *)out)[at];
+            if (spread < K->quiet) {
+                for (int c = 0; c < dim; c++)
+                    target[c] = p[c];
+            } else {
+                double ratio = 1.0;
+                for (int c = 0; c < dim; c++) {
+                    double t = p[c] + s[c];
+                    if (t > hi) {
+                        double r = (hi - p[c]) / s[c];
+                        if (r < ratio)
+                            ratio = r;
+                    } else if (t < lo) {
+                        double r = (lo - p[c]) / s[c];
+                        if (r < ratio)
+                            ratio = r;
+                    }
+                }
+                if (spread > K->max_error)
+                    ratio *= K->down_in;
+                for (int c = 0; c < dim; c++)
+                    target[c] = p[c] + s[c] * ratio;
+                index = sorted_nearest(S, target, index);
+            }
+            if (K->lam > 0) { /* the rate-aware choice: the previous or the upper pixel's entry */
+                const double t = 1.0 - level; /* less in smooth areas, where runs would draw worms */
+                const double limit = entry_distance(S, index, target) * (1.0 + K->third * t) + K->lam * t;
+                Py_ssize_t previous = x - step, candidates[2];
+                int count = 0;
+                if (previous >= 0 && previous < w)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - step] : ((uint8_t *)out)[at - step];
+                if (y)
+                    candidates[count++] = wide ? ((uint16_t *)out)[at - w] : ((uint8_t *)out)[at - w];
+                for (int c = 0; c < count; c++)
+                    if (candidates[c] != index && entry_distance(S, candidates[c], target) <= limit) {
+                        index = candidates[c];
+                        break;
+                    }
+            }
+            if (wide)
+                ((uint16_t *)out)[at] = (uint16_t)index;
+            else
+                ((uint8_t *)out)[at] = (uint8_t)index;
+            const double *e = S->pre + index * dim;
+            double size = 0.0;
+            for (int c = 0; c < dim; c++) {
+                err[c] = target[c] - e[c];
+                size += err[c] * err[c];
+            }
+            if (size > K->max_error)
+                for (int c = 0; c < dim; c++)
+                    err[c] *= K->down_out;
+            double *ahead = this_row + (x + 1 + step) * dim, *here = next_row + (x + 1) * dim;
+            double *behind = next_row + (x + 1 - step) * dim, *after = next_row + (x + 1 + step) * dim;
+            for (int c = 0; c < dim; c++) {
+                double v = err[c];
+                ahead[c] += v * (7.0 / 16.0);
+                behind[c] += v * (3.0 / 16.0);
+                here[c] += v * (5.0 / 16.0);
+                after[c] += v * (1.0 / 16.0);
+            }
+        }
+        double *swap = this_row;
+        this_row = next_row;
+        next_row = swap;
+    }
+}
+
+/* diffuse(image, pre, out, share, width, channels, alpha, wide, max_error,
+ *         third, lam, quiet, overshoot, down_in, down_out) -> None
+ *
+ * image: h * width * channels uint8; pre: n * channels float64 (the entries
+ * in the error space); out: h * width indices (uint8, or uint16 when wide),
+ * the nearest map on entry, the dithered map on return; share: h * width
+ * float32.  The constants are quantize/dither.py's. */
+static PyObject *diffuse(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer img, pre, out, share;
+    Py_ssize_t w;
+    int dim, alpha, wide;
+    Clamps K;
+    if (!PyArg_ParseTuple(args, "y*y*w*y*nippddddddd", &img, &pre, &out, &share, &w, &dim, &alpha, &wide,
+                          &K.max_error, &K.third, &K.lam, &K.quiet, &K.overshoot, &K.down_in, &K.down_out))
+        return NULL;
+    PyObject *result = NULL;
+    Keyed *keyed = NULL;
+    double *key = NULL, *rows = NULL;
+    Py_ssize_t *order = NULL;
+    Py_ssize_t row = (Py_ssize_t)dim * (Py_ssize_t)sizeof(double), h = 0, n = 0, width = wide ? 2 : 1;
+    if (dim >= 1 && dim <= MAX_DIM && w >= 1) {
+        h = img.len / (w * dim);
+        n = pre.len / row;
+    }
+    if (dim < 1 || dim > MAX_DIM || w < 1 || img.len != h * w * dim || pre.len != n * row || n < 1
+        || out.len != h * w * width || share.len != h * w * (Py_ssize_t)sizeof(float)) {
+        PyErr_SetString(PyExc_ValueError, "diffuse: buffer sizes do not match");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < h * w; i++) {
+        Py_ssize_t v = wide ? (Py_ssize_t)((uint16_t *)out.buf)[i] : (Py_ssize_t)((uint8_t *)out.buf)[i];
+        if (v >= n) {
+            PyErr_SetString(PyExc_ValueError, "diffuse: an index is not below the number of entries");
+            goto done;
+        }
+    }
+    keyed = PyMem_Malloc((size_t)n * sizeof(Keyed));
+    key = PyMem_Malloc((size_t)n * sizeof(double));
+    order = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
+    rows = PyMem_Malloc((size_t)(2 * (w + 2) * dim) * sizeof(double));
+    if (!keyed || !key || !order || !rows) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const double *e = pre.buf;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double sum = 0;
+        for (int c = 0; c < dim; c++)
+            sum += e[j * dim + c];
+        keyed[j].key = sum;
+        keyed[j].i = j;
+    }
+    qsort(keyed, (size_t)n, sizeof *keyed, by_key_up);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        key[j] = keyed[j].key;
+        order[j] = keyed[j].i;
+    }
+    Sorted S = {n, dim, e, key, order};
+    diffuse_loop(img.buf, h, w, dim, alpha, out.buf, wide, share.buf, &S, &K, rows);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(keyed);
+    PyMem_Free(key);
+    PyMem_Free(order);
+    PyMem_Free(rows);
+    PyBuffer_Release(&img);
+    PyBuffer_Release(&pre);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&share);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"nearest", nearest, METH_VARARGS, "Nearest centre of each point (see quantize.py)."},
     {"distinct3", distinct3, METH_VARARGS, "Distinct RGB colours, counts and ids (see quantize.py)."},
     {"ward", ward, METH_VARARGS, "Ward's merging of weighted clusters (see quantize.py)."},
     {"split", split, METH_VARARGS, "Variance-minimising box splits (see quantize.py)."},
     {"lloyd", lloyd, METH_VARARGS, "Weighted Lloyd iterations with Hamerly's bounds (see quantize.py)."},
+    {"diffuse", diffuse, METH_VARARGS, "Floyd-Steinberg error diffusion (see quantize/dither.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import codec, fileio, metrics, pixels
+from ._threads import cores
 from .limits import DEFAULT_MAX_PIXELS
 from .errors import OptionError, VqiError
 from .options import EncodeOptions
@@ -58,6 +59,11 @@ __all__ = [
     "encode_file",
     "decode_file",
     "run",
+    "imap_unordered",
+    "plan_tokens",
+    "attempt",
+    "write_file",
+    "image_files",
     "process_pool",
     "shut_down",
     "summarize",
@@ -110,16 +116,14 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite PSNR becomes None."""
-        data = asdict(self)
-        data["psnr"] = _finite_or_none(self.psnr)
-        return data
+        return metrics.json_ready(asdict(self))
 
 
 @dataclass(frozen=True)
 class Plan:
     """The jobs to run and the inputs that failed before any work."""
 
-    what: str  # "encode" or "decode"
+    what: str  # "encode", "decode" or "tokens"
     jobs: tuple[Job, ...]
     failed: tuple[Result, ...] = ()
 
@@ -150,13 +154,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
-        data = asdict(self)
-        data["mean_psnr"] = _finite_or_none(self.mean_psnr)
-        return data
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+        return metrics.json_ready(asdict(self))
 
 
 def summarize(results: Iterable[Result], seconds: float) -> Summary:
@@ -221,6 +219,11 @@ def plan_encode(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = F
     return _plan("encode", paths, output_dir, image_extensions(), VQI_SUFFIX, overwrite)
 
 
+def plan_tokens(paths: Sequence[str], output_dir: str, /, *, overwrite: bool = False) -> Plan:
+    """Plan tokenizing images (as for encode) into ``.npy`` files under *output_dir*."""
+    return _plan("tokens", paths, output_dir, image_extensions(), ".npy", overwrite)
+
+
 def plan_decode(paths: Sequence[str], output_dir: str, /, *, format: str = "PNG",
                 overwrite: bool = False) -> Plan:
     """Plan decoding .vqi files (files, and ``*.vqi`` in folders) to *format* images."""
@@ -272,6 +275,22 @@ def _plan(what: str, paths: Sequence[str], output_dir: str, extensions: frozense
     return Plan(what, tuple(jobs), tuple(failed))
 
 
+def image_files(paths: Sequence[str], /) -> tuple[list[str], list[str]]:
+    """The image files *paths* name (files as given, folders searched as for encode) and
+    the paths that do not exist."""
+    extensions = image_extensions()
+    found: list[str] = []
+    missing: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            found.extend(_walk(path, extensions, ""))
+        elif os.path.exists(path):
+            found.append(path)
+        else:
+            missing.append(path)
+    return found, missing
+
+
 def _walk(root: str, extensions: frozenset[str], skip_dir: str) -> Iterator[str]:
     """Files under *root* with one of *extensions*, in sorted order; *skip_dir* not entered."""
     for folder, dirs, files in os.walk(root):
@@ -303,40 +322,46 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
     def work() -> Result:
         bytes_in = os.stat(source).st_size
         enc = codec.encode_pixels(source, options, **changes)
-        _write(target, enc.data, overwrite)
+        write_file(target, enc.data, overwrite)
         count = enc.header.width * enc.header.height
         psnr = metrics.psnr(enc.source.array, enc.reconstruct()) if measure else None
         return Result(source, target, bytes_in, len(enc.data), count,
                       metrics.bits_per_pixel(len(enc.data), enc.header.width, enc.header.height),
                       psnr)
 
-    return _attempt(source, target, work)
+    return attempt(source, target, work)
 
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                overwrite: bool = False, quality: int | None = None) -> Result:
-    """Decode the .vqi file *source* to an image file *target* in *format* (atomically);
+                overwrite: bool = False, codebook: Any = None,
+                quality: int | None = None) -> Result:
+    """Decode the .vqi file *source* to an image file *target* in *format* (atomically).
+
+    *codebook*: shared codebooks the files may name (as for
+    :func:`vqcodec.codec.decode_pixels`; paths travel to any executor).
     *quality* (1-100) makes a WebP lossy (it is lossless without) and sets JPEG's."""
     def work() -> Result:
         data = fileio.read_source(source)
-        px = codec.decode_pixels(data, max_pixels=max_pixels)
+        px = codec.decode_pixels(data, max_pixels=max_pixels, codebook=codebook)
         out = pixels.to_bytes(px, format, **({} if quality is None else {"quality": quality}))
-        _write(target, out, overwrite)
+        write_file(target, out, overwrite)
         return Result(source, target, len(data), len(out), px.width * px.height,
                       metrics.bits_per_pixel(len(data), px.width, px.height))
 
-    return _attempt(source, target, work)
+    return attempt(source, target, work)
 
 
-def _write(target: str, data: bytes, overwrite: bool) -> None:
+def write_file(target: str, data: bytes, overwrite: bool) -> None:
+    """Write *data* to *target* atomically, making its folder first (a worker's output)."""
     folder = os.path.dirname(target)
     if folder:
         os.makedirs(folder, exist_ok=True)
     fileio.atomic_write(target, data, overwrite=overwrite)
 
 
-def _attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
+def attempt(source: str, target: str, work: Callable[[], Result]) -> Result:
+    """*work*'s Result, or a failed Result naming what went wrong: a worker never raises for a bad file."""
     start = time.perf_counter()
     try:
         result = work()
@@ -373,34 +398,54 @@ def run(plan: Plan, /, *, executor: Executor | None = None, jobs: int | None = N
     """
     worker = encode_file if plan.what == "encode" else decode_file
     yield from plan.failed
-    if not plan.jobs:
+    calls = [(os.path.abspath(job.source), os.path.abspath(job.target)) for job in plan.jobs]
+    for i, future in imap_unordered(worker, calls, executor=executor, jobs=jobs, window=window,
+                                    **options):
+        yield _outcome(future, plan.jobs[i])
+
+
+def imap_unordered(worker: Callable[..., Any], calls: Sequence[tuple], /, *,
+                   executor: Executor | None = None, jobs: int | None = None,
+                   window: int | None = None, **options: Any) -> Iterator[tuple[int, Future]]:
+    """Run ``worker(*calls[i], **options)`` for every *i*; yield ``(i, future)`` as each is done.
+
+    The executor design of :func:`run`, for any top-level *worker*: with no
+    *executor* a process pool of *jobs* processes (default: the number of
+    cores) is made and shut down at the end, and with ``jobs=1`` the calls
+    run in this process; at most *window* futures (default 2 per worker, at
+    least 4) are in flight; closing the iterator early cancels the calls not
+    started.
+    """
+    if not calls:
         return
-    workers = min(jobs or os.cpu_count() or 1, len(plan.jobs))
+    workers = min(jobs or cores(), len(calls))
     if executor is None and workers == 1:
-        for job in plan.jobs:
-            yield _display(worker(os.path.abspath(job.source), os.path.abspath(job.target),
-                                  **options), job)
+        for i, call in enumerate(calls):
+            future: Future = Future()
+            try:
+                future.set_result(worker(*call, **options))
+            except Exception as e:  # as a pool would hand it over
+                future.set_exception(e)
+            yield i, future
         return
     own = executor is None
     if own:
         executor = process_pool(workers)
     size = window or max(4, 2 * workers)
-    pending: dict[Future, Job] = {}  # in flight: never more than *size*
+    pending: dict[Future, int] = {}  # in flight: never more than *size*
     finished = False
     try:
-        todo = iter(plan.jobs)
+        todo = iter(enumerate(calls))
         while True:
-            for job in todo:
-                future = executor.submit(worker, os.path.abspath(job.source),
-                                         os.path.abspath(job.target), **options)
-                pending[future] = job
+            for i, call in todo:
+                pending[executor.submit(worker, *call, **options)] = i
                 if len(pending) >= size:
                     break
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield _outcome(future, pending.pop(future))
+                yield pending.pop(future), future
         finished = True
     finally:
         for future in pending:

@@ -30,7 +30,6 @@ layout is the layout-searching coder on that layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -88,11 +87,10 @@ class _Map:
         self.index_bits = max(1, (self.k - 1).bit_length())
         self.count = indices.size
 
-    def header(self, layout: int, coder: Coder) -> SimpleNamespace:
+    def header(self, layout: int, coder: Coder) -> coders.IndexMap:
         """The header fields a coder reads (spec §3 names), for *layout* and *coder*."""
-        return SimpleNamespace(width=self.width, height=self.height, channels=self.channels,
-                               k=self.k, index_bits=self.index_bits, index_layout=layout,
-                               index_coder=coder.id)
+        return coders.IndexMap(self.width, self.height, self.channels, self.k, self.index_bits,
+                               layout, coder.id)
 
     def payload(self, layout: int) -> bytes:
         return packing.pack(self.indices, bits=self.index_bits, layout=layout)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
-from . import container, fileio, packing, pixels
+from . import books, container, fileio, packing, pixels
 from .choose import choose
-from .errors import LimitError
+from .errors import LimitError, OptionError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
 from .options import DEFAULT_RDO, EncodeOptions
 
@@ -42,13 +42,15 @@ class Encoded:
 
     data: bytes
     header: container.Header
-    codebook: np.ndarray  # (k, C) uint8
-    indices: np.ndarray  # (H, W)
+    codebook: np.ndarray  # (k, C) uint8; blocks: (k, bw × bh × C), each entry a block (spec §4)
+    indices: np.ndarray  # (H, W); blocks: (⌈H / bh⌉, ⌈W / bw⌉)
     source: pixels.Pixels
 
     def reconstruct(self) -> np.ndarray:
         """The decoded pixels (H, W, C), by codebook lookup, without re-reading the file."""
-        return self.codebook[self.indices]
+        if self.header.block == (1, 1):
+            return self.codebook[self.indices]
+        return _lookup(self.codebook, self.indices.reshape(-1), self.header)
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ class Info:
     sections: tuple[container.SectionInfo, ...]
     icc_profile_bytes: int
     file_bytes: int
+    codebook_ref: bytes | None = None  # the identity of a shared codebook (spec §11)
 
 
-def _as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+def as_pixels(image: ImageLike, max_pixels: int | None) -> pixels.Pixels:
+    """Any image argument (array, PIL image, Pixels, file) as :class:`~vqcodec.pixels.Pixels`."""
     if isinstance(image, pixels.Pixels):
         return image
     if isinstance(image, np.ndarray):
@@ -89,33 +93,97 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     if changes:
         opts = opts.replace(**changes)
     stage("reading")
-    px = pixels.stored(_as_pixels(image, opts.max_pixels), strip=opts.strip)
+    px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,} (max_pixels)"
         )
-    stage("learning the codebook")
-    q = quantize(px.array, k=opts.k, seed=opts.seed)
-    codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
-    stage("mapping pixels")
-    indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo)
+    stage("learning the codebook" if opts.codebook is None else "mapping pixels")
+    shared = opts.codebook
+    block = opts.block
+    if shared is not None:  # spec §11: map to the shared codebook, which the file names by its identity
+        px = to_channels(px, shared.channels)
+        if block not in ((1, 1), shared.block):
+            raise OptionError(f"block {block[0]}x{block[1]} differs from the codebook's "
+                              f"{shared.block[0]}x{shared.block[1]}; leave block out to use the codebook's")
+        block = shared.block
+        codebook = np.ascontiguousarray(shared.entries)
+        if block == (1, 1):
+            indices = remap(px.array, codebook, rdo_strength=opts.rdo, dither=opts.dither)
+        else:
+            indices = remap(px.array, shared, rdo_strength=opts.rdo, dither=opts.dither)
+    elif block == (1, 1):
+        q = quantize(px.array, k=opts.k, seed=opts.seed)
+        codebook = np.ascontiguousarray(q.codebook, dtype=np.uint8)
+        stage("mapping pixels")
+        indices = remap(px.array, codebook, indices=q.indices, rdo_strength=opts.rdo,
+                        dither=opts.dither)
+    else:  # block vectors (spec §3.1): one entry per block of pixels, nearest entry per block
+        codebook, indices = _quantize_blocks(px.array, opts)
     stage("coding")
     choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
         index_layout=choice.layout, index_coder=choice.coder.id,
+        block_width=block[0], block_height=block[1],
+        codebook_source=0 if shared is None else 1,
     )
     payload = packing.pack(indices, bits=header.index_bits, layout=choice.layout)
     data = container.write(header, codebook.tobytes(), payload, icc_profile=px.icc_profile,
-                           coded_index=choice.data)
+                           coded_index=choice.data,
+                           codebook_ref=None if shared is None else bytes.fromhex(shared.sha256))
     return Encoded(data, header, codebook, indices, px)
 
 
+def _quantize_blocks(array: np.ndarray, opts: EncodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(codebook (k, bw × bh × C), index map (⌈H / bh⌉, ⌈W / bw⌉)) for block vectors."""
+    from .quantize import Histogram, learn, remap
+
+    book = learn(Histogram.of(array, block=opts.block), opts.k, seed=opts.seed)
+    return np.ascontiguousarray(book.entries), remap(array, book, rdo_strength=opts.rdo, dither=opts.dither)
+
+
+def _lookup(book: np.ndarray, flat: np.ndarray, h: container.Header) -> np.ndarray:
+    """Spec §8: each index's entry, blocks put in place and cropped to (H, W, C)."""
+    book = book.reshape(h.k, h.entry_size)
+    if h.block == (1, 1):
+        return np.take(book, flat, axis=0).reshape(h.height, h.width, h.channels)  # 4x book[flat]
+    from .quantize.blocks import lookup  # the encoder's gather, inverted
+
+    return lookup(book, flat.reshape(h.map_height, h.map_width), h.height, h.width, h.channels, h.block)
+
+
+def to_channels(px: pixels.Pixels, channels: int) -> pixels.Pixels:
+    """*px* in a shared codebook's channel layout: widened (L -> RGB, no alpha -> opaque), or
+    narrowed only where nothing is lost (opaque alpha dropped, grey RGB to L); else OptionError."""
+    a, have = px.array, px.channels
+    if have == channels:
+        return px
+    colour, alpha = a[..., : 1 if have <= 2 else 3], a[..., have - 1 :] if have in (2, 4) else None
+    want_colour = 1 if channels <= 2 else 3
+    if colour.shape[-1] != want_colour:
+        if want_colour == 3:
+            colour = np.repeat(colour, 3, axis=-1)
+        elif (colour == colour[..., :1]).all():
+            colour = colour[..., :1]
+        else:
+            raise OptionError(f"codebook: the image is {px.mode}, in colour; the codebook's entries are "
+                              f"{container.CHANNEL_LAYOUTS[channels]} (grey)")
+    if channels in (2, 4):
+        alpha = np.full(colour.shape[:-1] + (1,), 255, np.uint8) if alpha is None else alpha
+        colour = np.concatenate([colour, alpha], axis=-1)
+    elif alpha is not None and not (alpha == 255).all():
+        raise OptionError(f"codebook: the image is {px.mode}, with transparent pixels; the codebook's "
+                          f"entries are {container.CHANNEL_LAYOUTS[channels]} (opaque)")
+    return pixels.Pixels(np.ascontiguousarray(colour), px.icc_profile)
+
+
 def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DEFAULT_K,
-           seed: int = 0, rdo: float = DEFAULT_RDO, coder: str = "auto", layout: str | None = None,
-           level: int | None = None, strip: bool = False,
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False) -> bytes:
+           seed: int = 0, rdo: float = DEFAULT_RDO, dither: float = 0.0, coder: str = "auto",
+           layout: str | None = None, level: int | None = None, block: object = (1, 1),
+           strip: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, overwrite: bool = False,
+           codebook: books.Source | None = None) -> bytes:
     """Encode an image to .vqi bytes.
 
     *image* is a numpy array (H×W or H×W×C uint8, C = 1..4), a PIL image, or
@@ -124,12 +192,16 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     there; a path is written atomically and is not replaced unless
     *overwrite*.  The options are :class:`~vqcodec.options.EncodeOptions`'
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
-    (rate-aware index choice), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
+    (rate-aware index choice), ``dither`` (error diffusion, 0..1, off by
+    default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
-    ``level`` (zstd 1-22), ``strip`` (leave the ICC profile out), ``max_pixels``.
+    ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
+    ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),
+    ``max_pixels``, ``codebook`` (a shared codebook: the file names it
+    instead of holding it, :mod:`vqcodec.books`).
     """
-    options = EncodeOptions(k=k, seed=seed, rdo=rdo, coder=coder, layout=layout, level=level,
-                            strip=strip, max_pixels=max_pixels)
+    options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
+                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)
@@ -142,34 +214,41 @@ def _read_vqi(src: fileio.Source) -> bytes:
     return fileio.read_source(src)  # a path or a stream; anything else: a clear TypeError
 
 
-def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
-                  ) -> pixels.Pixels:
-    """Decode .vqi bytes (or a path / stream of them) to :class:`Pixels` with the ICC profile."""
-    parsed = container.read(_read_vqi(src), max_pixels=max_pixels, samples=True)
+def decode_pixels(src: fileio.Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                  codebook: books.Source | list[books.Source] | None = None) -> pixels.Pixels:
+    """Decode .vqi bytes (or a path / stream of them) to :class:`Pixels` with the ICC profile.
+
+    A file with a shared codebook (format 1.2) is decoded with the codebook
+    found by :func:`vqcodec.books.resolver`: one of *codebook* (a source or a
+    list of them), a registered one, or one on the search path.
+    """
+    parsed = container.read(_read_vqi(src), max_pixels=max_pixels, samples=True,
+                            codebooks=books.resolver(codebook))
     h = parsed.header
     if parsed.samples is not None:  # index coder 2 looked the codebook up as it decoded
         array = parsed.samples.reshape(h.height, h.width, h.channels)
         return pixels.Pixels(array, parsed.icc_profile)
-    book = np.frombuffer(parsed.codebook, dtype=np.uint8).reshape(h.k, h.channels)
+    book = np.frombuffer(parsed.codebook, dtype=np.uint8)
     flat = packing.unpack(
-        parsed.index_payload, bits=h.index_bits, count=h.pixel_count, k=h.k,
-        layout=h.index_layout, width=h.width,
+        parsed.index_payload, bits=h.index_bits, count=h.map_width * h.map_height, k=h.k,
+        layout=h.index_layout, width=h.map_width,
     )
-    # np.take: 4x faster than book[flat] (indices were checked < k by unpack)
-    array = np.take(book, flat, axis=0).reshape(h.height, h.width, h.channels)
-    return pixels.Pixels(array, parsed.icc_profile)
+    # indices were checked < k by unpack
+    return pixels.Pixels(_lookup(book, flat, h), parsed.icc_profile)
 
 
 def decode(src: fileio.Source, dst: fileio.Target | None = None, /, *,
            max_pixels: int | None = DEFAULT_MAX_PIXELS, format: str | None = None,
-           overwrite: bool = False) -> np.ndarray:
+           overwrite: bool = False, codebook: books.Source | list[books.Source] | None = None
+           ) -> np.ndarray:
     """Decode .vqi data to a uint8 array shaped as ``np.asarray(PIL image)`` would be.
 
     (H, W) for L images, (H, W, C) otherwise.  *src* is bytes, a path or a
     binary stream.  When *dst* is given, the image is also written there in
-    *format* (default: from the path's extension, else PNG).
+    *format* (default: from the path's extension, else PNG).  *codebook*:
+    for files with a shared codebook, as for :func:`decode_pixels`.
     """
-    px = decode_pixels(src, max_pixels=max_pixels)
+    px = decode_pixels(src, max_pixels=max_pixels, codebook=codebook)
     if dst is not None:
         if format is None:
             format = pixels.format_for_path(os.fspath(dst)) if isinstance(dst, (str, os.PathLike)) else "PNG"
@@ -177,10 +256,10 @@ def decode(src: fileio.Source, dst: fileio.Target | None = None, /, *,
     return px.array[:, :, 0] if px.channels == 1 else px.array
 
 
-def decode_image(src: fileio.Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
-                 ) -> "Image.Image":
+def decode_image(src: fileio.Source, /, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 codebook: books.Source | list[books.Source] | None = None) -> "Image.Image":
     """Decode to a PIL image (ICC profile in ``image.info['icc_profile']``)."""
-    return pixels.to_pil(decode_pixels(src, max_pixels=max_pixels))
+    return pixels.to_pil(decode_pixels(src, max_pixels=max_pixels, codebook=codebook))
 
 
 def read_info(src: fileio.Source, /) -> Info:
@@ -193,4 +272,5 @@ def read_info(src: fileio.Source, /) -> Info:
         parsed.sections,
         len(parsed.icc_profile or b""),
         len(data),
+        parsed.codebook_ref,
     )

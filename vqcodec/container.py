@@ -7,8 +7,8 @@ holds is the index coders' business (:mod:`vqcodec.coders`): this module
 looks the file's ``index_coder`` up in their registry and hands it the
 section's data, the header and the codebook.
 
-Section names follow the spec: ``HEAD``, ``iccp``, ``BOOK``, ``INDX``,
-``DONE``.  Field names of :class:`Header` are the spec's.
+Section names follow the spec: ``HEAD``, ``iccp``, ``BOOK`` (or ``BREF``,
+naming a shared codebook, §11), ``INDX``, ``DONE``.  Field names of :class:`Header` are the spec's.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from . import coders, packing
+from . import coders, packing, vqb
 from .coders import zstd
-from .errors import FormatError, IntegrityError, LimitError, UnsupportedVersionError
-from .limits import DEFAULT_MAX_PIXELS, MAX_K
+from .errors import CodebookError, FormatError, IntegrityError, LimitError, UnsupportedVersionError
+from .limits import DEFAULT_MAX_PIXELS, MAX_BLOCK, MAX_K
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -48,8 +48,9 @@ __all__ = [
 # ---------------------------------------------------------------- §2.1 signature
 
 MAGIC = b"\x89VQI\r\n\x1a\n"
-FORMAT_VERSION = (1, 1)  # the newest version read and written; a file is stamped
+FORMAT_VERSION = (1, 2)  # the newest version read and written; a file is stamped
 # with the lowest version that holds it (spec §2.1)
+BLOCKS_VERSION = (1, 2)  # the version that brought block vectors (spec §3.1)
 SUPPORTED_MAJOR = 1
 SIGNATURE_SIZE = len(MAGIC) + 2
 
@@ -126,10 +127,18 @@ ORDER: dict[str, Rule] = {
     "HEAD": Rule(required=True),  # first; checked on its own
     "iccp": Rule(required=False, after=("HEAD",), before=("INDX",)),
     "BOOK": Rule(required=True, after=("HEAD",), before=("INDX",)),
+    "BREF": Rule(required=True, after=("HEAD",), before=("INDX",)),  # §11: instead of BOOK
     "INDX": Rule(required=True, after=("BOOK",)),
     "DONE": Rule(required=True, after=("INDX",)),  # last: nothing may follow it
 }
-"""Spec §2.3, the known sections (each at most once; unknown ancillary ones anywhere)."""
+"""Spec §2.3, the known sections (each at most once; unknown ancillary ones anywhere).
+
+``BOOK`` and ``BREF`` are one slot: the file has the one its ``codebook_source``
+names (:data:`CODEBOOK_SECTION`), and ``INDX`` comes after it."""
+
+CODEBOOK_SECTION = {0: "BOOK", 1: "BREF"}
+"""``codebook_source`` -> the section that holds the codebook (0) or names it (1, spec §11)."""
+BREF_SIZE = 32  # a SHA-256
 
 # ---------------------------------------------------------------- §3 HEAD
 
@@ -176,6 +185,36 @@ class Header:
         """width × height."""
         return self.width * self.height
 
+    @property
+    def block(self) -> tuple[int, int]:
+        """(block_width, block_height): the pixels one index stands for (spec §3.1)."""
+        return self.block_width, self.block_height
+
+    @property
+    def entry_size(self) -> int:
+        """Bytes per codebook entry: block_width × block_height × channels (spec §4)."""
+        return self.block_width * self.block_height * self.channels
+
+    @property
+    def map_width(self) -> int:
+        """Indices per row of the index map: ⌈width / block_width⌉ (spec §3.1)."""
+        return -(-self.width // self.block_width)
+
+    @property
+    def map_height(self) -> int:
+        """Rows of the index map: ⌈height / block_height⌉ (spec §3.1)."""
+        return -(-self.height // self.block_height)
+
+    @property
+    def padded_pixel_count(self) -> int:
+        """Pixels of the blocks before the crop: the count a decoder's limit sees (spec §7)."""
+        return self.map_width * self.block_width * self.map_height * self.block_height
+
+    def index_map(self) -> coders.IndexMap:
+        """What the index coders see: the map of ⌈W/bw⌉ × ⌈H/bh⌉ indices and its entries."""
+        return coders.IndexMap(self.map_width, self.map_height, self.entry_size, self.k, self.index_bits,
+                        self.index_layout, self.index_coder)
+
     def pack(self) -> bytes:
         """The 24 bytes of ``HEAD.data`` (spec §3), little-endian."""
         return _HEAD.pack(
@@ -216,15 +255,18 @@ def _check_header(h: Header) -> None:
         raise FormatError(f"HEAD: image size {h.width}×{h.height}; both must be at least 1")
     if h.channels not in CHANNEL_LAYOUTS:
         raise FormatError(f"HEAD: channels {h.channels}; expected 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)")
+    if h.block_width < 1 or h.block_height < 1:
+        raise FormatError(f"HEAD: block {h.block_width}×{h.block_height}; both must be at least 1")
     unsupported = []
     if h.sample_depth != 8:
         unsupported.append(f"sample_depth {h.sample_depth} (supported: 8)")
-    if (h.block_width, h.block_height) != (1, 1):
-        unsupported.append(f"block vectors {h.block_width}×{h.block_height} (supported: 1×1)")
+    if h.block_width > MAX_BLOCK or h.block_height > MAX_BLOCK:
+        unsupported.append(f"block vectors {h.block_width}×{h.block_height} "
+                           f"(supported: 1 to {MAX_BLOCK} each)")
     if h.stages != 1:
         unsupported.append(f"{h.stages} codebook stages (supported: 1)")
-    if h.codebook_source != 0:
-        unsupported.append(f"codebook_source {h.codebook_source} (supported: 0, embedded)")
+    if h.codebook_source not in CODEBOOK_SECTION:
+        unsupported.append(f"codebook_source {h.codebook_source} (supported: 0 embedded, 1 shared)")
     if h.index_layout not in packing.LAYOUTS:
         unsupported.append(f"index_layout {h.index_layout} (supported: {sorted(packing.LAYOUTS)})")
     if h.index_coder not in coders.ids():
@@ -243,25 +285,35 @@ def _check_header(h: Header) -> None:
 
 
 def _check_size(header: Header, max_pixels: int | None) -> None:
-    """Spec §7 step 3: the pixel count against the limit, before anything is allocated."""
-    if max_pixels is not None and header.pixel_count > max_pixels:
+    """Spec §7 step 3: the pixel count (of the blocks, padding included) against the limit,
+    before anything is allocated."""
+    if max_pixels is not None and header.padded_pixel_count > max_pixels:
+        padded = "" if header.padded_pixel_count == header.pixel_count else \
+            f" ({header.padded_pixel_count:,} in {header.block_width}×{header.block_height} blocks)"
         raise LimitError(
-            f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels, "
+            f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels{padded}, "
             f"above the limit of {max_pixels:,} (max_pixels)"
         )
 
 
 def version_for(header: Header) -> tuple[int, int]:
     """The lowest format version that holds a file with this header (spec §2.1)."""
-    return coders.by_id(header.index_coder).version
+    version = coders.by_id(header.index_coder).version
+    if header.block != (1, 1):
+        version = max(version, BLOCKS_VERSION)
+    if header.codebook_source == 1:  # §11
+        version = max(version, (1, 2))
+    return version
+
 
 
 # ---------------------------------------------------------------- §5 INDX
 
 
 def index_payload_size(header: Header) -> int:
-    """The exact size of the index payload (spec §5)."""
-    return packing.payload_size(header.pixel_count, header.index_bits, header.index_layout)
+    """The exact size of the index payload (spec §5): one index per block."""
+    return packing.payload_size(header.map_width * header.map_height, header.index_bits,
+                                header.index_layout)
 
 
 # ---------------------------------------------------------------- §6 iccp
@@ -282,8 +334,14 @@ def write(
     level: int | None = None,
     threads: int = 0,
     coded_index: bytes | None = None,
+    codebook_ref: bytes | None = None,
 ) -> bytes:
     """Serialise a file. The caller gives the raw (uncompressed) index payload.
+
+    With ``header.codebook_source`` = 1 the file names its codebook by
+    *codebook_ref* (the identity of its ``.vqb``, spec §11) in a ``BREF``
+    section instead of holding it; *codebook* is still given (the context
+    coder orders its literals by the entries).
 
     *coded_index*, when given, is the index coder's ``encode(index_payload,
     ...)`` already made by the caller (an encoder that tried several coders
@@ -291,7 +349,7 @@ def write(
     ``header.index_coder`` codes it (zstd at *level*, on *threads*).
     """
     _check_header(header)
-    expected_book = header.k * header.channels
+    expected_book = header.k * header.entry_size
     if len(codebook) != expected_book:
         raise FormatError(f"BOOK: expected {expected_book} bytes, found {len(codebook)}")
     size = index_payload_size(header)
@@ -305,10 +363,16 @@ def write(
         if len(icc_profile) > MAX_ICC_BYTES:
             raise LimitError(f"ICC profile of {len(icc_profile)} bytes is above {MAX_ICC_BYTES}")
         parts.append(_section(b"iccp", zstd.compress(bytes(icc_profile), 19)))
-    parts.append(_section(b"BOOK", bytes(codebook)))
+    if header.codebook_source == 1:
+        if codebook_ref is None or len(codebook_ref) != BREF_SIZE:
+            raise FormatError(f"BREF: a shared codebook is named by its {BREF_SIZE}-byte SHA-256, "
+                              f"found {codebook_ref!r}")
+        parts.append(_section(b"BREF", bytes(codebook_ref)))
+    else:
+        parts.append(_section(b"BOOK", bytes(codebook)))
     if coded_index is None:
         coded_index = coders.by_id(header.index_coder).encode(
-            index_payload, header, bytes(codebook), level=level, threads=threads)
+            index_payload, header.index_map(), bytes(codebook), level=level, threads=threads)
     parts.append(_section(b"INDX", coded_index))
     parts.append(_section(b"DONE", b""))
     return b"".join(parts)
@@ -331,6 +395,9 @@ class Container:
     # it decodes (coder 2): the image's samples (H x W x channels bytes), and
     # index_payload is empty
     samples: np.ndarray | None = None
+    # codebook_source 1: the identity of the shared codebook (BREF, spec §11); codebook
+    # holds its entries once resolved (None when read with inflate=False)
+    codebook_ref: bytes | None = None
 
 
 def _check_signature(data: bytes | memoryview) -> tuple[int, int]:
@@ -370,8 +437,11 @@ class _Reader:
     checks the order rules of :data:`ORDER` before calling it.
     """
 
-    def __init__(self, *, max_pixels: int | None, inflate: bool, samples: bool) -> None:
+    def __init__(self, *, max_pixels: int | None, inflate: bool, samples: bool,
+                 codebooks: Callable[[bytes], vqb.Book] | None = None) -> None:
         self.max_pixels, self.inflate, self.want_samples = max_pixels, inflate, samples
+        self.codebooks = codebooks
+        self.codebook_ref: bytes | None = None
         self.header: Header | None = None
         self.codebook: bytes | None = None
         self.payload: bytes | None = None
@@ -386,17 +456,44 @@ class _Reader:
         self.icc = zstd.decompress_frame("iccp", body, exact=None, bound=MAX_ICC_BYTES)
 
     def BOOK(self, body: memoryview, pos: int) -> None:
-        expected = self.header.k * self.header.channels
+        h = self.header
+        expected = h.k * h.entry_size
         if len(body) != expected:
-            raise FormatError(f"section BOOK: {len(body)} bytes, expected k × channels = {expected}")
+            what = "k × channels" if h.block == (1, 1) else "k × block_width × block_height × channels"
+            raise FormatError(f"section BOOK: {len(body)} bytes, expected {what} = {expected}")
         self.codebook = bytes(body)
+
+    def BREF(self, body: memoryview, pos: int) -> None:
+        if len(body) != BREF_SIZE:
+            raise FormatError(f"section BREF at offset {pos}: {len(body)} bytes, expected "
+                              f"{BREF_SIZE} (the SHA-256 of a codebook file, §11)")
+        self.codebook_ref = ref = bytes(body)
+        if not self.inflate:
+            return  # the codebook is needed only to decode the indices
+        if self.codebooks is None:
+            raise CodebookError(f"the file names the shared codebook {ref.hex()}, and no codebook "
+                                f"resolver was given")
+        book = self.codebooks(ref)
+        if book.identity != ref:
+            raise CodebookError(f"the resolver gave codebook {book.identity.hex()} for {ref.hex()}")
+        h = self.header
+        found = (book.channels, book.sample_depth, book.block_width, book.block_height, book.k)
+        wanted = (h.channels, h.sample_depth, h.block_width, h.block_height, h.k)
+        if found != wanted:
+            raise FormatError(
+                f"section BREF at offset {pos}: codebook {ref.hex()[:16]}... holds k = {book.k} entries "
+                f"of {book.channels} channels in {book.block_width}x{book.block_height} blocks; HEAD "
+                f"says k = {h.k}, {h.channels} channels, {h.block_width}x{h.block_height} (§11.2)")
+        self.codebook = book.entries
 
     def INDX(self, body: memoryview, pos: int) -> None:
         if not self.inflate:
             self.payload = b""
             return
+        # blocks: the codec looks the entries up and crops (§8); a coder gives indices
+        samples = self.want_samples and self.header.block == (1, 1)
         decoded = coders.by_id(self.header.index_coder).decode(
-            body, self.header, self.codebook, samples=self.want_samples)
+            body, self.header.index_map(), self.codebook, samples=samples)
         if isinstance(decoded, bytes):
             self.payload = decoded
         else:  # the coder looked the codebook up as it decoded
@@ -411,15 +508,20 @@ _HANDLERS: dict[str, Callable[[_Reader, memoryview, int], None]] = {
     kind: getattr(_Reader, kind) for kind in ORDER}
 
 
-def _check_order(kind: str, pos: int, seen: set[str]) -> None:
+def _check_order(kind: str, pos: int, seen: set[str], header: Header | None) -> None:
     """Spec §2.3 for a known section *kind* at *pos*, given the known sections *seen*."""
     if kind in seen:
         raise FormatError(f"section {kind} at offset {pos}: a second {kind}")
+    book = CODEBOOK_SECTION[header.codebook_source] if header is not None else "BOOK"
+    if kind in CODEBOOK_SECTION.values() and kind != book:
+        raise FormatError(f"section {kind} at offset {pos}: a file whose codebook_source is "
+                          f"{header.codebook_source} has a {book} section, not {kind} (§2.3)")
     rule = ORDER[kind]
     for later in rule.before:
         if later in seen:
             raise FormatError(f"section {kind} at offset {pos}: comes after {later}")
     for earlier in rule.after:
+        earlier = book if earlier == "BOOK" else earlier
         if earlier not in seen:
             if kind == "DONE":
                 raise FormatError(f"DONE before {earlier}: the file has no indices")
@@ -433,6 +535,7 @@ def read(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     inflate: bool = True,
     samples: bool = False,
+    codebooks: Callable[[bytes], vqb.Book] | None = None,
 ) -> Container:
     """Parse and check a whole file (spec §7). Raises a VqiError subclass on any defect.
 
@@ -442,10 +545,15 @@ def read(
     an index coder that can does the codebook lookup as it decodes (index
     coder 2, on its decoding threads): ``samples`` then holds the image and
     ``index_payload`` is empty; other coders give ``index_payload`` as usual.
+
+    A file with a shared codebook (``codebook_source`` 1, spec §11) names it
+    in ``BREF``; *codebooks* maps that 32-byte identity to the
+    :class:`vqcodec.vqb.Book` (or raises :class:`CodebookError`).  It is
+    called only when the indices are decoded (not with ``inflate=False``).
     """
     view = memoryview(data).cast("B")
     version = _check_signature(view)
-    reader = _Reader(max_pixels=max_pixels, inflate=inflate, samples=samples)
+    reader = _Reader(max_pixels=max_pixels, inflate=inflate, samples=samples, codebooks=codebooks)
     sections: list[SectionInfo] = []
     seen: set[str] = set()
     for kind, pos, length, crc, body in _iter_sections(view):
@@ -455,7 +563,7 @@ def read(
         if not seen and kind != "HEAD":
             raise FormatError(f"section {kind} at offset {pos}: the first section must be HEAD")
         if kind in ORDER:
-            _check_order(kind, pos, seen)
+            _check_order(kind, pos, seen, reader.header)
             _HANDLERS[kind](reader, body, pos)
             seen.add(kind)
         elif kind[0].isupper():
@@ -469,4 +577,4 @@ def read(
     if "DONE" not in seen:
         raise FormatError("truncated file: it ends before the DONE section")
     return Container(version, reader.header, reader.codebook, reader.payload, reader.icc,
-                     tuple(sections), reader.samples)
+                     tuple(sections), reader.samples, reader.codebook_ref)

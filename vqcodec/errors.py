@@ -14,6 +14,8 @@ CLI) can react without parsing messages:
 * :class:`ImageInputError` -- an input image cannot be read or converted.
 * :class:`OptionError` -- an encoder option is out of range (also a
   :class:`ValueError`).
+* :class:`CodebookError` -- a shared codebook (spec §11) cannot be found,
+  or its file is not a valid codebook file; the message names its hash.
 
 Messages name what failed, where, what was expected and what was found.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "LimitError",
     "ImageInputError",
     "OptionError",
+    "CodebookError",
 ]
 
 
@@ -57,3 +60,17 @@ class ImageInputError(VqiError):
 
 class OptionError(VqiError, ValueError):
     """An encoder or decoder option is out of range."""
+
+
+class CodebookError(FormatError):
+    """A file's shared codebook is missing, damaged, or does not fit the file (spec §11).
+
+    ``missing`` is the identity (hex) of a codebook that was found nowhere, else None.
+    """
+
+    def __init__(self, message: str, missing: str | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+    def __reduce__(self):  # pickled across processes with its identity
+        return type(self), (str(self), self.missing)

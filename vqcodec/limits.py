@@ -11,7 +11,8 @@ import numbers
 
 from vqcodec.errors import OptionError
 
-__all__ = ["MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_MAX_PIXELS", "check_k", "check_seed"]
+__all__ = ["MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_MAX_PIXELS", "MAX_BLOCK", "check_k", "check_seed",
+           "check_block"]
 
 MAX_K = 65536
 """The largest codebook the format holds (spec §3: ``k`` is 1 ... 65536, 16-bit indices)."""
@@ -32,6 +33,11 @@ refuses, but with its own message and before any decoding.  It is about
 """
 
 
+MAX_BLOCK = 8
+"""The largest ``block_width`` and ``block_height`` (spec §3.1): an 8×8 RGBA entry is 256 bytes,
+so a BOOK of 65536 entries stays at 16 MiB, and larger blocks do not pay (issue 13)."""
+
+
 def _integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -48,3 +54,20 @@ def check_seed(value: object) -> int:
     if not _integer(value) or value < 0:
         raise OptionError(f"seed must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+def check_block(value: object) -> tuple[int, int]:
+    """*value* as ``(width, height)``: a pair of integers or text ``"WxH"`` ("2x2"), each
+    from 1 to MAX_BLOCK; else OptionError (the one check of a block shape)."""
+    pair = value
+    if isinstance(value, str):
+        parts = value.lower().replace("×", "x").split("x")
+        try:
+            pair = tuple(int(p) for p in parts)
+        except ValueError:
+            pair = None
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(_integer(v) and 1 <= v <= MAX_BLOCK for v in pair)):
+        raise OptionError(f"block must be WIDTHxHEIGHT (such as 2x2), each from 1 to {MAX_BLOCK}, "
+                          f"got {value!r}")
+    return int(pair[0]), int(pair[1])

@@ -22,9 +22,10 @@ from typing import Any, Callable, Mapping
 
 from . import coders, packing
 from .errors import OptionError
-from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_k, check_seed
+from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS, check_block, check_k, check_seed
 
-__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE"]
+__all__ = ["EncodeOptions", "NAMES", "CHECKS", "check", "DEFAULT_RDO", "RDO_RANGE", "LEVEL_RANGE",
+           "DITHER_RANGE"]
 
 DEFAULT_RDO = 0.6
 # The knee: beyond about 5 a file stops getting smaller and only loses PSNR
@@ -32,6 +33,7 @@ DEFAULT_RDO = 0.6
 # kodim03 42,995 B at 5, 46,225 at 20); so the range ends there.
 RDO_RANGE = (0.0, 5.0)
 LEVEL_RANGE = (1, 22)
+DITHER_RANGE = (0.0, 1.0)
 
 
 def _integer(value: object) -> bool:
@@ -48,6 +50,13 @@ def _check_rdo(value: object) -> float:
     low, high = RDO_RANGE
     if not _number(value) or not (math.isfinite(value) and low <= value <= high):
         raise OptionError(f"rdo must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def _check_dither(value: object) -> float:
+    low, high = DITHER_RANGE
+    if not _number(value) or not (math.isfinite(value) and low <= value <= high):
+        raise OptionError(f"dither must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
 
 
@@ -72,6 +81,15 @@ def _check_level(value: object) -> int | None:
     return None if value is None else int(value)
 
 
+def _check_codebook(value: object) -> Any:
+    """None, or the shared codebook to encode with, loaded and checked (a Codebook)."""
+    if value is None:
+        return None
+    from .books import to_codebook  # reads files, imports the quantizer: only when asked for
+
+    return to_codebook(value)
+
+
 def _check_strip(value: object) -> bool:
     if not (isinstance(value, bool) or type(value).__name__ == "bool_"):  # numpy's too
         raise OptionError(f"strip must be True or False, got {value!r}")
@@ -88,11 +106,14 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "k": check_k,
     "seed": check_seed,
     "rdo": _check_rdo,
+    "dither": _check_dither,
     "coder": _check_coder,
     "layout": _check_layout,
     "level": _check_level,
+    "block": check_block,
     "strip": _check_strip,
     "max_pixels": _check_max_pixels,
+    "codebook": _check_codebook,
 }
 """Option name -> its check: the value normalised (numpy ints to int...), or OptionError."""
 
@@ -112,29 +133,49 @@ class EncodeOptions:
                     entry; larger lets a pixel take a neighbour's entry when it
                     is almost as close (a smaller file for a little PSNR; the
                     range ends where files stop getting smaller);
+    ``dither``      error diffusion, 0 (off, the default: it costs PSNR and bytes)
+                    to 1: smooth gradients look smooth instead of banded
+                    (:mod:`vqcodec.quantize.dither`);
     ``coder``       the index coder: "auto" (the encoder's choice, see
                     :mod:`vqcodec.choose`) or a coder's name ("ctx", "bzip2", "zstd");
     ``layout``      the index layout ("bytes", "stripes", "packed"), or None for
                     the coder's choice;
     ``level``       zstd's level 1-22, or None for the encoder's choice;
+    ``block``       (width, height) of a vector in pixels, 1 to 8 each, or text
+                    "WxH" ("2x2"): each codebook entry is a block of pixels and
+                    the index map has one index per block (spec §3.1); default
+                    (1, 1), one colour per entry.  ``rdo`` works on blocks as on
+                    pixels: a block may take its left or upper neighbour's entry; ``dither``
+                    applies to 1×1 only;
     ``strip``       leave the input's ICC profile (the only metadata a .vqi
                     file keeps) out of the file (:func:`vqcodec.pixels.stored`,
                     the one rule that encode and rd share);
-    ``max_pixels``  refuse images above this many pixels (None: no limit).
+    ``max_pixels``  refuse images above this many pixels (None: no limit);
+    ``codebook``    a shared codebook to map the image to instead of learning one
+                    (a .vqb or palette file, a Codebook, a (n, C) uint8 array: see
+                    :mod:`vqcodec.books`); the file then names it by its identity
+                    and does not hold it (format 1.2, spec §11); ``k`` and ``seed``
+                    are not used.
     """
 
     k: int = DEFAULT_K
     seed: int = 0
     rdo: float = DEFAULT_RDO
+    dither: float = 0.0
     coder: str = "auto"
     layout: str | None = None
     level: int | None = None
+    block: tuple[int, int] = (1, 1)
     strip: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    codebook: Any = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, CHECKS[f.name](getattr(self, f.name)))
+        if self.dither and self.block != (1, 1):
+            raise OptionError(f"dither diffuses the error of single pixels; it does not apply to "
+                              f"{self.block[0]}x{self.block[1]} blocks (use dither 0 with block)")
         if self.coder != "auto" and self.layout is not None:
             layouts = coders.by_name(self.coder).layouts
             if _LAYOUT_IDS[self.layout] not in layouts:

@@ -80,9 +80,12 @@ class VqiImageFile(ImageFile.ImageFile):
     def load(self) -> Image.core.PixelAccess | None:
         """Decode the pixels (once), then behave as any loaded Pillow image."""
         if self._vqi_data is not None:
-            # Pillow's bomb check has already seen the size at open.
+            # Pillow's bomb check has already seen width × height at open; a file of
+            # block vectors decodes whole blocks before the crop (spec §3.1), so the
+            # decoder's own limit holds those to Pillow's error threshold too.
+            limit = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
             try:
-                decoded = codec.decode_pixels(self._vqi_data, max_pixels=None)
+                decoded = codec.decode_pixels(self._vqi_data, max_pixels=limit)
             except VqiError as e:
                 raise as_os_error(e) from e
             self.im = pixels.to_pil(decoded).im

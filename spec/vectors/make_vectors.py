@@ -11,12 +11,15 @@ differ between library versions, so rewriting a vector is a deliberate act:
 
 Every byte is built here from FORMAT.md, with no help from vqcodec: the
 sections (§2-§4), the index layouts (§5.0-§5.2), zstd frames of raw and RLE
-blocks by hand (RFC 8878), and an encoder of the context model (§5.4).
+blocks by hand (RFC 8878), an encoder of the context model (§5.4), and the
+lookup and crop of block vectors (§3.1, §8), and the codebook files (.vqb)
+and BREF sections of shared codebooks (§11).
 """
 
 from __future__ import annotations
 
 import bz2
+import hashlib
 import json
 import struct
 import sys
@@ -43,10 +46,11 @@ def index_bits(k: int) -> int:
     return max(1, (k - 1).bit_length())
 
 
-def head(width, height, channels, k, layout, coder, *, extra=b"") -> bytes:
-    """The HEAD section (§3); *extra* is appended after byte 23."""
-    data = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, 1, 1, k, index_bits(k),
-                       layout, coder, 1, 0, b"\0\0\0")
+def head(width, height, channels, k, layout, coder, *, extra=b"", block=(1, 1), source=0) -> bytes:
+    """The HEAD section (§3); *extra* is appended after byte 23; *block* (width, height) (§3.1);
+    *source*: codebook_source (§11)."""
+    data = struct.pack("<IIBBBBIBBBBB3s", width, height, channels, 8, *block, k, index_bits(k),
+                       layout, coder, 1, source, b"\0\0\0")
     return section(b"HEAD", data + extra)
 
 
@@ -59,6 +63,23 @@ def book(entries) -> bytes:
 
 
 DONE = section(b"DONE", b"")
+
+
+# ---------------------------------------------------------------- shared codebooks (§11)
+
+
+def vqb_file(entries, *, block=(1, 1)) -> bytes:
+    """A codebook file (§11.1): signature, body (channels ... entries), CRC-32 of all before it."""
+    channels = len(entries[0]) // (block[0] * block[1])
+    body = struct.pack("<BBBBBBI", channels, 8, block[0], block[1], 0, 0, len(entries))
+    body += bytes(v for entry in entries for v in entry)
+    signature = b"\x89VQB\r\n\x1a\n" + bytes([1, 0])
+    return signature + body + struct.pack("<I", zlib.crc32(signature + body))
+
+
+def identity(vqb: bytes) -> bytes:
+    """§11.2: the SHA-256 of the body, bytes 10 up to the CRC."""
+    return hashlib.sha256(vqb[10:-4]).digest()
 
 
 # ---------------------------------------------------------------- index payloads (§5.0-§5.2)
@@ -261,9 +282,24 @@ def vector(fn):
     return fn
 
 
-def image(name, data, entries, grid, channels, *, icc=None):
-    pixels = [[list(entries[i]) for i in row] for row in grid]
-    meta = {"width": len(grid[0]), "height": len(grid), "mode": MODES[channels], "pixels": pixels}
+def block_pixels(entries, grid, width, height, channels, block):
+    """§8 for blocks: pixel (x, y) is pixel (x mod bw, y mod bh) of the entry of block
+    (x div bw, y div bh); blocks past the right and bottom edges are cut off (§3.1)."""
+    bw, bh = block
+
+    def pixel(x, y):
+        entry = entries[grid[y // bh][x // bw]]
+        at = ((y % bh) * bw + x % bw) * channels
+        return list(entry[at : at + channels])
+
+    return [[pixel(x, y) for x in range(width)] for y in range(height)]
+
+
+def image(name, data, entries, grid, channels, *, icc=None, size=None, block=(1, 1)):
+    """Write NAME.vqi and NAME.json; *size* (width, height) of a block image (§3.1)."""
+    width, height = size or (len(grid[0]), len(grid))
+    pixels = block_pixels(entries, grid, width, height, channels, block)
+    meta = {"width": width, "height": height, "mode": MODES[channels], "pixels": pixels}
     (HERE / f"{name}.vqi").write_bytes(data)
     (HERE / f"{name}.json").write_text(json.dumps(meta) + "\n")
     if icc is not None:
@@ -281,14 +317,17 @@ def refuse(name, data, rule, error):
 
 
 def simple(name, entries, grid, layout, coder=0, *, minor=0, before_book=b"", head_extra=b"",
-           indx=None, icc=None):
-    channels, k = len(entries[0]), len(entries)
+           indx=None, icc=None, size=None, block=(1, 1)):
+    """A vector of *grid* (the index map) over *entries*; with *block*, entries are blocks of
+    pixels and *size* is the image's (width, height) (§3.1)."""
+    channels, k = len(entries[0]) // (block[0] * block[1]), len(entries)
     if indx is None:
         raw = payload(grid, k, layout)
         indx = zstd_frame(raw) if coder == 0 else bz2.compress(raw, 9)
-    data = vqi(minor, head(len(grid[0]), len(grid), channels, k, layout, coder, extra=head_extra),
+    width, height = size or (len(grid[0]), len(grid))
+    data = vqi(minor, head(width, height, channels, k, layout, coder, extra=head_extra, block=block),
                before_book, book(entries), section(b"INDX", indx), DONE)
-    image(name, data, entries, grid, channels, icc=icc)
+    image(name, data, entries, grid, channels, icc=icc, size=size, block=block)
 
 
 RGB4 = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]
@@ -369,6 +408,71 @@ def rgb_2x2_iccp():  # an iccp section with a real profile; both frames compress
            indx=zstd_compressed(payload(grid, 4, 1), write_checksum=True), icc=icc)
 
 
+# ---- block vectors (§3.1, version 1.2): entries are blocks, pixels in raster order
+
+
+@vector
+def rgb_5x3_block2x2():  # a 3x2 map; the right column and bottom row of blocks are cut
+    quad = (255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255)  # red green / blue white
+    dark = (0, 0, 0, 0, 0, 0, 128, 128, 128, 128, 128, 128)  # black black / grey grey
+    ramp = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120)
+    simple("rgb-5x3-block2x2", [quad, dark, ramp], [[0, 1, 2], [2, 0, 1]], 1, minor=2,
+           size=(5, 3), block=(2, 2))
+
+
+@vector
+def l_7x2_block3x1_packed():  # packed layout: the payload holds the 3x2 map's 6 indices
+    simple("l-7x2-block3x1-packed", [(0, 128, 255), (16, 16, 16), (235, 100, 50)],
+           [[0, 1, 2], [2, 2, 0]], 0, minor=2, size=(7, 2), block=(3, 1))
+
+
+@vector
+def rgba_5x6_block4x4_ctx():  # coder 2 over a 2x2 map of 64-byte entries (ranks over 64 bytes)
+    clear = (0,) * 64
+    opaque = tuple(v for p in range(16) for v in (16 * p, 255 - 16 * p, 60, 255))
+    half = tuple(v for p in range(16) for v in (200, 100, 4 * p, 128 if p % 2 else 0))
+    entries, grid = [clear, opaque, half], [[1, 0], [2, 1]]
+    simple("rgba-5x6-block4x4-ctx", entries, grid, 1, 2, minor=2, size=(5, 6), block=(4, 4),
+           indx=ctx_data(grid, entries, 2))
+
+
+def shared(name, entries, grid, layout, coder=0, *, indx=None, size=None, block=(1, 1)):
+    """A file naming its codebook (codebook_source 1, BREF) and the codebook file beside it;
+    *block* and *size* as for :func:`simple`."""
+    channels, k = len(entries[0]) // (block[0] * block[1]), len(entries)
+    if indx is None:
+        indx = zstd_frame(payload(grid, k, layout))
+    book_file = vqb_file(entries, block=block)
+    width, height = size or (len(grid[0]), len(grid))
+    data = vqi(2, head(width, height, channels, k, layout, coder, source=1, block=block),
+               section(b"BREF", identity(book_file)), section(b"INDX", indx), DONE)
+    (HERE / f"{name}.vqb").write_bytes(book_file)
+    image(name, data, entries, grid, channels, size=size, block=block)
+
+
+SHARED4 = [(255, 128, 0), (0, 64, 128), (200, 200, 200), (10, 10, 10)]
+L3 = [(200,), (0,), (100,)]  # not sorted: the context model's ranks come from these values
+
+
+@vector
+def rgb_4x2_shared():  # §11: BREF instead of BOOK; packed indices
+    shared("rgb-4x2-shared", SHARED4, [[0, 1, 2, 3], [3, 3, 1, 0]], 0)
+
+
+@vector
+def l_3x2_shared_ctx():  # §11 with coder 2: literal ranks from the shared codebook's entries
+    grid = [[0, 2, 1], [1, 2, 0]]
+    shared("l-3x2-shared-ctx", L3, grid, 1, 2, indx=ctx_data(grid, L3, 2))
+
+
+@vector
+def la_3x3_shared_block2x2():  # §11 with §3.1: a shared codebook of 2x2 LA blocks, edges cut
+    clear = (0, 0, 0, 0, 0, 0, 0, 0)  # four transparent pixels
+    mixed = (10, 255, 20, 128, 30, 64, 40, 0)  # (L, A) of the block's pixels in raster order
+    grid = [[1, 0], [0, 1]]  # a 2x2 map for a 3x3 image: the right column and bottom row are cut
+    shared("la-3x3-shared-block2x2", [clear, mixed], grid, 1, size=(3, 3), block=(2, 2))
+
+
 # ---- must-refuse vectors: a tiny valid L file (2×1, k = 2, layout 1, zstd) broken one way
 
 
@@ -424,6 +528,45 @@ def refuse_vectors():  # every refuse/NAME given on the command line (--all: eve
     short = tables[:-8] + struct.pack("<I", 3) + tables[-4:-1]  # ... band_rows, length 3, 3 bytes
     data = vqi(1, head(2, 1, 1, 2, 1, 2), book(L2), section(b"INDX", short), DONE)
     refuse("ctx-band-short", data, "§5.4.3: a band of 3 bytes (at least 4: its state)", "FormatError")
+    # block vectors (§3.1): an L image 3×1 in 2×1 blocks is a 2×1 map of entries of 2 bytes
+    blocks = [(16, 235), (235, 16)]
+    block_book = section(b"BOOK", bytes(v for e in blocks for v in e))
+    refuse("block-zero", vqi(2, head(3, 1, 1, 2, 1, 0, block=(0, 1)), book(L2),
+                             section(b"INDX", zstd_frame(b"")), DONE),
+           "§3.1: block_width 0 (1 to 8)", "FormatError")
+    refuse("block-too-large", vqi(2, head(3, 1, 1, 2, 1, 0, block=(9, 1)),
+                                  section(b"BOOK", bytes(18)), section(b"INDX", zstd_frame(b"\0")), DONE),
+           "§3.1: block_width 9 (1 to 8)", "UnsupportedVersionError")
+    refuse("block-book-length", vqi(2, head(3, 1, 1, 2, 1, 0, block=(2, 1)), book(L2),
+                                    section(b"INDX", zstd_frame(b"\0\1")), DONE),
+           "§4: a BOOK of k × channels = 2 bytes in 2×1 blocks (k × 2 × 1 × channels = 4)", "FormatError")
+    refuse("block-map-size", vqi(2, head(3, 1, 1, 2, 1, 0, block=(2, 1)), block_book,
+                                 section(b"INDX", zstd_frame(b"\0\1\0")), DONE),
+           "§3.1, §5: the payload holds 3 indices (one per pixel); the 2×1 map needs 2", "FormatError")
+
+
+    # shared codebooks (§11): the tiny file with codebook_source 1 and a BREF instead of BOOK
+    def tiny_shared(bref, *, k=2, book_section=None):
+        return vqi(2, head(2, 1, 1, k, 1, 0, source=1), book_section or section(b"BREF", bref),
+                   section(b"INDX", zstd_frame(b"\x00\x01")), DONE)
+
+    l2 = vqb_file(L2)
+    refuse("bref-short", tiny_shared(identity(l2)[:31]),
+           "§11.4: BREF holds 31 bytes (exactly 32: a SHA-256)", "FormatError")
+    refuse("bref-unknown-codebook", tiny_shared(hashlib.sha256(b"no such codebook").digest()),
+           "§11.4: no codebook has the identity BREF names", "CodebookError")
+    refuse("bref-with-book", tiny_shared(b"", book_section=book(L2)),
+           "§2.3, §11.4: codebook_source 1 with a BOOK section instead of BREF", "FormatError")
+    if not ONLY or "refuse/bref-k-mismatch" in ONLY:
+        (REFUSE / "bref-k-mismatch.vqb").write_bytes(l2)
+    refuse("bref-k-mismatch", tiny_shared(identity(l2), k=3),
+           "§11.4: HEAD says k = 3, the codebook BREF names (beside it) holds k = 2", "FormatError")
+    damaged = bytearray(l2)
+    damaged[-1] ^= 0x01
+    if not ONLY or "refuse/bref-codebook-damaged" in ONLY:
+        (REFUSE / "bref-codebook-damaged.vqb").write_bytes(bytes(damaged))
+    refuse("bref-codebook-damaged", tiny_shared(identity(l2)),
+           "§11.3: the codebook file beside it has a CRC that does not match", "CodebookError")
 
 
 VECTORS["refuse"] = refuse_vectors

@@ -13,9 +13,10 @@ Two kinds of coder:
 * ``"map"`` coders (ctx) model the index map itself and exist for
   layout 1 only; their payload is the layout-1 bytes in raster order.
 
-A coder sees the file's header (duck-typed: any object with the spec's
-field names, e.g. :class:`vqcodec.container.Header`) and the codebook's
-bytes, never a file.  ``decode`` returns exactly the payload the header
+A coder sees the index map's header, an :class:`IndexMap` (duck-typed: any
+object with its fields will do), and the codebook's bytes, never a file.
+For a file of block vectors (spec §3.1) the map is not the image: it has
+one index per block, and an entry is a block of pixels.  ``decode`` returns exactly the payload the header
 implies, or -- for a map coder asked for ``samples`` -- the image's samples,
 the codebook looked up as it decodes.  Every error is a
 :class:`~vqcodec.errors.FormatError` naming section INDX.
@@ -24,18 +25,26 @@ the codebook looked up as it decodes.  Every error is a
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import FormatError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["HeaderLike", "Coder", "all_coders", "by_id", "by_name", "names"]
+__all__ = ["IndexMap", "HeaderLike", "Coder", "all_coders", "by_id", "by_name", "names"]
 
 
-class HeaderLike(Protocol):
-    """What a coder reads of the ``HEAD`` section (spec §3)."""
+@dataclass(frozen=True)
+class IndexMap:
+    """What a coder reads of the ``HEAD`` section (spec §3), for the index map.
+
+    ``width`` × ``height`` indices and ``channels``, the bytes of one
+    codebook entry: the image's size and channels for 1×1 vectors; for
+    blocks of bw × bh pixels, ⌈W / bw⌉ × ⌈H / bh⌉ indices of entries of
+    bw × bh × channels bytes (:meth:`vqcodec.container.Header.index_map`).
+    """
 
     width: int
     height: int
@@ -44,6 +53,9 @@ class HeaderLike(Protocol):
     index_bits: int
     index_layout: int
     index_coder: int
+
+
+HeaderLike = IndexMap  # the name the coders' signatures use
 
 
 class Coder:

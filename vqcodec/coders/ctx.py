@@ -83,7 +83,7 @@ def rank_order(codebook: np.ndarray) -> np.ndarray:
     n = len(book)
     if not 1 <= n <= MAX_K:
         raise OptionError(f"index coder 2 needs 1 to {MAX_K} codebook entries, got {n}")
-    if _native is not None and book.shape[1] <= 4:  # a radix sort per row, ~5x numpy's
+    if _native is not None and book.shape[1] <= 256:  # a radix sort per row, ~5x numpy's
         return np.frombuffer(_native.rank_order(book, n, book.shape[1]), np.uint8).reshape(n, n)
     wide = book.astype(np.int64)
     distance = ((wide[:, None, :] - wide[None, :, :]) ** 2).sum(axis=-1)

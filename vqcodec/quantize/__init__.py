@@ -16,12 +16,14 @@ library, :mod:`vqcodec.space` and the compiled loops of
 * :mod:`.learn` -- k-means plus finishing (rounding, refinement, dropping
   unused entries): :func:`learn` gives a :class:`Codebook`.
 * :mod:`.nearest` -- the nearest-entry search (C, numpy, pruned).
-* :mod:`.remap` -- pixels to indices against a codebook, then :mod:`.rdo`;
-  :func:`rebuild`, indices back to pixels.
+* :mod:`.remap` -- pixels to indices against a codebook, then :mod:`.rdo`
+  or :mod:`.dither`; :func:`rebuild`, indices back to pixels.
 * :mod:`.blocks` -- pixels to vectors of bw x bh pixels and back: every
   stage works on vectors of any dimension (a :class:`Codebook` of blocks,
   ``Histogram.of(pixels, block=(2, 2))``).
 * :mod:`.rdo` -- the rate-aware index choice.
+* :mod:`.dither` -- error diffusion where it helps, with the rate-aware
+  choice inside its loop.
 
 :func:`quantize` is the encoder's path through the stages for one image: it
 maps pixels through their distinct colours' labels from learning, never by

@@ -7,7 +7,9 @@ quantizer nothing it would not pay anyway), then cut into blocks in raster
 order.  A block's vector is its pixels in raster order, channels
 interleaved: ``D = bh x bw x C`` components, the layout a :class:`Codebook`
 of that block shape holds.  :func:`scatter` is the inverse and crops the
-padding away.  A 1 x 1 block is a pixel: the vectors are the pixels.
+padding away, and :func:`lookup` is the decoder's form of it: a table
+gather from the codebook straight into place (spec §3.1, §8).  A 1 x 1
+block is a pixel: the vectors are the pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from vqcodec.errors import OptionError
 
-__all__ = ["grid_shape", "gather", "scatter", "check_block"]
+__all__ = ["grid_shape", "gather", "scatter", "lookup", "check_block"]
 
 
 def check_block(block: object) -> tuple[int, int]:
@@ -57,3 +59,28 @@ def scatter(vectors: np.ndarray, height: int, width: int, channels: int, block: 
                           f"found shape {v.shape}")
     full = v.reshape(rows, cols, bh, bw, channels).transpose(0, 2, 1, 3, 4).reshape(rows * bh, cols * bw, channels)
     return np.ascontiguousarray(full[:height, :width])
+
+
+def lookup(entries: np.ndarray, indices: np.ndarray, height: int, width: int, channels: int,
+           block: tuple[int, int]) -> np.ndarray:
+    """``(H, W, C)`` pixels from a ``(rows, cols)`` map of *indices* into ``(n, bh x bw x C)`` *entries*.
+
+    :func:`scatter` of ``entries[indices]`` without the intermediate copy: each
+    row of pixels of a block (``bw x C`` bytes, one opaque item) is gathered
+    by ``np.take`` straight into its place, one pass per row of the block
+    (~3x faster than take then transpose).  Indices must be below ``n``.
+    """
+    bw, bh = block
+    rows, cols = grid_shape(height, width, block)
+    book = np.ascontiguousarray(entries, np.uint8)
+    if book.ndim != 2 or book.shape[1] != bh * bw * channels or np.shape(indices) != (rows, cols):
+        raise OptionError(f"blocks: entries {book.shape} and indices {np.shape(indices)} do not make a "
+                          f"{width}x{height} image of {channels} channels in {bw}x{bh} blocks")
+    item = np.dtype((np.void, bw * channels))
+    lines = book.view(item).reshape(len(book), bh).T.copy()  # lines[j, e]: row j of entry e
+    out = np.empty((rows, bh, cols), item)
+    grid = np.asarray(indices, np.intp)
+    for j in range(bh):
+        np.take(lines[j], grid, out=out[:, j, :])
+    full = out.view(np.uint8).reshape(rows * bh, cols * bw, channels)
+    return full if full.shape[:2] == (height, width) else np.ascontiguousarray(full[:height, :width])

@@ -4,8 +4,9 @@ A codebook is ``n`` entries of ``D = channels × block_width × block_height``
 ``uint8`` components each: a colour for per-pixel quantization (block
 1×1), or a block of colours (row-major, channels interleaved) for vectors
 larger than one pixel.  It is immutable (the array is read-only) and
-identified by :attr:`Codebook.sha256`, a hash of its shape and entries, so
-two codebooks with the same entries compare equal whatever their origin.
+identified by :attr:`Codebook.sha256`, a hash of its shape and entries (the
+identity of its ``.vqb`` file, spec §11.2), so two codebooks with the same
+entries compare equal whatever their origin.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ class Codebook:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __reduce__(self):  # pickled (to batch and training workers) as a new, read-only value
+        return _codebook, (self.entries, self.channels, self.block)
+
     @property
     def sha256(self) -> str:
-        """Hex SHA-256 of (channels, block width, block height as u8 each; n as u32 LE; the entries)."""
+        """Hex SHA-256 identity of the codebook: that of its ``.vqb`` file (spec §11.2).
+
+        The hash of (channels, sample depth 8, block width, block height,
+        colour space 0, a zero byte: u8 each; n as u32 LE; the entries), the
+        bytes :func:`vqcodec.vqb.identity_body` builds (tests check they agree).
+        """
         if self._hash is None:
-            head = struct.pack("<BBBI", self.channels, *self.block, len(self.entries))
+            head = struct.pack("<BBBBBBI", self.channels, 8, *self.block, 0, 0, len(self.entries))
             self._hash = hashlib.sha256(head + self.entries.tobytes()).hexdigest()
         return self._hash
 
@@ -66,6 +75,10 @@ class Codebook:
     def __repr__(self) -> str:
         bw, bh = self.block
         return f"Codebook({len(self)} entries, {self.channels} channels, block {bw}x{bh}, sha256 {self.sha256[:12]})"
+
+
+def _codebook(entries: np.ndarray, channels: int, block: tuple[int, int]) -> Codebook:
+    return Codebook(entries, channels=channels, block=block)
 
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -77,11 +77,16 @@ def _cost(planes: np.ndarray, book: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
            strength: float = DEFAULT_STRENGTH, iterations: int = ITERATIONS,
-           band_pixels: int = BAND_PIXELS, threads: int | None = None) -> np.ndarray:
+           band_pixels: int = BAND_PIXELS, threads: int | None = None,
+           channels: int | None = None) -> np.ndarray:
     """Return a new (H, W) index map, same dtype as *indices* (see the module docstring).
 
     *pixels* is (H, W, C) uint8, *codebook* (n, C) uint8, *indices* (H, W)
-    with every index < n.  ``strength`` 0 returns a copy of *indices*.
+    with every index < n.  For block vectors *pixels* is the map of blocks,
+    (rows, cols, D) with each block's pixels in order, *codebook* (n, D),
+    and *channels* the channels of one pixel (D = pixels per block ×
+    channels): with alpha each pixel is premultiplied by its own alpha, and
+    "neighbour" means the block to the left or above.  ``strength`` 0 returns a copy of *indices*.
     Bands of rows are independent (a band's first row looks up at the
     *input* index of the row above), so they run on *threads* threads
     (default: up to 4, when there are several bands) with the same result.
@@ -93,6 +98,9 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
             f"rdo: shapes do not match (pixels {pixels.shape}, codebook {codebook.shape}, "
             f"indices {indices.shape})"
         )
+    channels = channels or pixels.shape[2]
+    if pixels.shape[2] % channels:
+        raise OptionError(f"rdo: {pixels.shape[2]} components are not whole pixels of {channels} channels")
     out = np.array(indices, copy=True)
     h, w = out.shape
     if strength == 0 or out.size == 0:
@@ -101,12 +109,13 @@ def smooth(pixels: np.ndarray, codebook: np.ndarray, indices: np.ndarray, /, *,
     rows = max(1, -(-h // bands))
     starts = range(0, h, rows)
 
-    if _native is not None and out.dtype in (np.uint8, np.uint16) and len(codebook) <= 65536:
+    if (_native is not None and out.dtype in (np.uint8, np.uint16) and len(codebook) <= 65536
+            and channels == pixels.shape[2]):  # the C loops take pixels (1x1 vectors)
         band_total, band_smooth = _native_bands(pixels, codebook, indices, out, rows,
                                                 float(strength), iterations)
     else:
         band_total, band_smooth = _numpy_bands(pixels, codebook, indices, out, rows,
-                                               float(strength), iterations)
+                                               float(strength), iterations, channels)
     workers = min(len(starts), threads or min(4, cores()))
     if workers <= 1:
         lam = strength * sum(map(band_total, starts)) / out.size
@@ -141,14 +150,14 @@ def _native_bands(pixels, codebook, indices, out, rows, strength, iterations):
     return band_total, band_smooth
 
 
-def _numpy_bands(pixels, codebook, indices, out, rows, strength, iterations):
-    """(band_total, band_smooth) in numpy: every pixel of a pass at once."""
-    channels = codebook.shape[1]
-    alpha = channels in (2, 4)  # costs over premultiplied colours, as the quantizer measures them
-    book = _planes(codebook, alpha)
+def _numpy_bands(pixels, codebook, indices, out, rows, strength, iterations, channels):
+    """(band_total, band_smooth) in numpy: every pixel (or block) of a pass at once."""
+    dim = codebook.shape[1]
+    alpha = space.has_alpha(channels)  # costs over premultiplied colours, as the quantizer measures
+    book = _planes(codebook, alpha, channels)
 
     def planes(r0: int) -> np.ndarray:
-        return _planes(pixels[r0 : r0 + rows].reshape(-1, channels), alpha)
+        return _planes(pixels[r0 : r0 + rows].reshape(-1, dim), alpha, channels)
 
     def band_total(r0: int) -> int:
         return int(_cost(planes(r0), book, indices[r0 : r0 + rows].reshape(-1)).sum(dtype=np.int64))
@@ -174,10 +183,13 @@ def _numpy_bands(pixels, codebook, indices, out, rows, strength, iterations):
     return band_total, band_smooth
 
 
-def _planes(colors: np.ndarray, alpha: bool) -> np.ndarray:
-    """(N, C) uint8 -> (C, N) int32; with *alpha* the colour channels premultiplied (rounded)."""
+def _planes(colors: np.ndarray, alpha: bool, channels: int) -> np.ndarray:
+    """(N, D) uint8 -> (D, N) int32; with *alpha* the colour channels of each pixel of
+    *channels* premultiplied (rounded) by its own alpha."""
     if alpha:
-        return np.ascontiguousarray(space.premultiply_rounded(colors).T)
+        n, dim = colors.shape
+        pre = space.premultiply_rounded(colors.reshape(n, dim // channels, channels))
+        return np.ascontiguousarray(pre.reshape(n, dim).T)
     return np.ascontiguousarray(colors.T, dtype=np.int32)
 
 
