@@ -777,3 +777,26 @@ def test_d10_decode_limit_message_names_the_flag_once(tmp_path, image):
                     "(max_pixels); raise the limit with --max-pixels if you trust this file")
     line = error_line(run("decode", vqi, "--output-dir", tmp_path / "o", "--max-pixels", "10"))
     assert line.endswith("(max_pixels); raise the limit with --max-pixels if you trust this file")
+
+
+def test_rd_plot_labels_a_baseline_that_fell_short(monkeypatch):
+    """The legend said 'at equal PSNR' even where quality 100 never reached vqcodec's PSNR."""
+    import types
+    from unittest import mock
+
+    figure = mock.MagicMock()
+    fake = types.ModuleType("matplotlib")
+    fake.use = lambda backend: None
+    fake_figure = types.ModuleType("matplotlib.figure")
+    fake_figure.Figure = lambda *a, **k: figure
+    monkeypatch.setitem(sys.modules, "matplotlib", fake)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", fake_figure)
+    rng = np.random.default_rng(4)
+    px = pixels.from_array(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    result = rd.Result(ks=(256,), baselines=("jpeg",))
+    result.rows = rd.measure_image(px, ks=(256,), baselines=("jpeg",))
+    result.images = ["<image>"]
+    assert [r.reached for r in result.rows if r.codec == "jpeg"] == [False]  # noise at k=256
+    rd.plot_png(result)
+    labels = [c.kwargs.get("label") for c in figure.add_subplot.return_value.plot.call_args_list]
+    assert "JPEG (quality 100 short of vqcodec's PSNR at some k)" in labels
