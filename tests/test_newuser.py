@@ -164,7 +164,7 @@ def test_d2_fifo_is_written_through(tmp_path, image):
     except (OSError, AttributeError) as e:
         pytest.skip(f"no FIFO here: {e}")
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     proc = run("encode", src, fifo, "-k", "16", "-q")  # no --force needed: nothing is replaced
     reader.join(30)
