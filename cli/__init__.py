@@ -197,8 +197,9 @@ def _main(argv: Sequence[str] | None, holder: list) -> int:
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)
         args, extra = parser.parse_known_args(argv)
-        if extra and hasattr(args, "paths") and all(e == "-" or not e.startswith("-") for e in extra):
-            args.paths += extra  # PATHs after an option ("a.png -k 4 out.vqi"), as intermixed
+        listed = next((name for name in ("paths", "inputs") if hasattr(args, name)), None)
+        if extra and listed and all(e == "-" or not e.startswith("-") for e in extra):
+            getattr(args, listed).extend(extra)  # PATHs after an option ("a.png -k 4 out.vqi")
             extra = []
         if extra:  # named here, where the command is known, so the hint names its --help
             where = f"vqcodec {args.command}" if getattr(args, "command", None) else "vqcodec"

@@ -111,7 +111,10 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
                                      skip_existing=args.skip_existing, suffix=ext)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
-        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
+        from .commands import lossy_options
+
+        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook,
+                       quality=lossy_options(args, fmt).get("quality"))
     options["overwrite"] = args.force
     return plan, options
 
@@ -190,6 +193,8 @@ def _error_line(what: str, result: Any) -> None:
         message = f"cannot {what} '{result.source}': {message}"
     if message.endswith(f"'{result.target}' exists"):  # the library gives no CLI advice
         message += "; use --force to replace it"
+    elif message.endswith("(max_pixels)"):
+        message += "; raise the limit with --max-pixels if you trust this file"
     message = " ".join(message.split())
     print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
 

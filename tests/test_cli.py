@@ -157,10 +157,13 @@ def test_info(tmp_path, small_png):
     proc = run("info", out)
     assert proc.returncode == 0
     text = proc.stdout.decode()
-    for piece in ("VQI 1.0", "width            32", "height           24", "HEAD", "BOOK", "INDX", "DONE"):
+    for piece in ("VQI 1.0", "size             32×24 RGB", "k                8 (3 bits/index)",
+                  "ICC profile      none", "HEAD", "BOOK", "INDX", "DONE"):
         assert piece in text, piece
     fields = json.loads(run("info", out, "--json").stdout)
     assert fields["bytes"] == out.stat().st_size
+    assert (fields["width"], fields["height"], fields["k"], fields["icc_profile_bytes"]) == (32, 24, 8, 0)
+    assert isinstance(fields["index_coder"], int) and isinstance(fields["index_coder_name"], str)
     assert [s["type"] for s in fields["sections"]] == ["HEAD", "BOOK", "INDX", "DONE"]
 
 
