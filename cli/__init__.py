@@ -2,7 +2,9 @@
 
 ``main(argv=None) -> int`` does the work; every user mistake becomes one line
 on stderr (``vqcodec: error: <what>; <what to do>``) and exit code 2, an
-internal error exit code 1, Ctrl-C exit code 130.  Nothing under
+internal error exit code 1, Ctrl-C exit code 130; an encode target that
+cannot be met exits 99 and ``--skip-if-larger`` 98, nothing written
+(pngquant's codes, :class:`ExitStatus`).  Nothing under
 ``vqcodec/`` imports this package.
 """
 

@@ -59,10 +59,11 @@ def run(args: argparse.Namespace, what: str) -> int:
     bar = _Progress(sys.stderr, plan.total, what, enabled=not quiet)
     results: list[batch.Result] = []
     start = time.perf_counter()
-    new_folders = _folders_to_make(plan, args.output_dir)
+    new_folders = [] if args.output_dir is None else _folders_to_make(plan, args.output_dir)
     try:
         with _executor(args) as (executor, window):
-            _make_output_dir(args.output_dir, plan)
+            if args.output_dir is not None:  # None with --ext: beside the inputs
+                _make_output_dir(args.output_dir, plan)
             with contextlib.closing(batch.run(plan, executor=executor, jobs=args.jobs,
                                               window=window, **options)) as stream:
                 for result in stream:

@@ -187,15 +187,15 @@ def _add_encode(sub: Any) -> None:
                      help="map the image to this shared codebook instead of learning one: a .vqb "
                      "file (vqcodec train), a GIMP palette (.gpl) or a palette image of at most 256 "
                      "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
-    enc.add_argument("--strip", action="store_true",
-                     help="leave the input's ICC profile out of the file (the only metadata a "
-                     ".vqi keeps; rd --strip measures the same bytes)")
     enc.add_argument("--speed", type=_whole("speed"), default=None, metavar="N",
                      help="effort, 1 (slowest) to 10 (fastest), default 4: faster speeds run fewer "
                      "k-means iterations and rate-aware passes, for a little less PSNR")
     enc.add_argument("-v", "--verbose", action="store_true",
                      help="also say on stderr how the file was made: the coder and layout "
                      "chosen and, with a target, every candidate k looked at")
+    enc.add_argument("--strip", action="store_true",
+                     help="leave the input's ICC profile out of the file (the only metadata a "
+                     ".vqi keeps; rd --strip measures the same bytes)")
     enc.add_argument("--ssim", action="store_true",
                      help="measure SSIM for the report whatever the size (by default only up to "
                      "4 megapixels: it costs more than the encode on large images)")
@@ -254,7 +254,7 @@ def _common_output_options(p: argparse.ArgumentParser, default_max: int,
     add_executor_options(p, prefix="batch mode: ")
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--ext", type=_extension, default=None, metavar="EXT",
-                   help="batch mode without -o: write each output beside its input, named "
+                   help="batch mode without --output-dir: write each output beside its input, named "
                    "with EXT in place of the input's extension (pngquant's --ext)")
     p.add_argument("--skip-existing", action="store_true",
                    help="batch mode: leave an input whose output exists (to re-run a batch "
@@ -361,14 +361,15 @@ def cmd_encode(args: argparse.Namespace) -> int:
     try:
         with Ticker(sys.stderr, f"encode {name}", enabled=not args.quiet) as ticker:
             if options.target is not None:
-                ticker.stage("searching for the target")
+                ticker.stage("choosing k")
                 result = vqcodec.encode_target(pixels.NamedBytes(source, name), options)
-                if not result.ok:
-                    return _not_written(args, name, result)
-                enc = result.encoded
             else:
                 enc = vqcodec.encode_pixels(pixels.NamedBytes(source, name), options,
                                             on_stage=ticker.stage)
+        if result is not None:
+            if not result.ok:
+                return _not_written(args, name, result)
+            enc = result.encoded
     except vqcodec.ImageInputError as e:
         raise UsageError(f"{e}{_image_hint(e, name)}") from None
     except vqcodec.LimitError as e:

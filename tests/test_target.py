@@ -204,6 +204,14 @@ def test_an_input_of_at_most_k_colours_stays_lossless(changes):
     assert np.array_equal(vqcodec.decode(result.data), image)
 
 
+def test_a_budget_below_the_lossless_file_of_few_colours_takes_fewer():
+    image = few_colours()
+    lossless = len(vqcodec.encode(image))
+    for size in (lossless - 1, lossless // 2):
+        result = vqcodec.encode_target(image, max_bytes=size)
+        assert result.reached and result.k < 40 and result.bytes <= size
+
+
 @pytest.mark.parametrize("changes", [{"psnr": 33.0}, {"quality": "65-80"}, {"bpp": 1.5}])
 def test_reencoding_a_decoded_file_gives_the_same_file(sample, changes):
     first = vqcodec.encode(sample, **changes)

@@ -158,10 +158,10 @@ class Summary:
     mean_bpp: float | None
     mean_psnr: float | None
     seconds: float
-    lossless: int = 0
     unreachable: int = 0
     larger: int = 0
     existing: int = 0
+    lossless: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, JSON-ready: an infinite mean PSNR becomes None."""
@@ -191,10 +191,10 @@ def summarize(results: Iterable[Result], seconds: float) -> Summary:
         mean_bpp=(sum(b for b, _ in weighted) / sum(n for _, n in weighted)) if weighted else None,
         mean_psnr=mean_psnr,
         seconds=seconds,
-        lossless=len(psnrs) - len(finite),
         unreachable=skipped.count("unreachable"),
         larger=skipped.count("larger"),
         existing=skipped.count("exists"),
+        lossless=len(psnrs) - len(finite),
     )
 
 

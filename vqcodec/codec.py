@@ -84,27 +84,28 @@ def _options(options: EncodeOptions | None, changes: dict[str, Any]) -> EncodeOp
 
 
 def _load(image: ImageLike, opts: EncodeOptions) -> tuple[pixels.Pixels, int | None]:
-    """The pixels, checked against the limit, and the input file's size (None: not a file)."""
+    """The pixels (ICC profile left out with *strip*), checked against the limit, and the
+    input file's size (for ``skip_if_larger``; None: not asked for, or not a file)."""
     px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,} (max_pixels)"
         )
-    return px, _input_size(image)
+    return px, _input_size(image) if opts.skip_if_larger else None
 
 
 def _input_size(image: ImageLike) -> int | None:
-    """The size of a file input (path, bytes, or the rest of a seekable stream)."""
-    if isinstance(image, (np.ndarray, pixels.Pixels)) or pixels.is_pil_image(image):
-        return None
+    """The size of a file input (path, bytes, or a seekable binary stream), else None."""
     if isinstance(image, (bytes, bytearray, memoryview)):
         return memoryview(image).nbytes
     if isinstance(image, (str, os.PathLike)):
         return os.path.getsize(image)
+    if not (hasattr(image, "read") and hasattr(image, "seek")):  # an array, a PIL image...
+        return None
     try:  # a stream that was read to its end: its length
         return int(image.seek(0, os.SEEK_END))
-    except (AttributeError, OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
 
 
@@ -160,12 +161,11 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     defaults); keyword *changes* replace some of its fields (``k=64``...).
     *on_stage*, if given, is called with the name of each stage as it starts
     ("reading", "learning the codebook", "mapping pixels", "coding"): what a
-    progress display shows.
-    With a target option the codebook size is chosen to meet it
-    (:func:`encode_target`); :class:`~vqcodec.errors.TargetUnreachableError`
-    when no k up to ``k`` does.  With ``skip_if_larger``,
-    :class:`~vqcodec.errors.NotSmallerError` when the file would not be
-    smaller than the input file.
+    progress display shows.  With a target option the codebook size is
+    chosen to meet it (:func:`encode_target`; stage "choosing k");
+    :class:`~vqcodec.errors.TargetUnreachableError` when no k up to ``k``
+    does.  With ``skip_if_larger``, :class:`~vqcodec.errors.NotSmallerError`
+    when the file would not be smaller than the input file.
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
     from .quantize.rdo import iterations_for
@@ -173,6 +173,7 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     stage = on_stage or (lambda name: None)
     opts = _options(options, changes)
     if opts.target is not None:
+        stage("choosing k")
         result = encode_target(image, opts)
         if not result.reached:
             raise TargetUnreachableError(_unreachable(result), result)
@@ -288,18 +289,18 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
     ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),
-    ``max_pixels``, ``codebook`` (a shared
-    codebook: the file names it instead of holding it, :mod:`vqcodec.books`); one target of
-    ``psnr`` (dB), ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp``
-    (then ``k`` is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
+    ``max_pixels``, ``codebook`` (a shared codebook: the file names it
+    instead of holding it, :mod:`vqcodec.books`); one target of ``psnr`` (dB),
+    ``quality`` ("65-80", pngquant's scale), ``max_bytes``, ``bpp`` (then ``k``
+    is the largest codebook tried); ``skip_if_larger``; ``speed`` (1-10).  An
     unreachable target raises :class:`~vqcodec.errors.TargetUnreachableError`
     and ``skip_if_larger`` :class:`~vqcodec.errors.NotSmallerError`, with
     nothing written (:func:`encode_target` returns the outcome instead).
     """
     options = EncodeOptions(k=k, seed=seed, rdo=rdo, dither=dither, coder=coder, layout=layout, level=level,
-                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook, psnr=psnr,
-                            quality=quality, max_bytes=max_bytes, bpp=bpp, skip_if_larger=skip_if_larger,
-                            speed=speed)
+                            block=block, strip=strip, max_pixels=max_pixels, codebook=codebook,
+                            psnr=psnr, quality=quality, max_bytes=max_bytes, bpp=bpp,
+                            skip_if_larger=skip_if_larger, speed=speed)
     data = encode_pixels(image, options).data
     if dst is not None:
         fileio.write_target(dst, data, overwrite=overwrite)

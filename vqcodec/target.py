@@ -18,12 +18,15 @@ The search is cheap because the candidates share one learning:
    error of its distinct colours (no pixels touched): the *estimate* that
    steers the search;
 4. a *probe* measures a candidate exactly: the index map with the
-   rate-aware choice (rdo) and dithering if asked for, its MSE over the pixels (premultiplied with
-   alpha, as ``rd`` and the report measure it) and, for a byte budget, the
-   exact file size from the encoder's coder choice -- no file written;
-5. the search brackets the answer between a probe that meets the target
-   and one that does not, guessing from the estimate scaled by the last
-   probe's measured-to-estimated ratio, so a few probes settle it.
+   rate-aware choice (rdo) and dithering if asked for, its MSE over the
+   pixels (premultiplied with alpha, as ``rd`` and the report measure it)
+   and, for a byte budget, the exact file size from the encoder's coder
+   choice -- no file written;
+5. PSNR and quality: the bracket is searched on *predicted* MSEs (the
+   colour error times the share the rate-aware choice adds, measured once
+   on a quarter of the rows) and only the answer is probed; if it misses,
+   the search goes on above it.  Byte budgets: every candidate is coded,
+   k by interpolation in log k, then the rdo strength either side.
 
 Images with alpha learn each probed k anew (the transparent entry makes the
 family non-nested); the search is the same, by bisection.
@@ -67,8 +70,8 @@ QUALITY_MSE_SCALE = 1.4 * 65536 / 6
 libimagequant maps quality q to an MSE on colours scaled to 0..1:
 ``u(q) = max(0.016 / (0.001 + q) - 0.001, 0) + 2.5 / (210 + q)^1.2 × (100.1 - q) / 100``,
 and pngquant prints it as ``u(q) × 65536 / 6`` (Q80: 6.09, Q70: 9.51,
-Q60: 13.24).  Its search overshoots that target (it delivers 0.66 of it
-on average), and its MSE is gamma-weighted; measured on the Kodak photos
+Q60: 13.24).  Its search overshoots that target (in its own units it
+delivers about 0.66 of it), and its MSE is gamma-weighted; measured on the Kodak photos
 (pngquant 2.17 ``--nofs --quality 0-q``, q = 40 ... 80), the plain per-channel
 MSE it delivers is 1.35-1.52 × its printed number, mean 1.41.  So quality q
 here means an MSE of 1.4 × pngquant's printed MSE: Q80 = 8.53 (38.8 dB),
@@ -83,6 +86,7 @@ MAX_PROBES = 16
 """Candidates per search at most (a safety bound: the searches take 2 to 8 on the corpus)."""
 
 _BUDGET_RDO_STEPS = 5  # interpolation steps on the rdo strength, each side of a byte budget
+_FULL = 0.995  # a file this close under its budget ends the search
 
 
 def quality_to_mse(quality: float) -> float:
@@ -221,7 +225,8 @@ class _Search:
     def _learned(self) -> tuple[np.ndarray, np.ndarray]:
         """k-means at the largest k: the centroids that carry weight, and their weights."""
         if self._base is None:
-            c = kmeans(self.colors, self.counts, self.opts.k, self.opts.seed, speed=self.opts.speed)
+            top = min(self.opts.k, self.distinct - 1)  # a budget below lossless searches under n
+            c = kmeans(self.colors, self.counts, top, self.opts.seed, speed=self.opts.speed)
             labels, d = nearest(self.colors.astype(np.float32), c, want_dist=True)
             w = np.bincount(labels, weights=self.counts.astype(np.float64), minlength=len(c))
             self._base = (c[w > 0], w[w > 0])
@@ -427,11 +432,15 @@ class _Search:
     def _fill(self, fits: _Probe, over: _Probe | None, size: int) -> _Probe:
         """The best PSNR within *size*: *fits* with less rdo, or *over* with more."""
         best = fits
+        if fits.bytes >= _FULL * size:  # the budget is used: nothing to gain worth the probes
+            return best
         if fits.rdo > 0:  # a weaker rate-aware choice: more bytes, more PSNR
             p = self._least_rdo(fits.k, 0.0, fits.rdo, size)
             if p is not None and p.mse < best.mse:
                 best = p
-        if over is not None:  # a stronger one may fit one more colour
+        # a stronger one may fit one more colour; it can only add error to over's, so it
+        # is worth probing only when over's error is below the best found
+        if over is not None and over.mse < best.mse:
             p = self._least_rdo(over.k, over.rdo, RDO_MAX, size)
             if p is not None and p.mse < best.mse:
                 best = p
@@ -448,6 +457,8 @@ class _Search:
             return None
         over = first
         for _ in range(_BUDGET_RDO_STEPS):
+            if fitting.bytes >= _FULL * size:  # close enough to the budget
+                break
             t = (over.bytes - size) / max(over.bytes - fitting.bytes, 1)
             mid = round(over.rdo + min(max(t, 0.15), 0.85) * (fitting.rdo - over.rdo), 3)
             if not over.rdo < mid < fitting.rdo:

@@ -85,7 +85,7 @@ def _effort(speed: int) -> tuple[int, float, int, int, bool]:
     iterations on the seed set and a working-set scale of 10, one start
     from speed 6, and from speed 8 no jumps and no final iterations on all
     colours (the finishing still assigns every colour).  Speed 10 on the
-    Kodak photos: 2.7 / 2.0 / 1.4 x faster encodes at k = 16 / 64 / 256 for
+    Kodak photos: 2.3 / 2.8 / 1.4 x faster encodes at k = 16 / 64 / 256 for
     1.021 / 1.014 / 1.012 x the bytes and 0.07 / 0.04 / 0.02 dB less
     (bench/quality_bench.py, section 6).  A smaller seed set cost 0.3 dB at
     k = 256, so it stays.
