@@ -451,8 +451,8 @@ def _pillow_bomb_check_off() -> Iterator[None]:
 
 def _open_header(fp: IO[bytes]) -> Image.Image:
     """``Image.open(fp)``; a PNG straight through Pillow's PNG plugin, because
-    Image.open first imports five plugins (JPEG's brings subprocess): ~7 ms
-    of every encode.  The caller checks the size against max_pixels either
+    Image.open first imports five plugins (JPEG's brings subprocess), a cost
+    every encode would pay.  The caller checks the size against max_pixels either
     way (Pillow's own bomb limit, which Image.open would apply, is the same
     as the default max_pixels)."""
     start = fp.tell()
