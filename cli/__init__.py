@@ -14,7 +14,7 @@ import argparse
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import Sequence, TextIO
 
 from .errors import ExitStatus, UsageError
 
@@ -148,8 +148,16 @@ def _blas_one_thread() -> None:
 _QUICK_EXIT = ("encode", "decode", "info")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
     """Run the CLI; return the exit status (never raises for a user's mistake).
+
+    *stdout* and *stderr*, when given, receive what the command prints in
+    place of ``sys.stdout`` and ``sys.stderr`` (every handler writes to the
+    streams current when it runs): a test or a program runs a command
+    in-process and reads its output.  Binary output (``-`` as the output
+    file) goes to ``stdout.buffer``, so give a text stream with one
+    (``io.TextIOWrapper(io.BytesIO())``) for those commands.
 
     With ``argv=None`` (the ``vqcodec`` program) the process is ours:
     OpenBLAS is kept to one thread (:func:`_blas_one_thread`), and after a
@@ -159,6 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     complete, fsynced and closed by then, and these commands leave no
     thread, pool or temporary file behind).
     """
+    if stdout is not None or stderr is not None:
+        import contextlib
+
+        with contextlib.ExitStack() as streams:
+            if stdout is not None:
+                streams.enter_context(contextlib.redirect_stdout(stdout))
+            if stderr is not None:
+                streams.enter_context(contextlib.redirect_stderr(stderr))
+            return _main(argv, [])
     holder: list = []
     status = _main(argv, holder)
     if argv is None and holder and holder[0].command in _QUICK_EXIT \
@@ -199,8 +216,9 @@ def _main(argv: Sequence[str] | None, holder: list) -> int:
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)
         args, extra = parser.parse_known_args(argv)
-        if extra and hasattr(args, "paths") and all(e == "-" or not e.startswith("-") for e in extra):
-            args.paths += extra  # PATHs after an option ("a.png -k 4 out.vqi"), as intermixed
+        listed = next((name for name in ("paths", "inputs") if hasattr(args, name)), None)
+        if extra and listed and all(e == "-" or not e.startswith("-") for e in extra):
+            getattr(args, listed).extend(extra)  # PATHs after an option ("a.png -k 4 out.vqi")
             extra = []
         if extra:  # named here, where the command is known, so the hint names its --help
             where = f"vqcodec {args.command}" if getattr(args, "command", None) else "vqcodec"

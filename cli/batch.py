@@ -112,21 +112,27 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
                                      skip_existing=args.skip_existing, suffix=ext)
         except OptionError as e:
             raise UsageError(f"--format {fmt}: {e}") from None
-        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook)
+        from .commands import lossy_options
+
+        options = dict(format=fmt, max_pixels=args.max_pixels, codebook=args.codebook,
+                       quality=lossy_options(args, fmt).get("quality"))
     options["overwrite"] = args.force
     return plan, options
 
 
-def _make_output_dir(output_dir: str, plan: Any) -> None:
-    if plan.jobs:
+def _make_output_dir(output_dir: str | None, plan: Any) -> None:
+    if plan.jobs and output_dir is not None:
         try:
             os.makedirs(output_dir, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create --output-dir '{output_dir}': {e.strerror or e}") from None
 
 
-def _folders_to_make(plan: Any, output_dir: str) -> list[str]:
-    """The folders the plan's outputs need that do not exist yet, deepest first."""
+def _folders_to_make(plan: Any, output_dir: str | None) -> list[str]:
+    """The folders the plan's outputs need that do not exist yet, deepest first (none beside the
+    inputs, --ext)."""
+    if output_dir is None:
+        return []
     top = os.path.abspath(output_dir)
     missing: set[str] = set()
     for job in plan.jobs:
@@ -188,6 +194,8 @@ def _error_line(what: str, result: Any) -> None:
         message = f"cannot {what} '{result.source}': {message}"
     if message.endswith(f"'{result.target}' exists"):  # the library gives no CLI advice
         message += "; use --force to replace it"
+    elif message.endswith("(max_pixels)"):
+        message += "; raise the limit with --max-pixels if you trust this file"
     message = " ".join(message.split())
     print(f"vqcodec: error: {message}", file=sys.stderr, flush=True)
 

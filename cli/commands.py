@@ -13,7 +13,7 @@ from .errors import UsageError
 from .progress import Ticker
 
 
-_positive_int = rd.positive_int
+_positive_int = rd.positive_int  # (batch mode, train and tokens take it from here)
 
 
 def _k_value(text: str) -> int:
@@ -115,6 +115,16 @@ def _rdo_value(text: str) -> float:
     return _checked("rdo", value)
 
 
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be a whole number from 1 to 100, got '{text}'")
+    return value
+
+
 def _dither_value(text: str) -> float:
     try:
         value = float(text)
@@ -208,9 +218,12 @@ def _add_decode(sub: Any) -> None:
                      "or INPUT -o OUTPUT, or, with --output-dir DIR, any number of .vqi files "
                      "and folders to decode in a batch")
     dec.add_argument("--format", default=None, help="output format (default: from the extension)")
+    dec.add_argument("--lossy-quality", type=_quality, default=None, metavar="Q",
+                     help="write WebP, JPEG or AVIF lossy at quality Q, 1 to 100 (default: WebP "
+                     "is lossless; JPEG and AVIF are always lossy, at Pillow's default quality)")
     dec.add_argument("--codebook", metavar="BOOK", action="append", default=None,
-                     help="a shared codebook the files may name (.vqb, .gpl or palette image; may be "
-                     "repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
+                     help="a shared codebook the files may name (.vqb, .gpl or palette image, or a folder "
+                     "of .vqb files; may be repeated); also searched: the folders of $VQCODEC_CODEBOOKS, then "
                      "$XDG_DATA_HOME/vqcodec/codebooks (~/.local/share/vqcodec/codebooks)")
     _common_output_options(dec, DEFAULT_MAX_PIXELS, quiet="print nothing")
     dec.set_defaults(handler=cmd_decode)
@@ -307,6 +320,20 @@ def _check_encode_output(output: str) -> None:
 _IMAGE_HINT = "give a PNG, JPEG, BMP, TIFF, WebP, GIF or PPM image"
 
 
+def _image_hint(e: Exception, name: str) -> str:
+    """The hint for an unrecognised input, unless its name already says it is an
+    image (a damaged .png needs no advice to give a PNG)."""
+    import os
+
+    from PIL import Image
+
+    if not str(e).endswith("not an image Pillow recognises"):
+        return ""
+    if os.path.splitext(name)[1].lower() in Image.registered_extensions():
+        return ""
+    return f"; {_IMAGE_HINT}"
+
+
 def _max_pixels_hint(e: object) -> str:
     """The library's size-limit message with the CLI's way to raise the limit."""
     return f"{e}; raise the limit with --max-pixels if you trust this file"
@@ -344,8 +371,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 return _not_written(args, name, result)
             enc = result.encoded
     except vqcodec.ImageInputError as e:
-        hint = f"; {_IMAGE_HINT}" if str(e).endswith("not an image Pillow recognises") else ""
-        raise UsageError(f"{e}{hint}") from None
+        raise UsageError(f"{e}{_image_hint(e, name)}") from None
     except vqcodec.LimitError as e:
         raise UsageError(_max_pixels_hint(e)) from None
     except vqcodec.NotSmallerError as e:
@@ -491,6 +517,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 fmt = pixels.format_for_path(args.output)
             except vqcodec.OptionError as e:
                 raise UsageError(f"{e} (or give --format)") from None
+    save = lossy_options(args, fmt)
     io.check_output(args.output, [args.input], force=args.force)
     start = time.perf_counter()
     data = io.read_input(args.input)
@@ -507,9 +534,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot decode '{name}': {e}") from None
         ticker.stage(f"writing {fmt.upper()}")
         try:
-            out = pixels.to_bytes(px, fmt.upper())
+            out = pixels.to_bytes(px, fmt.upper(), **save)
         except vqcodec.VqiError as e:
             raise UsageError(str(e)) from None
+    lossy = pixels.is_lossy(fmt, **save)
     io.write_output(args.output, out, force=args.force)
     seconds = time.perf_counter() - start
     if args.quiet:
@@ -518,13 +546,34 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "input": name, "output": "<stdout>" if args.output == io.STDIO else args.output,
         "width": px.width, "height": px.height, "mode": px.mode, "format": fmt.upper(),
         "bytes": len(out), "icc_profile": px.icc_profile is not None, "seconds": seconds,
+        "lossy": lossy,
     }
     if args.json:
         _say(args, report.dumps(fields))
     else:
         _say(args, f"{name} -> {fields['output']}: {px.width}×{px.height} {px.mode}, "
-                   f"{fmt.upper()} {len(out):,} bytes, {seconds:.2f} s")
+                   f"{fmt.upper()} {len(out):,} bytes{_lossy_words(lossy, save)}, {seconds:.2f} s")
     return 0
+
+
+def lossy_options(args: argparse.Namespace, fmt: str) -> dict[str, int]:
+    """Pillow's save options that --lossy-quality names for *fmt* (refused where it means nothing)."""
+    from vqcodec import pixels
+
+    if args.lossy_quality is None:
+        return {}
+    name = pixels.format_name(fmt)
+    if name not in ("WEBP", "JPEG", "AVIF", "MPO"):
+        raise UsageError(f"--lossy-quality applies to WebP, JPEG and AVIF, not {name}; drop it")
+    return {"quality": args.lossy_quality}
+
+
+def _lossy_words(lossy: bool, save: dict) -> str:
+    """What the decode report says of a format that changes the pixels."""
+    if not lossy:
+        return ""
+    quality = f"quality {save['quality']}" if "quality" in save else "Pillow's default quality"
+    return f" (lossy, {quality}: not the decoded pixels exactly)"
 
 
 def missing_codebook(e: Exception | str) -> str:
@@ -557,11 +606,12 @@ def _codebook_info(args: argparse.Namespace, data: bytes, name: str) -> int:
               "sample_depth": book.sample_depth, "block": f"{book.block_width}x{book.block_height}",
               "colour_space": book.colour_space}
     if args.json:
-        print(report.dumps(fields))
+        io.say(report.dumps(fields))
         return 0
-    print(f"{name}: VQB {fields['version']} codebook, {len(data):,} bytes")
+    lines = [f"{name}: VQB {fields['version']} codebook, {len(data):,} bytes"]
     for key in ("identity", "k", "mode", "block", "sample_depth", "colour_space"):
-        print(f"  {key:<16} {fields[key]}")
+        lines.append(f"  {key:<16} {fields[key]}")
+    io.say("\n".join(lines))
     return 0
 
 
@@ -579,27 +629,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     except vqcodec.VqiError as e:
         raise UsageError(f"'{name}' is not a valid VQI file: {e}") from None
     h = info.header
-    fields = {
+    layout = LAYOUTS.get(h.index_layout, "?")
+    coder = coders.by_id(h.index_coder).name
+    fields = {  # numbers as numbers; each name beside its number
         "file": name, "bytes": info.file_bytes, "version": f"{info.version[0]}.{info.version[1]}",
         "width": h.width, "height": h.height, "channels": h.channels, "mode": h.mode,
-        "sample_depth": h.sample_depth, "block": f"{h.block_width}x{h.block_height}",
         "k": h.k, "index_bits": h.index_bits,
-        "index_layout": f"{h.index_layout} ({LAYOUTS.get(h.index_layout, '?')})",
-        "index_coder": f"{h.index_coder} ({coders.by_id(h.index_coder).name})",
-        "stages": h.stages, "codebook_source": h.codebook_source,
         "codebook": info.codebook_ref.hex() if info.codebook_ref else None,
         "bpp": 8 * info.file_bytes / (h.width * h.height),
+        "icc_profile_bytes": info.icc_profile_bytes,
+        "index_coder": h.index_coder, "index_coder_name": coder,
+        "index_layout": h.index_layout, "index_layout_name": layout,
+        "sample_depth": h.sample_depth, "block_width": h.block_width,
+        "block_height": h.block_height, "stages": h.stages, "codebook_source": h.codebook_source,
         "sections": [{"type": s.type, "offset": s.offset, "length": s.length, "crc": f"0x{s.crc:08x}"}
                      for s in info.sections],
     }
     if args.json:
         io.say(report.dumps(fields))
         return 0
-    lines = [f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp"]
-    for key in ("width", "height", "mode", "sample_depth", "block", "k", "index_bits",
-                "index_layout", "index_coder", "stages", "codebook_source", "codebook"):
-        if fields[key] is not None:
-            lines.append(f"  {key:<16} {fields[key]}")
+    icc = f"{info.icc_profile_bytes:,} bytes" if info.icc_profile_bytes else "none"
+    bits = f"{h.index_bits} bit{'s' if h.index_bits != 1 else ''}/index"
+    lines = [
+        f"{name}: VQI {fields['version']}, {info.file_bytes:,} bytes, {fields['bpp']:.3f} bpp",
+        f"  {'size':<16} {h.width}×{h.height} {h.mode}",
+        f"  {'k':<16} {h.k} ({bits})",
+        f"  {'index coder':<16} {coder} (coder {h.index_coder}, {layout} layout {h.index_layout})",
+        f"  {'ICC profile':<16} {icc}",
+    ]
+    block = f"{h.block_width}x{h.block_height}"
+    if block != "1x1":  # vectors of blocks of pixels: a user's choice worth seeing
+        lines.insert(3, f"  {'block':<16} {block}")
+    lines.append(f"  {'header':<16} sample_depth {h.sample_depth}, block {block}, "
+                 f"stages {h.stages}, codebook_source {h.codebook_source}")
+    if fields["codebook"] is not None:
+        lines.append(f"  {'shared codebook':<16} {fields['codebook']}")
     lines.append("  sections:")
     for s in info.sections:
         lines.append(f"    {s.type}  offset {s.offset:>9,}  length {s.length:>11,}  crc 0x{s.crc:08x}")

@@ -157,10 +157,13 @@ def test_info(tmp_path, small_png):
     proc = run("info", out)
     assert proc.returncode == 0
     text = proc.stdout.decode()
-    for piece in ("VQI 1.0", "width            32", "height           24", "HEAD", "BOOK", "INDX", "DONE"):
+    for piece in ("VQI 1.0", "size             32×24 RGB", "k                8 (3 bits/index)",
+                  "ICC profile      none", "HEAD", "BOOK", "INDX", "DONE"):
         assert piece in text, piece
     fields = json.loads(run("info", out, "--json").stdout)
     assert fields["bytes"] == out.stat().st_size
+    assert (fields["width"], fields["height"], fields["k"], fields["icc_profile_bytes"]) == (32, 24, 8, 0)
+    assert isinstance(fields["index_coder"], int) and isinstance(fields["index_coder_name"], str)
     assert [s["type"] for s in fields["sections"]] == ["HEAD", "BOOK", "INDX", "DONE"]
 
 
@@ -422,3 +425,23 @@ def test_rdo_and_coder_options(tmp_path):
         proc = run("encode", SAMPLE, tmp_path / "bad.vqi", f"--rdo={bad}")
         assert proc.returncode == 2 and b"rdo must be a number from 0 to 5," in proc.stderr
         assert len(proc.stderr.splitlines()) == 1
+
+
+def test_main_writes_to_injected_streams_in_process(tmp_path):
+    import io as _io
+
+    from vqcodec.cli import main
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(src)
+    out, err = _io.StringIO(), _io.StringIO()
+    assert main(["encode", str(src), str(tmp_path / "x.vqi"), "-k", "4"], stdout=out, stderr=err) == 0
+    assert out.getvalue().startswith(f"{src} 4×4 RGB -> {tmp_path / 'x.vqi'}: k=4") and err.getvalue() == ""
+    out, err = _io.StringIO(), _io.StringIO()
+    assert main(["info", str(tmp_path / "missing.vqi")], stdout=out, stderr=err) == 2
+    assert out.getvalue() == "" and len(err.getvalue().splitlines()) == 1
+    assert err.getvalue().startswith("vqcodec: error: ")
+    binary = _io.TextIOWrapper(_io.BytesIO())
+    assert main(["decode", str(tmp_path / "x.vqi"), "-"], stdout=binary, stderr=err) == 0
+    binary.flush()
+    assert binary.buffer.getvalue().startswith(b"\x89PNG")

@@ -55,7 +55,7 @@ def files() -> Iterator[dict[str, bytes]]:
     shared = np.random.default_rng(5).integers(0, 256, (6, 3), dtype=np.uint8)
     identity = vqcodec.register_codebook(shared)
     out["shared"] = vqcodec.encode(sample_image(), codebook=shared, coder="zstd")
-    out["shared-ctx"] = vqcodec.encode(sample_image(), codebook=shared, coder="ctx")
+    out["shared-ctx"] = ctx_file(sample_image(), k=8, codebook=shared)
     yield out
     vqcodec.unregister_codebook(identity)
 

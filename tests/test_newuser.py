@@ -122,8 +122,12 @@ def test_d1_text_file_message_is_the_same_everywhere_and_names_no_class(tmp_path
     text = tmp_path / "text.png"
     text.write_text("hello\nworld\n" * 20)
     single = error_line(run("encode", text, tmp_path / "t.vqi"))
-    assert single == f"cannot read '{text}': not an image Pillow recognises; give a PNG, JPEG, BMP, " \
-                     "TIFF, WebP, GIF or PPM image"
+    assert single == f"cannot read '{text}': not an image Pillow recognises"  # it is named .png
+    renamed = tmp_path / "text.txt"
+    renamed.write_bytes(text.read_bytes())
+    assert error_line(run("encode", renamed, tmp_path / "t.vqi")) == (
+        f"cannot read '{renamed}': not an image Pillow recognises; give a PNG, JPEG, BMP, TIFF, "
+        "WebP, GIF or PPM image")
     piped = error_line(run("encode", "-", tmp_path / "t.vqi", stdin=text.read_bytes()))
     assert piped.startswith("cannot read '<stdin>': not an image Pillow recognises")
     for message in (single, piped):
@@ -160,7 +164,7 @@ def test_d2_fifo_is_written_through(tmp_path, image):
     except (OSError, AttributeError) as e:
         pytest.skip(f"no FIFO here: {e}")
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     proc = run("encode", src, fifo, "-k", "16", "-q")  # no --force needed: nothing is replaced
     reader.join(30)
@@ -692,3 +696,107 @@ def test_png_round_trip_keeps_pixels_and_mode(mode):
     # more than 256 colours: truecolour, as before
     many = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     assert Image.open(io.BytesIO(pixels.to_bytes(pixels.from_array(many), "PNG"))).mode == "RGB"
+
+
+# --------------------------------------------------------------------------
+# Usability: WebP lossless unless asked, JPEG said to be lossy
+
+
+def test_decode_to_webp_is_lossless_unless_a_quality_is_given(tmp_path):
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    vqi = tmp_path / "a.vqi"
+    vqi.write_bytes(vqcodec.encode(array, k=64))
+    decoded = vqcodec.decode(vqi)
+    proc = run("decode", vqi, tmp_path / "a.webp")
+    assert proc.returncode == 0 and "lossy" not in proc.stdout.decode()
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.webp").convert("RGB")), decoded)
+    proc = run("decode", vqi, tmp_path / "b.webp", "--lossy-quality", "60")
+    assert proc.returncode == 0 and "(lossy, quality 60" in proc.stdout.decode()
+    proc = run("decode", vqi, tmp_path / "c.jpg")
+    assert proc.returncode == 0 and "(lossy, Pillow's default quality" in proc.stdout.decode()
+    assert error_line(run("decode", vqi, tmp_path / "d.png", "--lossy-quality", "60")) == \
+        "--lossy-quality applies to WebP, JPEG and AVIF, not PNG; drop it"
+    proc = run("decode", vqi, "--output-dir", tmp_path / "batch", "--format", "jpg",
+               "--lossy-quality", "30", "-q")
+    assert proc.returncode == 0, proc.stderr
+    small = (tmp_path / "batch" / "a.jpg").stat().st_size
+    assert small < (tmp_path / "c.jpg").stat().st_size  # quality 30 reached the batch workers
+
+
+# --------------------------------------------------------------------------
+# Usability: the Pillow plugin's errors are OSErrors too
+
+
+def test_plugin_errors_are_oserrors_and_stay_vqcodecs(tmp_path):
+    data = bytearray(vqcodec.encode(np.zeros((6, 8, 3), np.uint8), k=2))
+    data[-12] ^= 0xFF  # inside a section: a CRC mismatch
+    path = tmp_path / "bad.vqi"
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError) as caught:
+        Image.open(path).load()
+    own = _raised(lambda: vqcodec.decode(bytes(data)))  # the library's own API is unchanged
+    assert isinstance(own, vqcodec.FormatError) and not isinstance(own, OSError)
+    assert isinstance(caught.value, type(own)) and type(caught.value).__name__ == type(own).__name__
+    assert str(caught.value) == str(own)
+
+
+def _raised(fn) -> BaseException:
+    try:
+        fn()
+    except BaseException as e:  # noqa: BLE001 - the test inspects it
+        return e
+    raise AssertionError("nothing raised")
+
+
+def test_paths_may_follow_options(tmp_path, image):
+    src, array = image
+    out = tmp_path / "late.vqi"
+    assert run("encode", src, "-k", "16", out, "-q").returncode == 0
+    np.testing.assert_array_equal(vqcodec.decode(out), array)
+    other = tmp_path / "other.png"
+    Image.fromarray(array[::-1]).save(other)
+    proc = run("rd", src, "-k", "4", other, "--no-baselines", "-j", "1")
+    assert proc.returncode == 0 and "2 images" in proc.stdout.decode().splitlines()[0]
+
+
+def test_d10_batch_limit_message_names_the_flag(tmp_path, image):
+    src, _ = image
+    proc = run("encode", src, "--output-dir", tmp_path / "out", "--max-pixels", "10", "-q")
+    line = error_line(proc)
+    assert line.endswith("above the limit of 10 (max_pixels); raise the limit with --max-pixels "
+                         "if you trust this file")
+
+
+def test_d10_decode_limit_message_names_the_flag_once(tmp_path, image):
+    src, _ = image
+    vqi = tmp_path / "a.vqi"
+    assert run("encode", src, vqi, "-q").returncode == 0
+    line = error_line(run("decode", vqi, tmp_path / "a.png", "--max-pixels", "10"))
+    assert line == (f"cannot decode '{vqi}': image is 28×20 = 560 pixels, above the limit of 10 "
+                    "(max_pixels); raise the limit with --max-pixels if you trust this file")
+    line = error_line(run("decode", vqi, "--output-dir", tmp_path / "o", "--max-pixels", "10"))
+    assert line.endswith("(max_pixels); raise the limit with --max-pixels if you trust this file")
+
+
+def test_rd_plot_labels_a_baseline_that_fell_short(monkeypatch):
+    """The legend said 'at equal PSNR' even where quality 100 never reached vqcodec's PSNR."""
+    import types
+    from unittest import mock
+
+    figure = mock.MagicMock()
+    fake = types.ModuleType("matplotlib")
+    fake.use = lambda backend: None
+    fake_figure = types.ModuleType("matplotlib.figure")
+    fake_figure.Figure = lambda *a, **k: figure
+    monkeypatch.setitem(sys.modules, "matplotlib", fake)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", fake_figure)
+    rng = np.random.default_rng(4)
+    px = pixels.from_array(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    result = rd.Result(ks=(256,), baselines=("jpeg",))
+    result.rows = rd.measure_image(px, ks=(256,), baselines=("jpeg",))
+    result.images = ["<image>"]
+    assert [r.reached for r in result.rows if r.codec == "jpeg"] == [False]  # noise at k=256
+    rd.plot_png(result)
+    labels = [c.kwargs.get("label") for c in figure.add_subplot.return_value.plot.call_args_list]
+    assert "JPEG (quality 100 short of vqcodec's PSNR at some k)" in labels

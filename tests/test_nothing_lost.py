@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,3 +101,21 @@ def test_failed_encode_leaves_no_output(tmp_path):
     proc = start("encode", bad, tmp_path / "o.vqi")
     assert proc.wait(timeout=60) == 2
     assert sorted(os.listdir(tmp_path)) == ["bad.png"]
+
+
+def test_interrupted_batch_leaves_no_empty_folder(tmp_path, big_png):
+    """D12 (issue 10): Ctrl-C in a batch left an empty output folder behind."""
+    deep = tmp_path / "in" / "deep"
+    deep.mkdir(parents=True)
+    for n in range(3):
+        shutil.copyfile(big_png, deep / f"p{n}.png")
+    out = tmp_path / "out"
+    proc = start("encode", tmp_path / "in", "--output-dir", out, "-k", "256", "-j", "1", "-q")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode in (0, 130), proc.stderr.read()
+    for folder, dirs, files in os.walk(out):
+        assert dirs or files, f"empty folder {folder} left behind"
+        for name in files:
+            assert vqcodec.decode(os.path.join(folder, name)).shape == (900, 1200, 3)

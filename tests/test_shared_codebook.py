@@ -106,6 +106,13 @@ def test_resolver_order(tmp_path, monkeypatch):
     (env_a / "other.vqb").write_bytes(vqb.write(books.load(PALETTE[:4])))
     (env_a / "junk.vqb").write_bytes(b"junk")
     assert books.find(identity).identity == identity
+    # a folder given as the codebook is searched like the search path's
+    monkeypatch.delenv(books.ENV_VAR)
+    (default / "mine.vqb").unlink()
+    write_vqb(env_a / "palette.vqb", PALETTE)
+    assert vqcodec.decode(data, codebook=str(env_a)).shape == IMAGE.shape
+    with pytest.raises(CodebookError, match="not found"):
+        vqcodec.decode(data, codebook=str(env_b))
 
 
 def test_registered_codebook_reaches_the_pillow_plugin(tmp_path):
@@ -180,7 +187,7 @@ def test_a_shared_block_codebook_gives_a_block_file_that_decodes_by_lookup():
     from vqcodec.quantize import rebuild
 
     blocks = Codebook(RNG.integers(0, 256, (8, 12), dtype=np.uint8), channels=3, block=(2, 2))
-    data = vqcodec.encode(IMAGE, codebook=blocks, rdo=0)  # the nearest entry per block (rdo off)
+    data = vqcodec.encode(IMAGE, codebook=blocks, rdo=0)  # each block its nearest entry
     header = container.read(data, inflate=False, codebooks=lambda ref: books.from_codebook(blocks)).header
     assert (header.block, header.codebook_source, header.k) == ((2, 2), 1, 8)
     expected = rebuild(remap(IMAGE, blocks), blocks, *IMAGE.shape[:2])
@@ -267,7 +274,7 @@ def test_cli_damaged_codebook_is_one_line(tmp_path):
 
 
 def test_cli_train_then_batch_encode_and_decode_with_a_block_codebook(tmp_path):
-    """train -> encode -o DIR --codebook (processes) -> decode through the search path."""
+    """train -> encode --output-dir DIR --codebook (processes) -> decode through the search path."""
     (tmp_path / "in").mkdir()
     for i in range(2):
         Image.fromarray(np.roll(IMAGE, 5 * i, axis=1)).save(tmp_path / "in" / f"im{i}.png")

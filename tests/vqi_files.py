@@ -66,5 +66,7 @@ def ctx_file(image, k: int, **options) -> bytes:
     enc = codec.encode_pixels(image, k=k, coder="zstd", layout="bytes", **options)
     header = dataclasses.replace(enc.header, index_coder=2)
     payload = packing.pack(enc.indices, bits=header.index_bits, layout=packing.BYTES)
+    ref = container.read(enc.data, inflate=False).codebook_ref  # a shared codebook's identity, or None
     return container.write(header, enc.codebook.tobytes(), payload,
-                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook))
+                           coded_index=ctxcoder.encode_reference(enc.indices, enc.codebook),
+                           codebook_ref=ref)

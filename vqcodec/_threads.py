@@ -3,7 +3,8 @@
 A leaf (quantize, rdo, ctxcoder, metrics) may import this and ``errors``
 only.  The heavy loops release the GIL (numpy's and vqcodec's C loops), so
 plain threads give a second core; a thread pool's import and start cost more
-than some of the work (a Kodak photo's whole decode is ~3 ms).
+than some of the work (a whole photo's decode takes a few milliseconds;
+bench/decode_bench.py measures it).
 """
 
 from __future__ import annotations

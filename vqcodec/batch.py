@@ -366,15 +366,17 @@ def encode_file(source: str, target: str, /, options: EncodeOptions | None = Non
 
 def decode_file(source: str, target: str, /, *, format: str = "PNG",
                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                overwrite: bool = False, codebook: Any = None) -> Result:
+                overwrite: bool = False, codebook: Any = None,
+                quality: int | None = None) -> Result:
     """Decode the .vqi file *source* to an image file *target* in *format* (atomically).
 
     *codebook*: shared codebooks the files may name (as for
-    :func:`vqcodec.codec.decode_pixels`; paths travel to any executor)."""
+    :func:`vqcodec.codec.decode_pixels`; paths travel to any executor).
+    *quality* (1-100) makes a WebP lossy (it is lossless without) and sets JPEG's."""
     def work() -> Result:
         data = fileio.read_source(source)
         px = codec.decode_pixels(data, max_pixels=max_pixels, codebook=codebook)
-        out = pixels.to_bytes(px, format)
+        out = pixels.to_bytes(px, format, **({} if quality is None else {"quality": quality}))
         write_file(target, out, overwrite)
         return Result(source, target, len(data), len(out), px.width * px.height,
                       metrics.bits_per_pixel(len(data), px.width, px.height))

@@ -5,7 +5,8 @@ of its ``.vqb`` file's body).  :func:`resolver` gives the decoder a function
 from that identity to the codebook, which looks, in this order:
 
 1. in the codebooks given to the call (the ``codebook`` argument of
-   :func:`vqcodec.decode` and friends: one or a list of :data:`Source`);
+   :func:`vqcodec.decode` and friends: one or a list of :data:`Source`, or
+   folders, searched as below);
 2. in the registry of this process (:func:`register_codebook`; the Pillow
    plugin decodes through it);
 3. in the folders (or files) of the environment variable
@@ -297,15 +298,20 @@ def _as_list(codebook: Source | Iterable[Source] | None) -> list[Source]:
 
 
 def find(identity: bytes, /, codebook: Source | Iterable[Source] | None = None) -> vqb.Book:
-    """The codebook whose identity is *identity*: given, registered or on the search path."""
-    given = [load(source) for source in _as_list(codebook)]
+    """The codebook whose identity is *identity*: given, registered or on the search path.
+
+    A folder given as a codebook is searched as the folders of the search path are.
+    """
+    sources = _as_list(codebook)
+    folders = [os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike)) and os.path.isdir(s)]
+    given = [load(source) for source in sources
+             if not (isinstance(source, (str, os.PathLike)) and os.fspath(source) in folders)]
     for book in given:
         if book.identity == identity:
             return book
     if identity in _registry:
         return _registry[identity]
-    places = search_path()
-    for place in places:
+    for place in [*folders, *search_path()]:
         book = _in_place(place, identity)
         if book is not None:
             return book

@@ -90,7 +90,7 @@ def _load(image: ImageLike, opts: EncodeOptions) -> tuple[pixels.Pixels, int | N
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
-            f"above the limit of {opts.max_pixels:,}"
+            f"above the limit of {opts.max_pixels:,} (max_pixels)"
         )
     return px, _input_size(image) if opts.skip_if_larger else None
 

@@ -292,7 +292,7 @@ def _check_size(header: Header, max_pixels: int | None) -> None:
             f" ({header.padded_pixel_count:,} in {header.block_width}×{header.block_height} blocks)"
         raise LimitError(
             f"image is {header.width}×{header.height} = {header.pixel_count:,} pixels{padded}, "
-            f"above the limit of {max_pixels:,}"
+            f"above the limit of {max_pixels:,} (max_pixels)"
         )
 
 

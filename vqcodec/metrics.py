@@ -51,8 +51,8 @@ SSIM
     With ``vqcodec._ssim`` built (the usual case) the filtering is C: each
     input row is filtered along the row into a ring of a window's height of
     rows, each output row down the ring, in chunks of 64 output rows shared
-    by two threads and added up in one fixed order (6 ms for a Kodak photo,
-    7x numpy's speed; equal to it up to rounding).  Without it, numpy: the
+    by two threads and added up in one fixed order (several times numpy's
+    speed; equal to it up to rounding).  Without it, numpy: the
     separable Gaussian is applied as
     banded matrix products (BLAS), vertically then horizontally.  The image
     is processed one channel and one tile at a time -- strips of 24 output

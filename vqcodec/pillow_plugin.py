@@ -15,7 +15,10 @@ Errors: a file that does not start with the VQI magic is not ours, and
 none matches).  A file with the magic but a bad structure, CRC or version
 raises our own :class:`~vqcodec.errors.FormatError` family (from
 ``Image.open`` or ``load()``), whose message says what is wrong, rather than
-a vague "cannot identify image file".
+a vague "cannot identify image file".  Raised through Pillow, each is also
+an :class:`OSError` (a subclass of both, with the same name and message),
+so the ``except OSError`` that catches Pillow's own damaged-file errors
+catches ours too.
 
 Saving takes the encoder's options (:data:`SAVE_OPTIONS`: those of
 :class:`~vqcodec.options.EncodeOptions` but ``max_pixels``) as save
@@ -36,6 +39,7 @@ from typing import IO
 from PIL import Image, ImageFile
 
 from . import codec, container, options, pixels
+from .errors import VqiError
 
 __all__ = ["FORMAT", "EXTENSION", "MIME_TYPE", "SAVE_OPTIONS", "VqiImageFile", "register"]
 
@@ -66,7 +70,10 @@ class VqiImageFile(ImageFile.ImageFile):
             raise SyntaxError("not a VQI file")
         # Not read_header(): the iccp section comes after HEAD.  inflate=False
         # checks every section's framing and CRC but decompresses only iccp.
-        parsed = container.read(data, max_pixels=None, inflate=False)
+        try:
+            parsed = container.read(data, max_pixels=None, inflate=False)
+        except VqiError as e:
+            raise as_os_error(e) from e
         header = parsed.header
         self._size = (header.width, header.height)
         self._mode = header.mode
@@ -81,7 +88,10 @@ class VqiImageFile(ImageFile.ImageFile):
             # block vectors decodes whole blocks before the crop (spec §3.1), so the
             # decoder's own limit holds those to Pillow's error threshold too.
             limit = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
-            decoded = codec.decode_pixels(self._vqi_data, max_pixels=limit)
+            try:
+                decoded = codec.decode_pixels(self._vqi_data, max_pixels=limit)
+            except VqiError as e:
+                raise as_os_error(e) from e
             self.im = pixels.to_pil(decoded).im
             self._vqi_data = None
             self.readonly = 0
@@ -89,6 +99,23 @@ class VqiImageFile(ImageFile.ImageFile):
                 self.fp.close()  # everything was read at open
             self.fp = None
         return super().load()
+
+
+_OS_ERROR_CLASSES: dict[type, type] = {}
+
+
+def as_os_error(error: VqiError) -> VqiError:
+    """*error* as an instance of a subclass of both its class and :class:`OSError`
+    (same name, same message): what Pillow users' ``except OSError`` expects."""
+    cls = type(error)
+    if isinstance(error, OSError):
+        return error
+    both = _OS_ERROR_CLASSES.get(cls)
+    if both is None:
+        both = type(cls.__name__, (cls, OSError), {"__module__": cls.__module__,
+                                                   "__doc__": cls.__doc__})
+        _OS_ERROR_CLASSES[cls] = both
+    return both(*error.args)
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -69,6 +69,7 @@ __all__ = [
     "format_for_path",
     "format_name",
     "stored",
+    "is_lossy",
 ]
 
 MODES: dict[int, str] = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -414,9 +415,11 @@ def _binary_stream(src: Source, name: str | None) -> Iterator[IO[bytes]]:
         try:
             # Pillow's plugins need a whole file object (readline, seek, tell):
             # anything less is read into one, so every caller reads the same files
-            whole = all(hasattr(src, attr) for attr in ("readline", "seek", "tell"))
-            seekable = whole and (src.seekable() if hasattr(src, "seekable") else True)
-            stream = src if seekable else NamedBytes(src.read(), name)  # type: ignore[union-attr]
+            can_seek = src.seekable() if hasattr(src, "seekable") else hasattr(src, "seek")
+            whole = can_seek and all(hasattr(src, attr) for attr in ("readline", "tell"))
+            if not whole and can_seek:
+                src.seek(0)  # read from its start, as a whole file object is
+            stream = src if whole else NamedBytes(src.read(), name)  # type: ignore[union-attr]
         except OSError as e:
             raise ImageInputError(f"cannot read {_subject(name)}: {_reason(e)}") from e
         yield stream
@@ -448,8 +451,8 @@ def _pillow_bomb_check_off() -> Iterator[None]:
 
 def _open_header(fp: IO[bytes]) -> Image.Image:
     """``Image.open(fp)``; a PNG straight through Pillow's PNG plugin, because
-    Image.open first imports five plugins (JPEG's brings subprocess): ~7 ms
-    of every encode.  The caller checks the size against max_pixels either
+    Image.open first imports five plugins (JPEG's brings subprocess), a cost
+    every encode would pay.  The caller checks the size against max_pixels either
     way (Pillow's own bomb limit, which Image.open would apply, is the same
     as the default max_pixels)."""
     start = fp.tell()
@@ -612,7 +615,8 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     """Encode with Pillow as ``format`` ("PNG", "WEBP", "TIFF", "JPEG", ...).
 
     ``options`` are Pillow's save options (``quality=90``, ``lossless=True``
-    ...).  The ICC profile is passed as ``icc_profile`` unless ``options``
+    ...).  WebP is written lossless (and ``exact``) unless ``quality`` is
+    given; :func:`is_lossy` says which formats lose pixels.  The ICC profile is passed as ``icc_profile`` unless ``options``
     sets it (formats without ICC support ignore it).  A format that cannot
     hold the mode (alpha in JPEG, BMP, PPM...) raises
     :class:`ImageInputError`, unless every pixel is opaque (then the alpha
@@ -637,6 +641,9 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
     im = Image.frombuffer(mode, (pixels.width, pixels.height), pixels.array, "raw", mode, 0, 1)
     if fmt == "PNG" and options.pop("palette", True):
         im = _as_palette(im, pixels) or im
+    if fmt == "WEBP" and "quality" not in options:  # lossless unless a quality is asked for
+        options.setdefault("lossless", True)
+        options.setdefault("exact", True)  # the colour of transparent pixels too
     out = io.BytesIO()
     try:
         im.save(out, fmt, **options)
@@ -652,6 +659,20 @@ def to_bytes(pixels: Pixels, /, format: str, **options: Any) -> bytes:
 def format_name(format: str, /) -> str:
     """Pillow's name of the format a user wrote ("jpg" -> "JPEG", "tif" -> "TIFF")."""
     return _save_format(format)
+
+
+LOSSY_FORMATS = frozenset({"JPEG", "MPO", "AVIF"})
+
+
+def is_lossy(format: str, /, **options: Any) -> bool:
+    """Whether :func:`to_bytes` with *format* and *options* changes pixels (GIF's
+    reduction to 256 colours aside)."""
+    fmt = _save_format(format)
+    if fmt == "WEBP":
+        return "quality" in options and not options.get("lossless", False)
+    if fmt == "JPEG2000":  # Pillow's default is the reversible wavelet
+        return bool(options.get("irreversible")) or "quality_layers" in options
+    return fmt in LOSSY_FORMATS
 
 
 def _as_palette(im: Image.Image, pixels: Pixels) -> Image.Image | None:

@@ -193,7 +193,8 @@ def learn_tree(props: np.ndarray, sym: np.ndarray, a: int, *, adaptive: bool = F
 
 
 def learn_flat(props: np.ndarray, sym: np.ndarray, a: int, *, max_tests: int = 12,
-               adaptive: bool = False, alpha: float = 1 / 8) -> tuple[np.ndarray, list]:
+               adaptive: bool = False, alpha: float = 1 / 8,
+               init: np.ndarray | None = None) -> tuple[np.ndarray, list]:
     """A context as a packed word of binary tests ``prop > threshold`` (an oblivious tree: the
     decoder computes the bits and looks the word up in a table), the tests chosen greedily,
     each the one that saves most (static or adaptive cost, tables counted) while it saves
@@ -201,7 +202,7 @@ def learn_flat(props: np.ndarray, sym: np.ndarray, a: int, *, max_tests: int = 1
     n = len(sym)
     stride = max(1, n // LEARN_SAMPLES)
     sel = np.arange(0, n, stride)
-    ctxw = np.zeros(n, dtype=np.int64)
+    ctxw = np.zeros(n, dtype=np.int64) if init is None else init.astype(np.int64)
     tests: list = []
 
     def cost(c: np.ndarray) -> float:
@@ -233,10 +234,10 @@ def learn_flat(props: np.ndarray, sym: np.ndarray, a: int, *, max_tests: int = 1
     return dense, tests
 
 
-def flat_bits(props, sym, a, *, adaptive=False, max_tests=12) -> tuple[float, int]:
+def flat_bits(props, sym, a, *, adaptive=False, max_tests=12, init=None) -> tuple[float, int]:
     """(bits, contexts) of a stream with a packed-test context (see learn_flat): the tests
     (SPLIT_BITS each) and the contexts' tables (or learning)."""
-    ctxw, tests = learn_flat(props, sym, a, max_tests=max_tests, adaptive=adaptive)
+    ctxw, tests = learn_flat(props, sym, a, max_tests=max_tests, adaptive=adaptive, init=init)
     n_ctx = int(ctxw.max()) + 1
     counts = counts_of(ctxw, sym, n_ctx, a)
     body = adaptive_bits(counts) if adaptive else static_bits(counts)
@@ -630,6 +631,23 @@ def hybrid_uint(v: np.ndarray, msb: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return tok, raw
 
 
+def excluded_rank(m: Map, sel: np.ndarray, names=CAND) -> np.ndarray:
+    """For the pixels *sel* (none of whose neighbours has their colour): the rank of X in
+    order[W] counting only the entries that are no neighbour's colour."""
+    W = m.nb["W"][sel]
+    r = m.rank[W, m.X[sel]]
+    ex = np.zeros(len(r), dtype=np.int64)
+    firsts: list[np.ndarray] = []
+    for nm in names:
+        v = m.nb[nm][sel]
+        isnew = np.ones(len(r), dtype=bool)
+        for u in firsts:
+            isnew &= v != u
+        firsts.append(v)
+        ex += isnew & (m.rank[W, v] < r)
+    return r - ex
+
+
 def escape_bits(m: Map, alive: np.ndarray, new_of: np.ndarray, *, adaptive: bool = False, names=CAND):
     """The escapes (pixels that are none of the neighbours' colours): the smallest of
     (a) the index itself (palette order *new_of*), (b) its rank in order[W] with the
@@ -638,21 +656,11 @@ def escape_bits(m: Map, alive: np.ndarray, new_of: np.ndarray, *, adaptive: bool
     Returns (bits, label, leaf, symbols, raw bits per sample)."""
     X = m.X
     rp = np.concatenate([rank_props(m, alive), value_props(m, new_of, alive)])
-    W = m.nb["W"][alive]
-    r = m.rank[W, X[alive]]
-    ex = np.zeros(len(r), dtype=np.int64)
-    firsts: list[np.ndarray] = []
-    for nm in names:  # the rank among the entries that are no neighbour's colour
-        v = m.nb[nm][alive]
-        isnew = np.ones(len(r), dtype=bool)
-        for u in firsts:
-            isnew &= v != u
-        firsts.append(v)
-        ex += isnew & (m.rank[W, v] < r)
-    tok, raw = hybrid_uint(r - ex)
+    excl = excluded_rank(m, alive, names)
+    tok, raw = hybrid_uint(excl)
     best = None
-    none = np.zeros(len(r), dtype=np.int64)
-    for label, esym, extra in (("index", new_of[X[alive]], none), ("rank", r - ex, none),
+    none = np.zeros(len(excl), dtype=np.int64)
+    for label, esym, extra in (("index", new_of[X[alive]], none), ("rank", excl, none),
                                ("rank token", tok, raw)):
         if len(esym) == 0:
             return (0.0, "none", esym, esym, none)
@@ -694,6 +702,41 @@ def coded_book_saving(m: Map) -> float:
     zig = np.where(delta >= 0, 2 * delta, -2 * delta - 1) + 1
     bits = float((1 + 2 * np.floor(np.log2(zig))).sum())
     return m.book.size - bits / 8
+
+
+# mode_props(which="all") + value_props(levels=16): the properties that do not depend on the
+# pixel to the left (W, WW) or the left pixel's symbol -- a decoder computes them for a whole
+# row before decoding it
+ROW_ONLY = (1, 3, 5, 7, 9, 11, 14, 16, 19, 20, 21, 23, 27)
+
+
+def fast_bits(m: Map, *, row_tests: int = 6, esc_tests: int = 6, adaptive: bool = False):
+    """Model K with a decoder-friendly context ("K fast"): the candidate symbol's context is a
+    fixed 7-bit part on the left pixel (W = N, W = NW, W = NE, W = WW, the left pixel's
+    symbol) packed with <= *row_tests* per-image tests on properties of the row above only;
+    the escape's context <= *esc_tests* tests on row-only properties and the 4 equalities."""
+    new_of = palette_order(m, "chain")
+    sym, esc, r_all, r_excl, ndist, slot_of = cand_streams(m)
+    props = np.concatenate([mode_props(m, sym, len(CAND), slot_of, ndist, which="all"),
+                            value_props(m, new_of, levels=16)])
+    nb = m.nb
+    mleft = props[10]
+    wpart = ((nb["W"] == nb["N"]).astype(np.int64) | (nb["W"] == nb["NW"]) << 1 | (nb["W"] == nb["NE"]) << 2
+             | (nb["W"] == nb["WW"]) << 3 | mleft << 4)
+    rows = props[list(ROW_ONLY)]
+    mb, n1 = flat_bits(rows, sym, len(CAND) + 1, max_tests=row_tests, init=wpart, adaptive=adaptive)
+    # escapes: the best form as in escape_bits, but with a packed-test context
+    eprops = np.concatenate([rows[:, esc], props[24:25, esc]])
+    excl = excluded_rank(m, esc)
+    tok, raw = hybrid_uint(excl)
+    best = None
+    for esym, extra in ((new_of[m.X[esc]], 0), (excl, 0), (tok, int(raw.sum()))):
+        if len(esym) == 0:
+            best = 0.0
+            break
+        b = flat_bits(eprops, esym, int(esym.max()) + 1, max_tests=esc_tests, adaptive=adaptive)[0] + extra
+        best = b if best is None else min(best, b)
+    return mb + best
 
 
 def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], dict]:
@@ -759,6 +802,8 @@ def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], 
     if full:
         out["I chain, adaptive"] = chain_bits(m, adaptive=True)[0] / 8
     kb, kparts = cand_tree_bits(m)
+    if full:
+        out["K fast: fixed W-part + 6 row tests; escape 6 tests, static"] = fast_bits(m) / 8
     if full:  # the candidate stream's context from <= 12 packed tests (a table look-up) instead of a tree
         new_of = palette_order(m, "chain")
         base = np.concatenate([mode_props(m, sym, len(CAND), slot_of, ndist, which="all"),

@@ -387,7 +387,7 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
         mode_freq, literal_freq, offset = read_tables(data, n)
         tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
                   literal_freq.tobytes(), _starts(literal_freq).tobytes())
-    else:  # the same tables, read by C (~0.15 ms less of a Kodak photo's ~3 ms)
+    else:  # the same tables, read by C (faster than building them in numpy)
         *tables, offset = parsed
     band_rows, streams = read_streams(data, offset, height)
     bands = _bands(height, band_rows)

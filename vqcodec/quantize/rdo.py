@@ -9,18 +9,11 @@ instead when that entry is almost as close:
 where ``cost`` is the squared error summed over the channels (over
 premultiplied colours when there is alpha, as the quantizer and the metrics
 measure it: a transparent pixel's hidden colour costs nothing) and the mean
-is over the whole image.  Runs of equal indices are what bzip2 (and any coder)
-codes cheaply, so the map shrinks by more than the error grows: on Kodak
-kodim01-08 at k = 16 / 64 / 256, strength 0.75 makes the files 8 / 5 / 4 %
-smaller for 0.20 / 0.26 / 0.29 dB of PSNR, and the BD-rate against
-pngquant --nofs goes from -20.8 % to -23.2 % (bench/rdo_bench.py; the
-threshold's shape was chosen with bench/research/rdo_sweep.py).  The default
-strength is 0.6: with the default coder ("auto", the context model since
-format 1.1) it keeps PSNR at least 0.17 dB above pngquant's at k = 16, 64
-and 256 with files at 0.64 / 0.70 / 0.72 of pngquant's bytes, BD-rate
--32.6 % (`bench/rdo_bench.py --coder auto --rdo 0.3,0.6,0.9`: 0.3 gave
-0.67 / 0.73 / 0.75 and -30.4 %; 0.9 gave 0.62 / 0.68 / 0.70 and -33.6 % but
--0.04 dB against pngquant at k = 256).
+is over the whole image.  Runs of equal indices are what every coder codes
+cheaply, so the map shrinks by more than the error grows.  The threshold's
+shape was chosen with bench/research/rdo_sweep.py and the default strength
+(``DEFAULT_RDO`` in :mod:`vqcodec.options`) with ``bench/rdo_bench.py``;
+their measurements are in README (`--rdo` under "The command line"), not here.
 The threshold scales with the image's own mean error, so one strength suits
 every k; an image quantized without loss (mean cost 0) is left exactly as it
 is, because the codebook's entries are distinct.

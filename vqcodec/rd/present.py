@@ -323,6 +323,8 @@ def plot_png(result: Result, /) -> bytes:
         x, y, ks = zip(*points)
         if name in ours:
             text = name
+        elif name in LOSSY and any(e[name]["not_reached"] for e in summary if name in e):
+            text = f"{label(name)} (quality 100 short of vqcodec's PSNR at some k)"
         elif name in LOSSY:
             text = f"{label(name)} at equal PSNR"
         elif name in STORES:
