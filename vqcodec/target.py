@@ -11,9 +11,9 @@ The search is cheap because the candidates share one learning:
 
 1. the distinct colours are learned once, by k-means at the largest k;
 2. a smaller k's codebook is those centroids merged by Ward's rule down to
-   k (a nested family: 0.0-0.15 dB below learning each k anew on the Kodak
-   photos, at a tenth of the cost), then finished as any codebook is
-   (rounded, refined, unused entries dropped);
+   k (a nested family, close to learning each k anew at a fraction of the
+   cost), then finished as any codebook is (rounded, refined, unused
+   entries dropped);
 3. a candidate's error before the rate-aware choice is the nearest-entry
    error of its distinct colours (no pixels touched): the *estimate* that
    steers the search;
@@ -69,14 +69,12 @@ QUALITY_MSE_SCALE = 1.4 * 65536 / 6
 
 libimagequant maps quality q to an MSE on colours scaled to 0..1:
 ``u(q) = max(0.016 / (0.001 + q) - 0.001, 0) + 2.5 / (210 + q)^1.2 × (100.1 - q) / 100``,
-and pngquant prints it as ``u(q) × 65536 / 6`` (Q80: 6.09, Q70: 9.51,
-Q60: 13.24).  Its search overshoots that target (in its own units it
-delivers about 0.66 of it), and its MSE is gamma-weighted; measured on the Kodak photos
-(pngquant 2.17 ``--nofs --quality 0-q``, q = 40 ... 80), the plain per-channel
-MSE it delivers is 1.35-1.52 × its printed number, mean 1.41.  So quality q
-here means an MSE of 1.4 × pngquant's printed MSE: Q80 = 8.53 (38.8 dB),
-Q70 = 13.3 (36.9 dB), Q60 = 18.5 (35.5 dB), Q50 = 24.2 (34.3 dB) -- within
-about 0.2 dB of what pngquant delivers at the same number, and exactly met.
+and pngquant prints it as ``u(q) × 65536 / 6``.  Its search overshoots that
+target and its error is gamma-weighted, so the factor 1.4 turns pngquant's
+printed number into the plain per-channel MSE it delivers on photos: a
+pngquant user's habitual quality gives a similar PSNR here, met exactly.
+The calibration and the table of q against MSE and dB are README's
+(*Quality targets*).
 """
 
 RDO_MAX = 4.0
@@ -326,7 +324,8 @@ class _Search:
         measured: if it misses, the search goes on above it.  So the answer
         meets the limit for certain, and is the fewest colours up to the
         prediction of the rate-aware choice's share (the factor, measured
-        on a quarter of the rows: within about 1 %, a k or two near 200).
+        on a quarter of the rows: near k = 256 adjacent k differ by less
+        than its error, so the answer may be a k or two above the fewest).
         """
         lo, hi = MIN_K - 1, kmax + 1
         factor: float | None = None

@@ -84,11 +84,9 @@ def _effort(speed: int) -> tuple[int, float, int, int, bool]:
     Speeds 1-4 are the full search; 5-10 move linearly to 6 Lloyd
     iterations on the seed set and a working-set scale of 10, one start
     from speed 6, and from speed 8 no jumps and no final iterations on all
-    colours (the finishing still assigns every colour).  Speed 10 on the
-    Kodak photos: 2.3 / 2.8 / 1.4 x faster encodes at k = 16 / 64 / 256 for
-    1.021 / 1.014 / 1.012 x the bytes and 0.07 / 0.04 / 0.02 dB less
-    (bench/quality_bench.py, section 6).  A smaller seed set cost 0.3 dB at
-    k = 256, so it stays.
+    colours (the finishing still assigns every colour); the seed set keeps
+    its size (a smaller one cost PSNR at k = 256).  What it buys is
+    README's (*Speed*, from bench/quality_bench.py).
     """
     fast = max(0, speed - DEFAULT_SPEED) / (10 - DEFAULT_SPEED)
     seed_iters = round(_ITER_SEED + (6 - _ITER_SEED) * fast)
