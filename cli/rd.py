@@ -121,7 +121,7 @@ def _variant(text: str) -> dict[str, Any]:
 
 def add_command(sub: Any) -> None:
     from vqcodec import DEFAULT_MAX_PIXELS
-    from vqcodec.rd import BASELINES, DEFAULT_KS
+    from vqcodec.rd import BASELINES, DEFAULT_BASELINES, DEFAULT_KS
 
     p = sub.add_parser(
         "rd",
@@ -148,8 +148,9 @@ def add_command(sub: Any) -> None:
                    help="draw PSNR against bits per pixel (needs matplotlib: pip install -e '.[plot]')")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace the --csv, --json and --plot files if they exist")
-    p.add_argument("--baselines", type=_baseline_list, default=BASELINES, metavar="LIST",
-                   help=f"baselines to run (default {','.join(BASELINES)})")
+    p.add_argument("--baselines", type=_baseline_list, default=DEFAULT_BASELINES, metavar="LIST",
+                   help=f"baselines to run, of {','.join(BASELINES)} (default {','.join(DEFAULT_BASELINES)}; "
+                   "jxl-lossless, cjxl -e 9 on vqcodec's pixels, is slow and asked for by name)")
     p.add_argument("--no-baselines", action="store_true", help="measure vqcodec only")
     p.add_argument("--variant", dest="variants", type=_variant, action="append", default=[],
                    metavar="NAME=VALUE[,...]",
@@ -162,6 +163,10 @@ def add_command(sub: Any) -> None:
     p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                    help="measure N images at once in worker processes (default: the number of "
                    "cores; the rows are the same as with -j 1, the timings share the cores)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep or use the lossy baselines' PSNR per quality across runs (kept by "
+                   "default in $XDG_CACHE_HOME/vqcodec/rd, so a second run over the same images skips "
+                   "their quality search)")
     p.add_argument("--strip", action="store_true",
                    help="leave ICC profiles out of every codec's file (as encode --strip does; "
                    "by default they are kept, as encode keeps them)")
@@ -230,7 +235,7 @@ def cmd_rd(args: argparse.Namespace) -> int:
         result = rd.sweep(
             args.inputs, ks=args.ks, baselines=baselines, variants=args.variants, seed=args.seed,
             block=args.block, dithers=args.dithers, strip=args.strip, max_pixels=args.max_pixels,
-            jobs=args.jobs or _cores(), progress=bar,
+            jobs=args.jobs or _cores(), cache=not args.no_cache, progress=bar,
             on_skip=lambda path, reason: warn(
                 f"{reason}; skipped" if f"'{path}'" in reason else f"skipped '{path}': {reason}"),
             on_problem=warn,

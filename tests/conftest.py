@@ -18,6 +18,14 @@ def corpus_dir(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory) -> None:
+    """rd's PSNR cache (and any other XDG cache) in a folder of the test session, not the user's."""
+    import os
+
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 @pytest.fixture
 def kodak() -> Path:
     return corpus_dir("kodak")

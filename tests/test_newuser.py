@@ -531,7 +531,9 @@ def test_d16_ignored_options_are_said(tmp_path):
     assert line.startswith("--level sets zstd's level; it does nothing with --coder bzip2")
     proc = run("encode", SAMPLE, out, "-k", "64", "--level", "3")
     assert proc.returncode == 0
-    assert "vqcodec: warning: --level had no effect: the encoder chose the ctx coder" in proc.stderr.decode()
+    # the ctx coder, or bzip2 where coder 2 cannot be encoded (VQCODEC_PURE_PYTHON=1): not zstd either way
+    assert re.search(r"vqcodec: warning: --level had no effect: the encoder chose the (ctx|bzip2) coder",
+                     proc.stderr.decode())
     proc = run("encode", SAMPLE, out, "-k", "64", "--layout", "packed", "-f")
     assert proc.returncode == 0 and "--layout packed leaves the ctx coder out" in proc.stderr.decode()
     proc = run("encode", SAMPLE, out, "-k", "64", "--coder", "zstd", "--level", "3", "-f")

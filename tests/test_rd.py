@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -570,3 +571,70 @@ def test_a_dither_sweep_gives_vqcodec_one_codec_per_level(tmp_path):
     assert "blurPSNR" in table and "vqcodec dither=1" in table
     with pytest.raises(OptionError, match="dither must be a number from 0 to 1"):
         rd.sweep([str(tmp_path / "ramp.png")], ks=(8,), baselines=(), dithers=(0, 2))
+
+
+# --------------------------------------------------------------------------
+# The lossy baselines' PSNR cache across runs
+
+
+def _count_jpeg_encodes(monkeypatch) -> list[int]:
+    from vqcodec.rd import codecs
+
+    calls: list[int] = []
+    real = codecs.pixels.to_bytes
+
+    def counting(px, fmt, **options):
+        if fmt == "JPEG":
+            calls.append(options["quality"])
+        return real(px, fmt, **options)
+
+    monkeypatch.setattr(codecs.pixels, "to_bytes", counting)
+    return calls
+
+
+def _untimed(result) -> list[dict]:
+    timed = {"encode_s", "decode_s", "encode_mps", "decode_mps"}
+    return [{k: v for k, v in row.as_dict().items() if k not in timed} for row in result.rows]
+
+
+def test_a_second_sweep_encodes_the_lossy_baseline_only_where_its_rows_are(folder, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    calls = _count_jpeg_encodes(monkeypatch)
+    first = rd.sweep([str(folder / "a.png")], ks=(4, 16, 64), baselines=("jpeg",), cache=str(cache))
+    searched = len(calls)
+    assert len(list(cache.iterdir())) == 1
+    calls.clear()
+    second = rd.sweep([str(folder / "a.png")], ks=(4, 16, 64), baselines=("jpeg",), cache=str(cache))
+    used = {r.quality for r in second.rows if r.codec == "jpeg"}
+    assert sorted(calls) == sorted(used) and len(calls) < searched  # one encode per quality its rows use
+    assert _untimed(first) == _untimed(second)
+    calls.clear()
+    rd.sweep([str(folder / "a.png")], ks=(4, 16, 64), baselines=("jpeg",), cache=False)
+    assert len(calls) == searched
+
+
+def test_a_cache_file_that_does_not_match_is_ignored(folder, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = rd.sweep([str(folder / "a.png")], ks=(8,), baselines=("jpeg",), cache=str(cache))
+    (entry,) = cache.iterdir()
+    document = json.loads(entry.read_text())
+    document["psnr"] = {q: 99.0 for q in document["psnr"]}  # lies, under another library version's key
+    document["key"] += " (another version)"
+    entry.write_text(json.dumps(document))
+    again = rd.sweep([str(folder / "a.png")], ks=(8,), baselines=("jpeg",), cache=str(cache))
+    assert _untimed(again) == _untimed(first)
+    entry.write_bytes(b"\0not json")
+    assert _untimed(rd.sweep([str(folder / "a.png")], ks=(8,), baselines=("jpeg",), cache=str(cache))) \
+        == _untimed(first)
+
+
+def test_cli_no_cache_writes_no_cache(folder, tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "rd", str(folder / "a.png"), "-k", "8",
+                           "--baselines", "jpeg", "--no-cache"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "xdg").exists()
+    proc = subprocess.run([sys.executable, "-m", "vqcodec", "rd", str(folder / "a.png"), "-k", "8",
+                           "--baselines", "jpeg"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "xdg" / "vqcodec" / "rd").iterdir())) == 1

@@ -28,7 +28,7 @@ as whole processes.
 from __future__ import annotations
 
 from .bdrate import BD_MIN_POINTS, bd_rate
-from .codecs import (BASELINES, LOSSY, NAMES, PNG_OPTIONS, PNGQUANT_MAX_K, STORES, Codec, Measured,
+from .codecs import (BASELINES, DEFAULT_BASELINES, LOSSY, NAMES, PNG_OPTIONS, PNGQUANT_MAX_K, STORES, Codec, Measured, PsnrCache,
                      QualitySearch, baseline, check_baselines, measure_vqcodec, smallest_quality,
                      vqcodec_codec)
 from .present import format_table, plot_png, summarize, to_csv, to_json
@@ -37,8 +37,8 @@ from .sweep import (DEFAULT_KS, BdRate, Result, SweepInterrupted, available_base
                     find_images, measure_image, sweep)
 
 __all__ = [
-    "BASELINES", "BD_MIN_POINTS", "COLUMNS", "DEFAULT_KS", "LOSSY", "NAMES", "PNG_OPTIONS", "PNGQUANT_MAX_K",
-    "STORES", "BdRate", "Codec", "Measured", "QualitySearch", "Result", "RoundTripError", "Row", "Skipped",
+    "BASELINES", "BD_MIN_POINTS", "DEFAULT_BASELINES", "COLUMNS", "DEFAULT_KS", "LOSSY", "NAMES", "PNG_OPTIONS", "PNGQUANT_MAX_K",
+    "STORES", "BdRate", "Codec", "Measured", "PsnrCache", "QualitySearch", "Result", "RoundTripError", "Row", "Skipped",
     "SweepInterrupted",
     "available_baselines", "baseline", "bd_rate", "check_baselines", "check_ks", "codec_list", "find_images",
     "format_table", "measure_image", "measure_vqcodec", "plot_png", "smallest_quality", "summarize", "sweep",

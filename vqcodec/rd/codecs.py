@@ -62,6 +62,8 @@ _LOSSY_FORMATS = {
 _TIMEOUT_S = 600
 
 BASELINES = ("pngquant", "png", "webp", "avif", "jpeg", "jxl-lossless", "webp-lossless")
+# jxl-lossless is asked for by name: cjxl -e 9 takes several times the rest of a sweep
+DEFAULT_BASELINES = tuple(b for b in BASELINES if b != "jxl-lossless")
 LOSSY = ("webp", "avif", "jpeg")
 STORES = ("jxl-lossless", "webp-lossless")  # lossless stores of the reference's pixels
 NAMES = {"vqcodec": "vqcodec", "pngquant": "pngquant", "png": "PNG", "webp": "WebP", "avif": "AVIF",
@@ -210,8 +212,9 @@ def check_baselines(baselines: Iterable[str]) -> tuple[str, ...]:
     return tuple(b for b in BASELINES if b in out)
 
 
-def baseline(name: str, *, pngquant: str | None = None) -> Codec:
-    """The codec entry of baseline *name* (*pngquant*: the executable's path)."""
+def baseline(name: str, *, pngquant: str | None = None, cache: PsnrCache | None = None) -> Codec:
+    """The codec entry of baseline *name* (*pngquant*: the executable's path; *cache*: the
+    lossy baselines' PSNR cache, :class:`PsnrCache`)."""
     if name == "pngquant":
         if pngquant is None:
             raise OptionError("the pngquant baseline needs the executable's path")
@@ -219,7 +222,7 @@ def baseline(name: str, *, pngquant: str | None = None) -> Codec:
     if name == "png":
         return Codec(name, label(name), "lossless", lambda px, image, folder: _Png(px, image))
     if name in LOSSY:
-        return Codec(name, label(name), "at-psnr", lambda px, image, folder: _AtPsnr(px, image, name))
+        return Codec(name, label(name), "at-psnr", lambda px, image, folder: _AtPsnr(px, image, name, cache))
     if name == "jxl-lossless":
         return Codec(name, label(name), "store", lambda px, image, folder: _JxlStore(px, image, folder))
     if name == "webp-lossless":
@@ -301,31 +304,117 @@ class _Png:
 @dataclass(frozen=True)
 class _Trial:
     quality: int
-    data: bytes
+    data: bytes | None  # None: the PSNR is known from the cache, the file not made yet
     encode_s: float
     psnr: float
 
 
-class QualitySearch:
-    """Lossy encodes of one image at integer qualities, cached across k."""
+class PsnrCache:
+    """The PSNR each lossy baseline reached at each quality, per image, kept across runs.
 
-    def __init__(self, px: pixels.Pixels, baseline: str) -> None:
+    A second ``rd`` over the same images (another ``--variant``, another k)
+    then encodes each baseline only at the qualities its rows use, instead
+    of searching again: the search is most of rd's time.  One small JSON
+    file per image and baseline under *folder* (default
+    ``$XDG_CACHE_HOME/vqcodec/rd``, ``~/.cache/vqcodec/rd``), keyed by the
+    SHA-256 of the pixels, the codec's options and Pillow's and the
+    library's versions; a file that cannot be read or does not match is
+    ignored, one that cannot be written is skipped.  Timings are never
+    cached: every row's file is encoded and timed in the run.
+    """
+
+    def __init__(self, folder: str | None = None) -> None:
+        if folder is None:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            folder = os.path.join(base, "vqcodec", "rd")
+        self.folder = folder
+
+    def _key(self, px: pixels.Pixels, baseline: str) -> tuple[str, str]:
+        import hashlib
+
+        import PIL
+        from PIL import features
+
+        fmt, options = _LOSSY_FORMATS[baseline]
+        digest = hashlib.sha256(f"{px.mode} {px.array.shape}".encode() + px.array.tobytes()).hexdigest()
+        library = {"webp": "webp", "avif": "avif", "jpeg": "jpg"}[baseline]
+        key = f"{digest} {fmt} {sorted(options.items())} Pillow {PIL.__version__} " \
+              f"{library} {features.version(library)}"
+        return os.path.join(self.folder, f"{digest[:32]}-{baseline}.json"), key
+
+    def load(self, px: pixels.Pixels, baseline: str) -> dict[int, float]:
+        """quality -> PSNR known for this image and baseline (empty when none)."""
+        import json
+
+        path, key = self._key(px, baseline)
+        try:
+            with open(path, encoding="utf-8") as f:
+                document = json.load(f)
+            if document.get("key") != key:
+                return {}
+            return {int(q): float("inf") if p is None else float(p) for q, p in document["psnr"].items()
+                    if 1 <= int(q) <= 100}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def store(self, px: pixels.Pixels, baseline: str, psnrs: dict[int, float]) -> None:
+        """Keep *psnrs* (quality -> PSNR) for this image and baseline; silently skipped on failure."""
+        import json
+
+        from .. import fileio
+
+        path, key = self._key(px, baseline)
+        document = {"key": key, "psnr": {str(q): psnrs[q] for q in sorted(psnrs)}}
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fileio.atomic_write(path, json.dumps(metrics.json_ready(document)).encode(), overwrite=True)
+        except (OSError, VqiError):
+            pass
+
+
+class QualitySearch:
+    """Lossy encodes of one image at integer qualities, cached across k (and, with a
+    :class:`PsnrCache`, their PSNR across runs)."""
+
+    def __init__(self, px: pixels.Pixels, baseline: str, cache: PsnrCache | None = None) -> None:
         if baseline not in _LOSSY_FORMATS:
             raise OptionError(f"baseline must be one of {', '.join(LOSSY)}, got {baseline!r}")
-        self.px, self.baseline = px, baseline
+        self.px, self.baseline, self.cache = px, baseline, cache
         self.format, self.options = _LOSSY_FORMATS[baseline]
         self.trials: dict[int, _Trial] = {}
         self.rows: dict[int, Measured] = {}
+        known = {} if cache is None else cache.load(px, baseline)
+        for quality, psnr in known.items():
+            self.trials[quality] = _Trial(quality, None, 0.0, psnr)
+        self._stored = dict(known)
 
     def trial(self, quality: int) -> _Trial:
-        """The encode at *quality* (cached): its bytes, time and PSNR."""
+        """The trial at *quality*: its PSNR (from this run or the cache) and, once encoded here,
+        its bytes and time."""
         if quality not in self.trials:
-            start = time.perf_counter()
-            data = pixels.to_bytes(self.px, self.format, quality=quality, **self.options)
-            encode_s = time.perf_counter() - start
-            psnr = metrics.psnr(self.px.array, pillow_decode(data, self.px.mode))
-            self.trials[quality] = _Trial(quality, data, encode_s, psnr)
+            self.trials[quality] = self._encode(quality)
         return self.trials[quality]
+
+    def encoded(self, quality: int) -> _Trial:
+        """The trial at *quality* with its file made and timed in this run."""
+        t = self.trial(quality)
+        if t.data is None:
+            t = self.trials[quality] = self._encode(quality)
+        return t
+
+    def _encode(self, quality: int) -> _Trial:
+        start = time.perf_counter()
+        data = pixels.to_bytes(self.px, self.format, quality=quality, **self.options)
+        encode_s = time.perf_counter() - start
+        psnr = metrics.psnr(self.px.array, pillow_decode(data, self.px.mode))
+        return _Trial(quality, data, encode_s, psnr)
+
+    def save(self) -> None:
+        """Put the PSNRs found into the cache (when there is one and they are new)."""
+        psnrs = {q: t.psnr for q, t in self.trials.items()}
+        if self.cache is not None and psnrs != self._stored:
+            self.cache.store(self.px, self.baseline, psnrs)
+            self._stored = psnrs
 
     def smallest(self, target: float) -> tuple[int, bool]:
         """(quality, reached): the smallest quality with PSNR >= target.
@@ -367,7 +456,8 @@ class QualitySearch:
         """The row of the smallest quality reaching *target*, reported at *k*."""
         quality, reached = self.smallest(target)
         if quality not in self.rows:
-            t = self.trials[quality]
+            t = self.encoded(quality)
+            self.save()
             decoded = pillow_decode(t.data, self.px.mode)
             decode_s = median_time(lambda: pillow_decode(t.data, self.px.mode))
             options = "".join(f" {key}={value}" for key, value in self.options.items())
@@ -386,10 +476,10 @@ def smallest_quality(px: pixels.Pixels, /, baseline: str, target_psnr: float) ->
 
 
 class _AtPsnr:
-    def __init__(self, px: pixels.Pixels, image: str, name: str) -> None:
+    def __init__(self, px: pixels.Pixels, image: str, name: str, cache: PsnrCache | None) -> None:
         self.image = image
         # JPEG has no alpha channel: no rows on images with alpha
-        self.search = None if name == "jpeg" and "A" in px.mode else QualitySearch(px, name)
+        self.search = None if name == "jpeg" and "A" in px.mode else QualitySearch(px, name, cache)
 
     def __call__(self, k: int, reference: Measured | None) -> Measured | None:
         if self.search is None or reference is None:

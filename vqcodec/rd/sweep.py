@@ -149,11 +149,13 @@ def available_baselines(baselines: Sequence[str], pngquant: str | None) -> dict[
 
 
 def codec_list(*, baselines: Iterable[str] = (), variants: Iterable[Mapping[str, Any]] = (), seed: int = 0,
-               block: object = (1, 1), dither: float = 0.0, pngquant: str | None = None) -> list[Codec]:
+               block: object = (1, 1), dither: float = 0.0, pngquant: str | None = None,
+               cache: "_codecs.PsnrCache | None" = None) -> list[Codec]:
     """vqcodec, one entry per variant (EncodeOptions changes), then the baselines, in order.
 
     ``block`` (an encoder option: ``(2, 2)``, "2x2") and ``dither`` are
-    vqcodec's and, unless they set their own, its variants'.
+    vqcodec's and, unless they set their own, its variants'; ``cache`` is
+    the lossy baselines' PSNR cache (:class:`~.codecs.PsnrCache`).
     """
     block = options.check("block", block)
     base = {} if block == (1, 1) else {"block": block}
@@ -165,7 +167,7 @@ def codec_list(*, baselines: Iterable[str] = (), variants: Iterable[Mapping[str,
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise OptionError(f"the variant {names[-1][len('vqcodec '):]!r} is given twice or changes nothing")
-    entries += [_codecs.baseline(b, pngquant=pngquant) for b in _codecs.check_baselines(baselines)]
+    entries += [_codecs.baseline(b, pngquant=pngquant, cache=cache) for b in _codecs.check_baselines(baselines)]
     return entries
 
 
@@ -191,10 +193,12 @@ class _Plan:
     strip: bool
     max_pixels: int | None
     pngquant: str | None
+    cache: str | None  # the PsnrCache folder, or None: no cache
 
     def codecs(self) -> list[Codec]:
         return codec_list(baselines=self.baselines, variants=self.variants, seed=self.seed, block=self.block,
-                          dither=self.dither, pngquant=self.pngquant)
+                          dither=self.dither, pngquant=self.pngquant,
+                          cache=None if self.cache is None else _codecs.PsnrCache(self.cache))
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,7 @@ def sweep(
     /,
     *,
     ks: Iterable[int] = DEFAULT_KS,
-    baselines: Iterable[str] = _codecs.BASELINES,
+    baselines: Iterable[str] = _codecs.DEFAULT_BASELINES,
     variants: Iterable[Mapping[str, Any]] = (),
     seed: int = 0,
     block: object = (1, 1),
@@ -236,6 +240,7 @@ def sweep(
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     jobs: int = 1,
+    cache: bool | str = True,
     progress: Progress | None = None,
     on_skip: OnSkip | None = None,
     on_problem: Callable[[str], None] | None = None,
@@ -251,6 +256,10 @@ def sweep(
     one rule (:func:`vqcodec.pixels.stored`): kept in every codec's file, or
     with ``strip`` left out of all.  ``pngquant`` is the executable's path;
     ``""`` (default) looks it up on PATH, ``None`` means "not available".
+    ``cache``: the lossy baselines' PSNR per quality is kept across runs
+    (:class:`~.codecs.PsnrCache`; True: its default folder, a path: that
+    folder, False: none), so a second sweep of the same images encodes each
+    baseline only at the qualities its rows use.
 
     ``jobs`` > 1 measures that many images at once in worker processes
     (spawned: a script needs the ``if __name__ == "__main__":`` guard); the
@@ -279,7 +288,8 @@ def sweep(
     result = Result(ks=ks, baselines=baselines, seed=seed, block=block, strip=strip)
     result.unavailable = available_baselines(baselines, pngquant)
     runnable = tuple(b for b in baselines if b not in result.unavailable)
-    plan = _Plan(ks, runnable, variants, seed, block, levels[0], strip, max_pixels, pngquant)
+    folder = None if cache is False else (_codecs.PsnrCache().folder if cache is True else os.fspath(cache))
+    plan = _Plan(ks, runnable, variants, seed, block, levels[0], strip, max_pixels, pngquant, folder)
     entries = plan.codecs()  # checks the variants here, before any image
     result.variants = tuple(e.name for e in entries if e.kind == "vqcodec")[1:]
     images, skipped = find_images(paths)
@@ -377,7 +387,7 @@ def measure_image(
     *,
     name: str = "<image>",
     ks: Iterable[int] = DEFAULT_KS,
-    baselines: Iterable[str] = _codecs.BASELINES,
+    baselines: Iterable[str] = _codecs.DEFAULT_BASELINES,
     seed: int = 0,
     block: object = (1, 1),
     strip: bool = False,
