@@ -23,7 +23,7 @@ MANIFEST = json.loads((REF / "manifest.json").read_text())
 
 def test_every_released_version_is_covered():
     versions = {entry["format"] for entry in MANIFEST.values()}
-    assert {"1.0", "1.1"} <= versions
+    assert {"1.0", "1.1", "1.2"} <= versions
     assert sorted(p.stem for p in REF.glob("*.vqi")) == sorted(MANIFEST)
     # every index layout and coder of 1.0 is represented
     v10 = [e for e in MANIFEST.values() if e["format"] == "1.0"]
@@ -34,6 +34,11 @@ def test_every_released_version_is_covered():
     v11 = [e for e in MANIFEST.values() if e["format"] == "1.1"]
     assert {(e["index_layout"], e["index_coder"]) for e in v11} == {(1, 2)}
     assert {len(e["shape"]) == 2 or e["shape"][2] for e in v11} == {True, 2, 3, 4}
+    # 1.2 adds block vectors, in every channel layout, with every coder
+    v12 = [e for e in MANIFEST.values() if e["format"] == "1.2"]
+    assert all(e["block"] != [1, 1] for e in v12)
+    assert {e["index_coder"] for e in v12} == {0, 1, 2}
+    assert {len(e["shape"]) == 2 or e["shape"][2] for e in v12} == {True, 2, 3, 4}
 
 
 @pytest.mark.parametrize("stem", sorted(MANIFEST))
@@ -51,6 +56,7 @@ def test_reference_file_decodes_to_its_pixels(stem):
     header = vqcodec.read_header(data)
     assert (header.k, header.index_layout, header.index_coder) == (
         entry["k"], entry["index_layout"], entry["index_coder"])
+    assert list(header.block) == entry.get("block", [1, 1])
     image = vqcodec.decode_image(data)
     assert ("icc_profile" in image.info) == entry["icc_profile"]
     if entry["icc_profile"]:

@@ -31,9 +31,9 @@ from vqcodec import container  # noqa: E402
 
 
 
-def prefix(coder: str | None) -> str:
+def prefix(coder: str | None, block: tuple[int, int] = (1, 1)) -> str:
     """v<version>-: the version the encoder stamps on such a file (spec §2.1)."""
-    version = (1, 1) if coder == "ctx" else (1, 0)
+    version = (1, 2) if block != (1, 1) else (1, 1) if coder == "ctx" else (1, 0)
     return "v{}.{}-".format(*version)
 
 
@@ -70,6 +70,13 @@ CASES = [  # (image, k, layout, coder)
     ("rgba", 100, "bytes", "ctx"),
 ]
 
+BLOCK_CASES = [  # format 1.2: block vectors (§3.1), in every channel layout and with each coder
+    ("l", 16, "packed", "zstd", (2, 2)),
+    ("la", 32, "stripes", "bzip2", (3, 2)),
+    ("rgb", 64, "bytes", "ctx", (2, 2)),
+    ("rgba", 100, "bytes", "ctx", (4, 4)),
+]
+
 
 def main() -> None:
     images = crops()
@@ -78,6 +85,9 @@ def main() -> None:
     for name, k, layout, coder in CASES:
         stem = f"{prefix(coder)}{name}-k{k}-{layout}-{coder}"
         write(stem, images[name], manifest, k=k, layout=layout, coder=coder)
+    for name, k, layout, coder, block in BLOCK_CASES:
+        stem = f"{prefix(coder, block)}{name}-k{k}-{layout}-{coder}-block{block[0]}x{block[1]}"
+        write(stem, images[name], manifest, k=k, layout=layout, coder=coder, block=block)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     src = Image.fromarray(images["rgb"])
     src.info["icc_profile"] = icc
@@ -105,6 +115,8 @@ def write(stem: str, image, manifest: dict, **options) -> None:
         "index_coder": header.index_coder,
         "icc_profile": "icc_profile" in pil.info,
     }
+    if header.block != (1, 1):
+        manifest[stem]["block"] = list(header.block)
     print(f"wrote {vqi.name} ({len(data)} bytes)")
 
 
