@@ -29,16 +29,6 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DASK_MISSING = "--scheduler needs Dask: pip install -e '.[dask]' (in vqcodec's folder)"
 
 
-def add_executor_options(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
-    """-j and --scheduler, as batch mode, train and tokens take them (*prefix* starts the help)."""
-    from .commands import _positive_int
-
-    p.add_argument("-j", "--jobs", type=_positive_int, default=None, metavar="N",
-                   help=f"{prefix}worker processes (default: the number of cores)")
-    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help=f"{prefix}run on a Dask cluster (needs Dask: pip install -e '.[dask]')")
-
-
 def check_executor_options(args: argparse.Namespace) -> None:
     """Refuse -j with --scheduler; one BLAS thread per worker process (as Dask's workers have)."""
     if args.jobs is not None and args.scheduler is not None:
@@ -100,7 +90,7 @@ def _plan(args: argparse.Namespace, what: str) -> tuple[Any, dict[str, Any]]:
         raise UsageError(f"--output-dir '{out}' is a file; give a folder")
     ext = getattr(args, "ext", None)
     if what == "encode":
-        from .commands import encode_options
+        from .parsers import encode_options
 
         plan = batch.plan_encode(args.paths, out, overwrite=args.force,
                                  skip_existing=args.skip_existing, suffix=ext or batch.VQI_SUFFIX)

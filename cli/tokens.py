@@ -23,7 +23,7 @@ from .progress import ProgressLine
 
 
 def add_command(sub: Any) -> None:
-    from .batch import add_executor_options
+    from .parsers import add_executor_options
 
     p = sub.add_parser(
         "tokens", help="turn images into .npy grids of codebook indices (tokens)",

@@ -29,8 +29,8 @@ def _block(text: str) -> tuple[int, int]:
 
 
 def add_command(sub: Any) -> None:
-    from .batch import add_executor_options
-    from .commands import _k_value, _positive_int, _whole
+    from .parsers import add_executor_options
+    from .parsers import _k_value, _positive_int, _whole
 
     p = sub.add_parser(
         "train", help="learn a shared codebook (.vqb) from many images",
