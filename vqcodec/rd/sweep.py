@@ -240,7 +240,7 @@ def sweep(
     max_pixels: int | None = pixels.DEFAULT_MAX_PIXELS,
     pngquant: str | None = "",
     jobs: int = 1,
-    cache: bool | str = True,
+    cache: bool | str = False,
     progress: Progress | None = None,
     on_skip: OnSkip | None = None,
     on_problem: Callable[[str], None] | None = None,
@@ -256,9 +256,10 @@ def sweep(
     one rule (:func:`vqcodec.pixels.stored`): kept in every codec's file, or
     with ``strip`` left out of all.  ``pngquant`` is the executable's path;
     ``""`` (default) looks it up on PATH, ``None`` means "not available".
-    ``cache``: the lossy baselines' PSNR per quality is kept across runs
+    ``cache``: keep the lossy baselines' PSNR per quality across runs
     (:class:`~.codecs.PsnrCache`; True: its default folder, a path: that
-    folder, False: none), so a second sweep of the same images encodes each
+    folder, False: none, the default here; ``vqcodec rd`` keeps it unless
+    ``--no-cache``), so a second sweep of the same images encodes each
     baseline only at the qualities its rows use.
 
     ``jobs`` > 1 measures that many images at once in worker processes
