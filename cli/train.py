@@ -48,6 +48,9 @@ def add_command(sub: Any) -> None:
                    help="vectors sampled per image at most (default 262,144; fewer per image "
                    "above 16 images, 4,194,304 in all)")
     p.add_argument("--seed", type=_whole("seed"), default=0, help="seed of sampling and k-means (default 0)")
+    p.add_argument("--method", choices=["full", "minibatch"], default="full",
+                   help="full: weighted k-means over every sampled vector (default); minibatch: "
+                   "mini-batch k-means with dead entries re-seeded, one batch in memory at a time")
     add_executor_options(p)
     p.add_argument("-f", "--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -70,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = _Progress(sys.stderr, enabled=not args.quiet)
     with _executor(args) as (executor, _window):
         result = training.train(files, k=args.k, block=args.block, mode=args.mode, seed=args.seed,
-                                samples=args.samples, executor=executor,
+                                samples=args.samples, method=args.method, executor=executor,
                                 jobs=args.jobs, progress=bar.update)
     bar.clear()
     for path, error in result.failed:

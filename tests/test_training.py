@@ -129,3 +129,64 @@ def test_cli_train_on_a_dask_cluster(tmp_path):
     assert proc.returncode == 0, proc.stderr
     local = training.train(sorted(str(p) for p in (tmp_path / "in").rglob("*.png")), k=6, jobs=1)
     assert vqb.read((tmp_path / "d.vqb").read_bytes()).identity == books.from_codebook(local.codebook).identity
+
+
+# --------------------------------------------------------------------------
+# Mini-batch k-means (train --method minibatch)
+
+
+def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Eight well-separated blobs of 3-D points, unequal in size."""
+    rng = np.random.default_rng(seed)
+    means = rng.integers(20, 236, (8, 3))
+    sizes = rng.integers(200, 2000, 8)
+    x = np.concatenate([m + rng.normal(0, 4, (n, 3)) for m, n in zip(means, sizes)])
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8), means
+
+
+def test_minibatch_kmeans_finds_the_blobs_and_matches_full_kmeans_error():
+    from vqcodec.quantize import Histogram, learn
+    from vqcodec.quantize.kmeans import minibatch_kmeans
+
+    x, means = _clusters()
+    h = Histogram(3)
+    h.add(x.reshape(1, -1, 3))
+    centres, _ = minibatch_kmeans(h.colors.astype(np.float32), h.counts, 8, seed=1, steps=100, batch=1024)
+    # every blob's mean has a centre within the blob's noise
+    gap = np.sqrt(((means[:, None, :] - centres[None]) ** 2).sum(-1)).min(1)
+    assert gap.max() < 3.0
+    full = learn(h, 8, seed=1).entries.astype(np.float64)
+
+    def mse(book):
+        d = ((x[:, None, :].astype(np.float64) - book[None]) ** 2).sum(-1)
+        return d.min(1).mean()
+
+    assert mse(centres) <= mse(full) * 1.05
+
+
+def test_minibatch_kmeans_reseeds_dead_entries():
+    from vqcodec.quantize.kmeans import minibatch_kmeans
+
+    x, _ = _clusters(3)
+    x = x.astype(np.float32)
+    w = np.ones(len(x))
+    w[:10] = 1e6  # ten rows hold nearly all the weight: most first draws are one of them
+    centres, reseeded = minibatch_kmeans(x, w, 16, seed=0, steps=60, batch=512)
+    assert reseeded > 0
+    again, _ = minibatch_kmeans(x, w, 16, seed=0, steps=60, batch=512)
+    np.testing.assert_array_equal(centres, again)  # the seed fixes the result
+
+
+def test_train_minibatch_gives_a_codebook_close_to_full(tmp_path):
+    x, _ = _clusters(5)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"im{i}.png"
+        Image.fromarray(np.roll(x, 97 * i, axis=0)[:2400].reshape(40, 60, 3)).save(p)
+        paths.append(str(p))
+    full = training.train(paths, k=8, seed=0, jobs=1)
+    mini = training.train(paths, k=8, seed=0, jobs=1, method="minibatch")
+    assert len(mini.codebook) == 8 and mini.usage.used == 8
+    assert mini.mse <= full.mse * 1.10
+    with pytest.raises(OptionError, match="method must be one of full, minibatch"):
+        training.train(paths, k=8, method="sgd")

@@ -33,7 +33,7 @@ from .tokenizer import Usage
 from .errors import OptionError, VqiError
 from .limits import DEFAULT_MAX_PIXELS, check_k, check_seed
 
-__all__ = ["Trained", "sample_file", "train", "usage_of", "DEFAULT_SAMPLES", "MODES"]
+__all__ = ["Trained", "sample_file", "train", "usage_of", "DEFAULT_SAMPLES", "MODES", "METHODS"]
 
 DEFAULT_SAMPLES = 1 << 18
 """Vectors sampled per image at most (an image with more is sampled uniformly without replacement)."""
@@ -104,8 +104,12 @@ def usage_of(histogram: Any, codebook: Any) -> tuple[Usage, float]:
     return Usage.of_counts(hits, len(codebook)), mse
 
 
+METHODS = ("full", "minibatch")
+"""How the merged sample is learned: weighted Lloyd k-means over all of it, or mini-batch k-means."""
+
+
 def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), mode: str = "RGB",
-          seed: int = 0, samples: int | None = None, executor: Executor | None = None,
+          seed: int = 0, samples: int | None = None, method: str = "full", executor: Executor | None = None,
           jobs: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
           progress: Callable[[int, int], None] | None = None) -> Trained:
     """Learn a codebook of at most *k* entries of *block* vectors from the images at *paths*.
@@ -114,7 +118,12 @@ def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), m
     folders).  The map step runs on *executor* (or a local pool of *jobs*
     processes; ``jobs=1``: here), as batch encoding does.  Each image gives
     at most *samples* vectors (default: :data:`DEFAULT_SAMPLES`, fewer for
-    a corpus of more than :data:`TOTAL_SAMPLES` / that many images).  *progress* is
+    a corpus of more than :data:`TOTAL_SAMPLES` / that many images).  *method*
+    "full" learns with :func:`vqcodec.quantize.learn` (weighted Lloyd
+    k-means over every distinct sampled vector); "minibatch" with mini-batch
+    k-means (:func:`vqcodec.quantize.kmeans.minibatch_kmeans`: batches drawn
+    by weight, dead entries re-seeded, memory of one batch), then the same
+    rounding and refinement.  *progress* is
     called with (images done, images) after each image.  Images that cannot
     be read are listed in :attr:`Trained.failed`; none readable is an
     :class:`OptionError`.
@@ -125,6 +134,8 @@ def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), m
     k, seed, block = check_k(k), check_seed(seed), check_block(block)
     if mode not in MODES:
         raise OptionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if method not in METHODS:
+        raise OptionError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
         raise OptionError(f"samples must be a positive integer or None, got {samples!r}")
     if samples is None:
@@ -147,7 +158,24 @@ def train(paths: Sequence[str], /, *, k: int, block: tuple[int, int] = (1, 1), m
             progress(done, len(paths))
     if not len(merged):
         raise OptionError("no image could be read to train on" if paths else "no images to train on")
-    codebook = learn(merged, k, seed=seed)
+    codebook = learn(merged, k, seed=seed) if method == "full" else _learn_minibatch(merged, k, seed)
     usage, mse = usage_of(merged, codebook)
     return Trained(codebook, len(paths) - len(failed), int(merged.counts.sum()), len(merged),
                    usage, mse, tuple(sorted(failed)), time.perf_counter() - start)
+
+
+def _learn_minibatch(histogram: Any, k: int, seed: int) -> Any:
+    """The codebook of *histogram* by mini-batch k-means, rounded and refined as :func:`learn` does."""
+    from .quantize import Codebook
+    from .quantize.kmeans import minibatch_kmeans
+    from .quantize.learn import _spaces, finish
+    from .space import has_alpha
+
+    colors, counts, channels = histogram.colors, histogram.counts, histogram.channels
+    if len(colors) <= k:
+        return Codebook(colors, channels=channels, block=histogram.block)
+    alpha = has_alpha(channels)
+    x = _spaces(channels)[0](colors) if alpha else colors
+    centres, _ = minibatch_kmeans(x, counts, k, seed)
+    entries, _ = finish(colors, counts, centres, premultiplied=alpha, channels=channels)
+    return Codebook(entries, channels=channels, block=histogram.block)

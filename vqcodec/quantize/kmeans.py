@@ -41,7 +41,7 @@ from vqcodec.quantize.nearest import BLAS_SINGLE, BRUTE_MAX_K, augment, nearest,
 
 _native = load("_quantize")
 
-__all__ = ["PNN_MAX_K", "DEFAULT_SPEED", "kmeans", "ward_merge"]
+__all__ = ["PNN_MAX_K", "DEFAULT_SPEED", "kmeans", "minibatch_kmeans", "ward_merge"]
 
 # Point sets k-means runs on.
 _WORK_POINTS = 1 << 17  # more distinct colours than this (and than _WORK_PER_K * k):
@@ -493,3 +493,55 @@ def _best_split(x, w, idx):
     gain = between[i] - total * float(mean @ mean)
     return gain, lx[i] / cw[i], rx[i] / rw[i]
 
+
+MINIBATCH_SIZE = 4096
+MINIBATCH_STEPS = 300
+DEAD_AFTER = 20  # an entry that no row of this many batches in a row chose is dead
+
+
+def minibatch_kmeans(x: np.ndarray, w: np.ndarray, k: int, seed: int, *, batch: int = MINIBATCH_SIZE,
+                     steps: int = MINIBATCH_STEPS) -> tuple[np.ndarray, int]:
+    """Mini-batch k-means (Sculley 2010) with dead entries re-seeded, as VQ-VAE codebooks are trained.
+
+    *x* ``(n, D)`` float rows (the error space), *w* their weights (counts),
+    n > k.  Each of *steps* batches draws *batch* rows by weight, assigns
+    each to its nearest centre and moves every centre towards the mean of
+    its rows by 1 / (rows it has seen), so early batches move it far and
+    later ones little.  An entry that no row chose in :data:`DEAD_AFTER`
+    batches in a row is dead: it is moved onto the row of the batch the
+    codebook serves worst and starts again, so no entry stays unused (the
+    "dead code" problem of VQ-VAE training).  Returns the centres and the number of re-seedings.
+    Memory is one batch at a time, whatever the corpus; the result depends
+    only on the inputs and *seed*.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float32)
+    p = np.asarray(w, dtype=np.float64)
+    p = p / p.sum()
+    # the start: greedy k-means++ over a sample drawn by weight (a few rows per entry)
+    first = x[rng.choice(len(x), size=min(len(x), max(batch, 8 * k)), p=p)].astype(np.float64)
+    centres = _kmeanspp(first, np.ones(len(first)), k, rng)
+    if len(centres) < k:  # fewer distinct rows in the sample than entries: fill from the rows
+        centres = np.concatenate([centres, x[rng.choice(len(x), size=k - len(centres), replace=False)]])
+    seen = np.zeros(k)
+    idle = np.zeros(k, dtype=np.int64)
+    reseeded = 0
+    for step in range(steps):
+        rows = x[rng.choice(len(x), size=batch, p=p)]
+        labels, dist = nearest(rows, centres.astype(np.float32), want_dist=True)
+        m = np.bincount(labels, minlength=k).astype(np.float64)
+        sums = np.stack([np.bincount(labels, weights=rows[:, j], minlength=k) for j in range(x.shape[1])], 1)
+        hit = m > 0
+        seen += m
+        rate = np.zeros(k)
+        rate[hit] = m[hit] / seen[hit]
+        centres[hit] += rate[hit, None] * (sums[hit] / m[hit, None] - centres[hit])
+        idle = np.where(hit, 0, idle + 1)
+        dead = np.flatnonzero(idle >= DEAD_AFTER)
+        if len(dead) and step < steps - DEAD_AFTER:  # leave the last batches to settle
+            worst = np.argsort(dist)[::-1][:len(dead)]  # the rows the codebook serves worst
+            centres[dead] = rows[worst]
+            seen[dead] = 0.0
+            idle[dead] = 0
+            reseeded += len(dead)
+    return centres, reseeded
