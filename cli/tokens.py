@@ -4,7 +4,7 @@ The work is :func:`vqcodec.tokenizer.tokenize_file` on batch mode's
 executors (local processes, or a Dask cluster with ``--scheduler``); this
 module plans the outputs as batch encoding does (mirrored folders, ``.npy``
 instead of ``.vqi``), prints one line per failed file and the summary: the
-tokens' use of the codebook and their entropy, next to the mean PSNR of the
+tokens' use of the codebook and their entropy, next to the mean PSNR and SSIM of the
 detokenized images.
 """
 
@@ -29,7 +29,7 @@ def add_command(sub: Any) -> None:
         "tokens", help="turn images into .npy grids of codebook indices (tokens)",
         description="Map every image to a shared codebook and write its grid of indices (one per "
         "block of the codebook's shape) as a .npy file under --output-dir DIR, mirroring the input folders; "
-        "report the codebook's usage, the tokens' entropy and the PSNR of the rebuilt images.")
+        "report the codebook's usage, the tokens' entropy and the PSNR and SSIM of the rebuilt images.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="images and folders (searched recursively)")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder of the .npy files")
     p.add_argument("--codebook", required=True, metavar="BOOK",
@@ -56,6 +56,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     counts = np.zeros(len(book), np.int64)
     failed = ok = 0
     psnrs: list[float] = []
+    ssims: list[float] = []
     for result in plan.failed:
         _error_line("tokenize", result)
         failed += 1
@@ -70,7 +71,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                 codebook=os.path.abspath(args.codebook), overwrite=args.force,
                 measure=not args.quiet)) as stream:
             for i, future in stream:
-                result, found = future.result()
+                result, found, ssim = future.result()
                 job = plan.jobs[i]
                 if found is None:
                     bar.clear()
@@ -81,6 +82,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                     counts += found
                     if result.psnr is not None:
                         psnrs.append(result.psnr)
+                    if ssim is not None:
+                        ssims.append(ssim)
                 if bar.due(ok + failed, plan.total):
                     bar.show(f"tokens {ok + failed}/{plan.total} files")
     bar.clear()
@@ -89,6 +92,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     summary = {"files": ok, "failed": failed, "tokens": int(counts.sum()), "k": len(book),
                "block": f"{book.block[0]}x{book.block[1]}", "used": u.used, "used_fraction": u.used_fraction,
                "entropy_bits": u.entropy, "mean_psnr": sum(finite) / len(finite) if finite else None,
+               "mean_ssim": sum(ssims) / len(ssims) if ssims else None,
                "dtype": np.dtype(tokenizer.token_dtype(len(book))).name,
                "seconds": time.perf_counter() - start}
     if args.json:
@@ -98,5 +102,6 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         print(f"files      {ok} ok, {failed} failed -> {args.output_dir} ({summary['dtype']} .npy)")
         print(f"tokens     {summary['tokens']:,} of {summary['block']} blocks")
         print(f"usage      {u.used}/{u.k} entries ({100 * u.used_fraction:.1f} %), entropy {u.entropy:.2f} bits")
-        print(f"mean PSNR  {psnr}")
+        ssim = "-" if summary["mean_ssim"] is None else f"{summary['mean_ssim']:.4f}"
+        print(f"mean PSNR  {psnr}, SSIM {ssim}")
     return ExitStatus.OK if failed == 0 else ExitStatus.USAGE

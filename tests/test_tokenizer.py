@@ -106,16 +106,16 @@ def test_tokenize_file_writes_the_grid_and_counts(tmp_path):
     entries = RNG.integers(0, 256, (20, 12), dtype=np.uint8)
     book = vqb.Book(channels=3, block_width=2, block_height=2, k=20, entries=entries.tobytes())
     (tmp_path / "b.vqb").write_bytes(vqb.write(book))
-    result, counts = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
-                                             codebook=str(tmp_path / "b.vqb"))
-    assert result.ok and result.psnr is not None
+    result, counts, ssim = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
+                                                   codebook=str(tmp_path / "b.vqb"))
+    assert result.ok and result.psnr is not None and 0 < ssim < 1
     grid = np.load(tmp_path / "out" / "a.npy")
     assert grid.dtype == np.uint8
     np.testing.assert_array_equal(grid, tokens(image, entries, block=(2, 2)))
     np.testing.assert_array_equal(counts, np.bincount(grid.reshape(-1), minlength=20))
-    again, none = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
-                                          codebook=str(tmp_path / "b.vqb"))
-    assert not again.ok and "exists" in again.error and none is None
+    again, none, no_ssim = tokenizer.tokenize_file(str(tmp_path / "a.png"), str(tmp_path / "out" / "a.npy"),
+                                                   codebook=str(tmp_path / "b.vqb"))
+    assert not again.ok and "exists" in again.error and none is None and no_ssim is None
     assert tokenizer.token_dtype(257) == np.uint16
 
 
@@ -140,6 +140,12 @@ def test_cli_tokens_folder(tmp_path):
     assert (summary["files"], summary["failed"], summary["tokens"], summary["k"]) == (2, 1, 2 * 99, 8)
     b = np.asarray(Image.open(tmp_path / "in" / "sub" / "b.png"))
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "sub" / "b.npy"), tokens(b, colours))
+    from vqcodec import metrics
+
+    images = [np.asarray(Image.open(tmp_path / "in" / f"{n}.png")) for n in ("a", "sub/b")]
+    rebuilt = [detokenize(tokens(im, colours), colours, height=9, width=11).reshape(im.shape) for im in images]
+    assert summary["mean_ssim"] == pytest.approx(np.mean([metrics.ssim(i, r) for i, r in zip(images, rebuilt)]))
+    assert summary["mean_psnr"] == pytest.approx(np.mean([metrics.psnr(i, r) for i, r in zip(images, rebuilt)]))
     proc = subprocess.run([sys.executable, "-m", "vqcodec", "tokens", tmp_path / "in", "--output-dir", tmp_path / "o2",
                            "--codebook", tmp_path / "missing.vqb"], capture_output=True, timeout=120)
     assert proc.returncode == 2 and b"cannot read codebook" in proc.stderr

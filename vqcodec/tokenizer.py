@@ -124,16 +124,18 @@ def token_dtype(k: int) -> type:
 
 
 def tokenize_file(source: str, target: str, /, *, codebook: Any, overwrite: bool = False,
-                  measure: bool = True) -> tuple[batch.Result, np.ndarray | None]:
+                  measure: bool = True) -> tuple[batch.Result, np.ndarray | None, float | None]:
     """Tokenize the image file *source* into the ``.npy`` file *target* (atomically).
 
     The grid is stored as :func:`token_dtype` (``np.load`` gives it back).
     Returns the :class:`~vqcodec.batch.Result` (``psnr``: of the detokenized
-    image, with *measure*; never an exception for a bad file) and the count
+    image, with *measure*; never an exception for a bad file), the count
     of each entry among the tokens (None when it failed), which sum over a
-    folder into its :class:`Usage`.
+    folder into its :class:`Usage`, and the SSIM of the detokenized image
+    (with *measure*, else None).
     """
     counts: list[np.ndarray] = []
+    ssims: list[float] = []
 
     def work() -> batch.Result:
         book = codebook_of(codebook)
@@ -143,11 +145,12 @@ def tokenize_file(source: str, target: str, /, *, codebook: Any, overwrite: bool
         batch.write_file(target, buffer.getvalue(), overwrite)
         psnr = None
         if measure:
-            psnr = metrics.psnr(px.array, detokenize(grid, book, height=px.height, width=px.width)
-                                .reshape(px.array.shape))
+            rebuilt = detokenize(grid, book, height=px.height, width=px.width).reshape(px.array.shape)
+            psnr = metrics.psnr(px.array, rebuilt)
+            ssims.append(metrics.ssim(px.array, rebuilt))
         counts.append(np.bincount(grid.reshape(-1), minlength=len(book)))
         return batch.Result(source, target, os.stat(source).st_size, len(buffer.getvalue()),
                             px.width * px.height, psnr=psnr)
 
     result = batch.attempt(source, target, work)
-    return result, (counts[0] if counts else None)
+    return result, (counts[0] if counts else None), (ssims[0] if ssims else None)
