@@ -170,7 +170,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--strip", action="store_true",
                    help="leave ICC profiles out of every codec's file (as encode --strip does; "
                    "by default they are kept, as encode keeps them)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"skip images above N pixels (default {DEFAULT_MAX_PIXELS:,})")
     p.set_defaults(handler=cmd_rd)
 
@@ -217,8 +217,6 @@ def _have_matplotlib() -> bool:
 def cmd_rd(args: argparse.Namespace) -> int:
     if args.plot is not None and not _have_matplotlib():
         raise UsageError("--plot needs matplotlib: pip install -e '.[plot]' (in vqcodec's folder)")
-    if args.max_pixels < 1:
-        raise UsageError(f"--max-pixels must be a positive number, got {args.max_pixels}")
     _check_outputs(args)
 
     from vqcodec import rd

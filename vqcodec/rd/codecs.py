@@ -329,7 +329,8 @@ class PsnrCache:
             folder = os.path.join(base, "vqcodec", "rd")
         self.folder = folder
 
-    def _key(self, px: pixels.Pixels, baseline: str) -> tuple[str, str]:
+    def slot(self, px: pixels.Pixels, baseline: str) -> tuple[str, str]:
+        """(file, key) of this image and baseline: what :meth:`load` and :meth:`store` take."""
         import hashlib
 
         import PIL
@@ -342,11 +343,11 @@ class PsnrCache:
               f"{library} {features.version(library)}"
         return os.path.join(self.folder, f"{digest[:32]}-{baseline}.json"), key
 
-    def load(self, px: pixels.Pixels, baseline: str) -> dict[int, float]:
-        """quality -> PSNR known for this image and baseline (empty when none)."""
+    def load(self, slot: tuple[str, str]) -> dict[int, float]:
+        """quality -> PSNR known for the image and baseline of *slot* (empty when none)."""
         import json
 
-        path, key = self._key(px, baseline)
+        path, key = slot
         try:
             with open(path, encoding="utf-8") as f:
                 document = json.load(f)
@@ -357,13 +358,13 @@ class PsnrCache:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
-    def store(self, px: pixels.Pixels, baseline: str, psnrs: dict[int, float]) -> None:
-        """Keep *psnrs* (quality -> PSNR) for this image and baseline; silently skipped on failure."""
+    def store(self, slot: tuple[str, str], psnrs: dict[int, float]) -> None:
+        """Keep *psnrs* (quality -> PSNR) for the image and baseline of *slot*; skipped on failure."""
         import json
 
         from .. import fileio
 
-        path, key = self._key(px, baseline)
+        path, key = slot
         document = {"key": key, "psnr": {str(q): psnrs[q] for q in sorted(psnrs)}}
         try:
             os.makedirs(self.folder, exist_ok=True)
@@ -383,7 +384,9 @@ class QualitySearch:
         self.format, self.options = _LOSSY_FORMATS[baseline]
         self.trials: dict[int, _Trial] = {}
         self.rows: dict[int, Measured] = {}
-        known = {} if cache is None else cache.load(px, baseline)
+        # the pixels' hash, once per image and baseline
+        self._slot = None if cache is None else cache.slot(px, baseline)
+        known = {} if cache is None else cache.load(self._slot)
         for quality, psnr in known.items():
             self.trials[quality] = _Trial(quality, None, 0.0, psnr)
         self._stored = dict(known)
@@ -413,7 +416,7 @@ class QualitySearch:
         """Put the PSNRs found into the cache (when there is one and they are new)."""
         psnrs = {q: t.psnr for q, t in self.trials.items()}
         if self.cache is not None and psnrs != self._stored:
-            self.cache.store(self.px, self.baseline, psnrs)
+            self.cache.store(self._slot, psnrs)
             self._stored = psnrs
 
     def smallest(self, target: float) -> tuple[int, bool]:
