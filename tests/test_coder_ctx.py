@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import vqcodec
 from vqcodec import codec, container
 from vqcodec.coders import ctx as ctxcoder
+from vqcodec.coders import rans
 from vqcodec.errors import FormatError, OptionError, VqiError
 from vqi_files import mutate, rebuild, sections
 
@@ -139,7 +140,7 @@ def test_c_and_python_write_the_same_stream_and_both_read_it(shape, n):
     assert data == ctxcoder.encode_reference(grid, book)
     assert ctxcoder.decode(data, w, h, book).tobytes() == grid.tobytes()
     mode_freq, literal_freq, offset = ctxcoder.read_tables(data, n)
-    band_rows, streams = ctxcoder.read_streams(data, offset, h)
+    band_rows, streams = rans.read_streams(data, offset, h, ctxcoder.WHO)
     back = np.vstack([ctxcoder.decode_reference(stream, w, min(band_rows, h - top), ctxcoder.rank_order(book),
                                                 mode_freq, literal_freq)
                       for stream, top in zip(streams, range(0, h, band_rows))])
@@ -155,7 +156,7 @@ def test_bands_are_independent_and_any_band_size_reads_back(band_rows):
     assert data == ctxcoder.encode_reference(grid, book, band_rows=band_rows)
     assert ctxcoder.decode(data, 17, 13, book).tobytes() == grid.tobytes()
     _, _, offset = ctxcoder.read_tables(data, 9)
-    rows, streams = ctxcoder.read_streams(data, offset, 13)
+    rows, streams = rans.read_streams(data, offset, 13, ctxcoder.WHO)
     assert rows == band_rows and len(streams) == -(-13 // band_rows)
     # a band's first row sees nothing above it: its symbols are those of the band alone
     order = ctxcoder.rank_order(book)
@@ -170,12 +171,12 @@ def decode_fast(data: bytes, w: int, h: int, book: np.ndarray, *, pixels: bool, 
     """vqcodec._ctxcoder.decode_image on its own: (bands it flagged, output)."""
     n, channels = book.shape
     mode_freq, literal_freq, offset = ctxcoder.read_tables(data, n)
-    band_rows, streams = ctxcoder.read_streams(data, offset, h)
+    band_rows, streams = rans.read_streams(data, offset, h, ctxcoder.WHO)
     out = bytearray(w * h * (channels if pixels else 1))
     failed = ctxcoder._native.decode_image(
         streams, out, w, band_rows, book.tobytes(), channels, pixels, mode_freq.tobytes(),
-        ctxcoder._starts(mode_freq).tobytes(), literal_freq.tobytes(),
-        ctxcoder._starts(literal_freq).tobytes(), threads)
+        rans.starts(mode_freq).tobytes(), literal_freq.tobytes(),
+        rans.starts(literal_freq).tobytes(), threads)
     return failed, np.frombuffer(out, np.uint8), streams, band_rows
 
 
@@ -220,9 +221,9 @@ def test_the_fast_decoder_accepts_only_what_the_checked_one_does(data):
         return
     order = ctxcoder.rank_order(book).tobytes()
     mode_freq, literal_freq, _ = ctxcoder.read_tables(bytes(body), 40)
-    tables = (mode_freq.tobytes(), ctxcoder._starts(mode_freq).tobytes(),
-              literal_freq.tobytes(), ctxcoder._starts(literal_freq).tobytes())
-    for band, (top, bottom) in enumerate(ctxcoder._bands(30, band_rows)):
+    tables = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
+              literal_freq.tobytes(), rans.starts(literal_freq).tobytes())
+    for band, (top, bottom) in enumerate(rans.bands(30, band_rows)):
         if band in failed:
             continue
         checked = bytearray(23 * (bottom - top))
@@ -253,9 +254,9 @@ def test_decoded_images_live_in_their_own_pages(size):
 
 
 def test_the_encoder_cuts_about_100k_pixel_bands():
-    assert ctxcoder.band_rows_for(512, 768) == 130  # a Kodak photo: 4 bands
-    assert ctxcoder.band_rows_for(3, 5) == 3
-    assert ctxcoder.band_rows_for(10, 10**6) == 1
+    assert rans.band_rows_for(512, 768) == 130  # a Kodak photo: 4 bands
+    assert rans.band_rows_for(3, 5) == 3
+    assert rans.band_rows_for(10, 10**6) == 1
 
 
 def test_python_fallback_decodes_and_the_encoder_declines(monkeypatch):
@@ -369,8 +370,8 @@ def test_c_reads_the_tables_as_read_tables_does(data):
     except FormatError:
         assert got is None
         return
-    assert got == (modes.tobytes(), ctxcoder._starts(modes).tobytes(), literals.tobytes(),
-                   ctxcoder._starts(literals).tobytes(), offset)
+    assert got == (modes.tobytes(), rans.starts(modes).tobytes(), literals.tobytes(),
+                   rans.starts(literals).tobytes(), offset)
 
 
 def test_tables_read_back():

@@ -41,7 +41,7 @@ from scipy.special import gammaln
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import index_coder_prep as prep  # noqa: E402
 
-from vqcodec.coders import ctx  # noqa: E402
+from vqcodec.coders import ctx, rans  # noqa: E402
 
 LN2 = math.log(2)
 SCALE = 4096
@@ -757,7 +757,7 @@ def evaluate(m: Map, *, lz: bool, full: bool = True) -> tuple[dict[str, float], 
     nz = rc[0] > 0
     bits += float(-(rc[0][nz] * np.log2(lf[nz] / SCALE)).sum())
     tables = len(ctx.write_tables(freq.astype(np.uint16), np.pad(lf, (0, 256 - m.k)).astype(np.uint16)))
-    nbands = len(ctx._bands(m.h, ctx.band_rows_for(m.h, m.w)))
+    nbands = len(rans.bands(m.h, rans.band_rows_for(m.h, m.w)))
     out["A ctx2 static (estimate of today)"] = bits / 8 + tables + 4 + 8 * nbands
     out["B ctx2 contexts, adaptive"] = (adaptive_bits(mc) + adaptive_bits(rc)) / 8
     if full:

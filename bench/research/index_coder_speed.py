@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 import index_coder_prep as prep  # noqa: E402
 import index_coder_probe as probe  # noqa: E402
 
-from vqcodec.coders import ctx  # noqa: E402
+from vqcodec.coders import ctx, rans  # noqa: E402
 
 SCALE = 4096
 RANS_L = 1 << 23
@@ -134,9 +134,9 @@ def run(stem: str, k: int, lib: ctypes.CDLL, fast: bool = False) -> None:
     # coder 2 on the same (chain-ordered) map: its own data and tables
     data2 = ctx.encode(grid, book)
     mode_freq, literal_freq, offset = ctx.read_tables(data2, m.k)
-    band_rows, streams2 = ctx.read_streams(data2, offset, h)
-    tables2 = (mode_freq.tobytes(), ctx._starts(mode_freq).tobytes(),
-               literal_freq.tobytes(), ctx._starts(literal_freq).tobytes())
+    band_rows, streams2 = rans.read_streams(data2, offset, h, ctx.WHO)
+    tables2 = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
+               literal_freq.tobytes(), rans.starts(literal_freq).tobytes())
     out2 = np.empty(h * w, dtype=np.uint8)
 
     def coder2():

@@ -33,7 +33,6 @@ step by step, which names the error (bench/decode_bench.py times it).
 
 from __future__ import annotations
 
-import struct
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from .. import packing
 from .._native import load
 from .._threads import cores, map_in_order
 from ..errors import FormatError, OptionError
-from . import Coder, HeaderLike
+from . import Coder, HeaderLike, rans
 
 __all__ = ["CODER", "MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
 
@@ -49,15 +48,14 @@ MAX_K = 256  # one byte per index
 MODES = 5
 LITERAL = 4
 CONTEXTS = 80  # 16 equality patterns x 5 modes of the left pixel
-SCALE_BITS = 12
-SCALE = 1 << SCALE_BITS
-RANS_L = 1 << 23
+SCALE_BITS, SCALE, RANS_L = rans.SCALE_BITS, rans.SCALE, rans.RANS_L
+WHO = "index coder 2"  # how errors name it
 _BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
 # Coding bands (§5.4.3): the encoder cuts the map into bands of rows of about
 # this many pixels, coded independently (the row above a band counts as
 # outside), so that a decoder can run them on several threads; a Kodak photo
 # gets 4 bands, for 24 bytes and a ~0.1 % larger file.
-CODING_BAND_PIXELS = 100_000
+CODING_BAND_PIXELS = rans.CODING_BAND_PIXELS
 _DECODE_THREADS = min(2, cores())
 
 _native = load("_ctxcoder")  # the compiled loops; without them decoding is slow and encoding declines
@@ -161,10 +159,6 @@ def quantize_frequencies(counts: np.ndarray) -> np.ndarray:
 # Tables (§5.4.3)
 
 
-def _leb128(value: int) -> bytes:
-    return bytes([value]) if value < 0x80 else bytes([(value & 0x7F) | 0x80, value >> 7])
-
-
 def write_tables(mode_freq: np.ndarray, literal_freq: np.ndarray) -> bytes:
     """The table part of the INDX data: which of the 80 mode tables are there, those
     tables, then the literal table."""
@@ -174,12 +168,12 @@ def write_tables(mode_freq: np.ndarray, literal_freq: np.ndarray) -> bytes:
         present = [int(s) for s in np.flatnonzero(row)]
         out.append(sum(1 << s for s in present))
         for s in present[:-1]:
-            out += _leb128(int(row[s]))
+            out += rans.v14(int(row[s]))
     used = np.flatnonzero(literal_freq)
     count = int(used[-1]) + 1 if len(used) else 0
-    out += _leb128(count)
+    out += rans.v14(count)
     for r in range(count - 1):
-        out += _leb128(int(literal_freq[r]))
+        out += rans.v14(int(literal_freq[r]))
     return bytes(out)
 
 
@@ -190,22 +184,6 @@ _TABLES_MAX = CONTEXTS // 8 + CONTEXTS * (1 + 2 * (MODES - 1)) + 2 + 2 * (MAX_K 
 
 def _truncated() -> FormatError:
     return FormatError("section INDX: index coder 2 tables are truncated")
-
-
-def _v14(raw: bytes, pos: int) -> tuple[int, int]:
-    """(value, next position) of the v14 at *pos* (§5.4.3)."""
-    if pos >= len(raw):
-        raise _truncated()
-    first = raw[pos]
-    if first < 0x80:
-        return first, pos + 1
-    if pos + 1 >= len(raw):
-        raise _truncated()
-    second = raw[pos + 1]
-    if second >= 0x80 or second == 0:
-        raise FormatError("section INDX: index coder 2 table value longer than 2 bytes "
-                          "or not minimal")
-    return (first & 0x7F) | (second << 7), pos + 2
 
 
 def _complete(freq: list[int], what: str) -> list[int]:
@@ -237,41 +215,27 @@ def read_tables(data: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarra
         present = [s for s in range(MODES) if mask >> s & 1]
         freq = []
         for _ in present[:-1]:
-            value, pos = _v14(raw, pos)
+            value, pos = rans.read_v14(raw, pos, WHO)
             freq.append(value)
         if 0 in freq:
             raise FormatError(f"section INDX: index coder 2 mode table {context} has a zero frequency")
         for s, f in zip(present, _complete(freq, f"mode table {context}")):
             rows[context][s] = f
-    count, pos = _v14(raw, pos)
+    count, pos = rans.read_v14(raw, pos, WHO)
     if count > n:
         raise FormatError(f"section INDX: index coder 2 literal table has {count} ranks, k is {n}")
     literal_freq = np.zeros(MAX_K, dtype=np.uint16)
     if count:
         freq = []
         for _ in range(count - 1):
-            value, pos = _v14(raw, pos)
+            value, pos = rans.read_v14(raw, pos, WHO)
             freq.append(value)
         literal_freq[:count] = _complete(freq, "literal table")
     return np.array(rows, dtype=np.uint16), literal_freq, pos
 
 
-def _starts(freq: np.ndarray) -> np.ndarray:
-    """Cumulative starts along the last axis (uint16)."""
-    return (np.cumsum(freq, axis=-1, dtype=np.int64) - freq).astype(np.uint16)
-
-
 # --------------------------------------------------------------------------
 # Encoding and decoding
-
-
-def band_rows_for(height: int, width: int) -> int:
-    """Rows per coding band: about CODING_BAND_PIXELS pixels (the encoder's choice)."""
-    return max(1, min(height, CODING_BAND_PIXELS // max(1, width)))
-
-
-def _bands(height: int, band_rows: int) -> list[tuple[int, int]]:
-    return [(top, min(height, top + band_rows)) for top in range(0, height, band_rows)]
 
 
 def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool = False):
@@ -279,7 +243,7 @@ def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool 
     and counts from the C loop, the same as :func:`symbols` gives)."""
     mode_counts = np.zeros(CONTEXTS * MODES, dtype=np.int64)
     literal_counts = np.zeros(MAX_K, dtype=np.int64)
-    bands = _bands(grid.shape[0], band_rows)
+    bands = rans.bands(grid.shape[0], band_rows)
     parts = []
     if native:  # the C pass releases the GIL: the bands on two threads
         table = order.tobytes()
@@ -315,10 +279,7 @@ def _check_grid(indices: np.ndarray, n: int) -> np.ndarray:
 
 def _assemble(mode_freq: np.ndarray, literal_freq: np.ndarray, band_rows: int,
               streams: list[bytes]) -> bytes:
-    out = [write_tables(mode_freq, literal_freq), struct.pack("<I", band_rows)]
-    for stream in streams:
-        out += [struct.pack("<I", len(stream)), stream]
-    return b"".join(out)
+    return write_tables(mode_freq, literal_freq) + rans.assemble_bands(band_rows, streams)
 
 
 def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None = None) -> bytes:
@@ -328,10 +289,10 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
                           "(reinstall vqcodec with a C compiler)")
     order = rank_order(codebook)
     grid = _check_grid(indices, len(order))
-    band_rows = band_rows or band_rows_for(*grid.shape)
+    band_rows = band_rows or rans.band_rows_for(*grid.shape)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows, native=True)
-    tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
-              literal_freq.tobytes(), _starts(literal_freq).tobytes())
+    tables = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
+              literal_freq.tobytes(), rans.starts(literal_freq).tobytes())
     streams = _map(lambda part: _native.encode(*part, *tables), parts)
     return _assemble(mode_freq, literal_freq, band_rows, streams)
 
@@ -340,32 +301,6 @@ def _map(fn, items: list) -> list:
     """fn over items, on two threads when there are several (the C loops release
     the GIL)."""
     return map_in_order(fn, items, _DECODE_THREADS)
-
-
-def read_streams(data: bytes | memoryview, offset: int, height: int
-                 ) -> tuple[int, list[memoryview]]:
-    """(band_rows, one stream per band) after the tables (§5.4.3)."""
-    view = memoryview(data).cast("B")
-    if offset + 4 > len(view):
-        raise FormatError("section INDX: index coder 2 data ends before its band size")
-    band_rows = struct.unpack_from("<I", view, offset)[0]
-    if band_rows < 1:
-        raise FormatError("section INDX: index coder 2 band of 0 rows")
-    pos = offset + 4
-    streams = []
-    for band, _ in enumerate(_bands(height, band_rows)):
-        if pos + 4 > len(view):
-            raise FormatError(f"section INDX: index coder 2 data ends before band {band}")
-        length = struct.unpack_from("<I", view, pos)[0]
-        pos += 4
-        if length > len(view) - pos:
-            raise FormatError(f"section INDX: index coder 2 band {band} needs {length} bytes, "
-                              f"{len(view) - pos} left")
-        streams.append(view[pos : pos + length])
-        pos += length
-    if pos != len(view):
-        raise FormatError(f"section INDX: {len(view) - pos} bytes after the last index coder 2 band")
-    return band_rows, streams
 
 
 def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarray, *,
@@ -385,12 +320,12 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
     parsed = _native.parse_tables(data, n) if _native is not None else None
     if parsed is None:  # no extension, or a broken rule, which read_tables names
         mode_freq, literal_freq, offset = read_tables(data, n)
-        tables = (mode_freq.tobytes(), _starts(mode_freq).tobytes(),
-                  literal_freq.tobytes(), _starts(literal_freq).tobytes())
+        tables = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
+                  literal_freq.tobytes(), rans.starts(literal_freq).tobytes())
     else:  # the same tables, read by C (faster than building them in numpy)
         *tables, offset = parsed
-    band_rows, streams = read_streams(data, offset, height)
-    bands = _bands(height, band_rows)
+    band_rows, streams = rans.read_streams(data, offset, height, WHO)
+    bands = rans.bands(height, band_rows)
     if _native is None:  # pragma: no cover - depends on the build
         order = rank_order(book)
         grid = np.concatenate([decode_reference(stream, width, bottom - top, order, mode_freq,
@@ -425,25 +360,22 @@ def encode_reference(indices: np.ndarray, codebook: np.ndarray, *, band_rows: in
     """:func:`encode` without the extension: the same bytes, ~1000x slower."""
     order = rank_order(codebook)
     grid = _check_grid(indices, len(order))
-    band_rows = band_rows or band_rows_for(*grid.shape)
+    band_rows = band_rows or rans.band_rows_for(*grid.shape)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows)
-    mode_start, literal_start = _starts(mode_freq), _starts(literal_freq)
+    mode_start, literal_start = rans.starts(mode_freq), rans.starts(literal_freq)
     streams = []
     for contexts, modes, ranks in parts:
-        out = bytearray()  # renormalisation bytes, in reverse
-        x = RANS_L
-        for i in range(len(modes) - 1, -1, -1):
-            coded = [(int(mode_freq[contexts[i], modes[i]]), int(mode_start[contexts[i], modes[i]]))]
-            if modes[i] == LITERAL:
-                coded.insert(0, (int(literal_freq[ranks[i]]), int(literal_start[ranks[i]])))
-            for freq, start in coded:
-                x_max = ((RANS_L >> SCALE_BITS) << 8) * freq
-                while x >= x_max:
-                    out.append(x & 0xFF)
-                    x >>= 8
-                x = ((x // freq) << SCALE_BITS) + (x % freq) + start
-        out.reverse()
-        streams.append(x.to_bytes(4, "little") + bytes(out))
+        # decoding order: each pixel's mode, then its literal's rank
+        literal = modes == LITERAL
+        count = 1 + literal
+        at = np.cumsum(count) - count
+        freq = np.zeros(int(count.sum()), dtype=np.int64)
+        start = np.zeros_like(freq)
+        freq[at] = mode_freq[contexts, modes]
+        start[at] = mode_start[contexts, modes]
+        freq[at[literal] + 1] = literal_freq[ranks[literal]]
+        start[at[literal] + 1] = literal_start[ranks[literal]]
+        streams.append(rans.encode_stream(freq, start))
     return _assemble(mode_freq, literal_freq, band_rows, streams)
 
 
@@ -452,7 +384,7 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
     """The decoding loop of §5.4.4 in Python, for one band: (height, width) uint8 indices."""
     data = bytes(stream)
     n = len(order)
-    mode_start, literal_start = _starts(mode_freq).tolist(), _starts(literal_freq).tolist()
+    mode_start, literal_start = rans.starts(mode_freq).tolist(), rans.starts(literal_freq).tolist()
     mode_freq_l, literal_freq_l, order_l = mode_freq.tolist(), literal_freq.tolist(), order.tolist()
     if len(data) < 4:
         raise FormatError("section INDX: index coder 2 stream is corrupt (stream shorter than its state)")
