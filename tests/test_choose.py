@@ -103,7 +103,7 @@ def test_auto_with_a_layout_is_bzip2():
 
 
 def test_unknown_coder_names_the_choices():
-    with pytest.raises(vqcodec.OptionError, match=r"coder must be one of \['auto', 'bzip2', 'ctx', 'zstd'\]"):
+    with pytest.raises(vqcodec.OptionError, match=r"coder must be one of \['auto', 'bzip2', 'cand', 'ctx', 'zstd'\]"):
         codec.encode_pixels(halves(), k=2, coder="gzip")
 
 

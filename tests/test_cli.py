@@ -57,7 +57,7 @@ def test_version_and_help():
     from vqcodec import _native
 
     if all(state == "compiled" for state in _native.status().values()):
-        assert second == "compiled extensions: all 4 in use"
+        assert second == "compiled extensions: all 5 in use"
     for sub in ("encode", "decode", "info", "rd", "train", "tokens"):
         proc = run(sub, "--help")
         assert proc.returncode == 0 and b"usage: vqcodec " + sub.encode() in proc.stdout

@@ -149,7 +149,7 @@ def test_unknown_ancillary_skipped_unknown_critical_refused():
         ("stages", 2, UnsupportedVersionError, "2 codebook stages"),
         ("codebook_source", 2, UnsupportedVersionError, "codebook_source 2"),
         ("index_layout", 9, UnsupportedVersionError, "index_layout 9"),
-        ("index_coder", 3, UnsupportedVersionError, "index_coder 3"),
+        ("index_coder", 4, UnsupportedVersionError, "index_coder 4"),
         ("reserved", b"\0\1\0", UnsupportedVersionError, "reserved bytes 21-23 are 00 01 00"),
         ("k", 0, FormatError, "k must be at least 1|k = 0"),
         ("k", 70000, FormatError, "k = 70000"),

@@ -553,14 +553,14 @@ def test_version_and_first_slow_command_say_the_extensions_are_missing(monkeypat
     monkeypatch.setattr(_native, "_warned", False)
     monkeypatch.delenv(_native.PURE_PYTHON_VARIABLE, raising=False)
     line = extensions_line()
-    assert line.startswith("compiled extensions: MISSING _quantize, _rdo, _ctxcoder (built without "
+    assert line.startswith("compiled extensions: MISSING _quantize, _rdo, _ctxcoder, _candcoder (built without "
                            "a C compiler)")
     src = tmp_path / "a.png"
     Image.new("RGB", (4, 4)).save(src)
     for n in range(2):
         assert main(["encode", str(src), str(tmp_path / f"{n}.vqi"), "-k", "2"]) == 0
     err = capsys.readouterr().err
-    assert err.count("vqcodec: warning: the compiled extensions _quantize, _rdo, _ctxcoder are "
+    assert err.count("vqcodec: warning: the compiled extensions _quantize, _rdo, _ctxcoder, _candcoder are "
                      "not built") == 1
 
 

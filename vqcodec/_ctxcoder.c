@@ -20,6 +20,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
+#include "_rans.h"
+#include "_workers.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,6 @@
 #include <sys/mman.h>
 #endif
 
-#define SCALE_BITS 12
-#define SCALE (1u << SCALE_BITS)
-#define RANS_L (1u << 23)
 #define MODES 5
 #define LITERAL 4
 #define CONTEXTS 80
@@ -117,21 +116,11 @@ static PyObject *ctx_encode(PyObject *self, PyObject *args)
                 bad = 1;
                 break;
             }
-            uint32_t x_max = ((RANS_L >> SCALE_BITS) << 8) * f;
-            while (x >= x_max) {
-                *--p = (uint8_t)(x & 0xff);
-                x >>= 8;
-            }
-            x = ((x / f) << SCALE_BITS) + (x % f) + starts[j];
+            x = rans_put(x, f, starts[j], &p);
         }
     }
-    if (!bad) {
-        p -= 4;
-        p[0] = (uint8_t)x;
-        p[1] = (uint8_t)(x >> 8);
-        p[2] = (uint8_t)(x >> 16);
-        p[3] = (uint8_t)(x >> 24);
-    }
+    if (!bad)
+        rans_put_state(x, &p);
     Py_END_ALLOW_THREADS
     if (bad)
         PyErr_SetString(PyExc_ValueError, "ctxcoder.encode: a context, mode or symbol out of its table");
@@ -637,18 +626,7 @@ static void decode_pairs(Job *J, int who)
     PyMem_RawFree(cand);
 }
 
-typedef struct {
-    Job *job;
-    int who;
-    PyThread_type_lock done; /* held until the helper has finished */
-} Helper;
-
-static void helper_main(void *arg)
-{
-    Helper *h = arg;
-    decode_pairs(h->job, h->who);
-    PyThread_release_lock(h->done);
-}
+static void decode_pairs_of(void *job, int who) { decode_pairs(job, who); }
 
 /* decode_image(streams, out, width, band_rows, book, channels, pixels, mode_freq, mode_start,
  *              lit_freq, lit_start, threads) -> list of int
@@ -672,8 +650,6 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     PyObject *fast = NULL, *result = NULL;
     Py_buffer *streams = NULL;
     Job *J = NULL;
-    Helper helpers[MAX_THREADS];
-    int started = 0;
     Py_ssize_t count = 0, got = 0, n = channels >= 1 ? bk.len / channels : 0;
     Py_ssize_t item = pixels ? channels : 1;
     fast = PySequence_Fast(seq, "decode_image: streams must be a sequence");
@@ -768,27 +744,8 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
         int want = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
         if (want > pairs)
             want = (int)pairs;
-        for (; started < want - 1; started++) {
-            Helper *h = &helpers[started];
-            h->job = J;
-            h->who = started + 1;
-            h->done = PyThread_allocate_lock();
-            if (!h->done)
-                break;
-            PyThread_acquire_lock(h->done, WAIT_LOCK);
-            if (PyThread_start_new_thread(helper_main, h) == PYTHREAD_INVALID_THREAD_ID) {
-                PyThread_release_lock(h->done);
-                PyThread_free_lock(h->done);
-                break;
-            }
-        }
-        decode_pairs(J, 0);
-        for (int t = 0; t < started; t++) { /* wait for each helper */
-            PyThread_acquire_lock(helpers[t].done, WAIT_LOCK);
-            PyThread_release_lock(helpers[t].done);
-            PyThread_free_lock(helpers[t].done);
-        }
-        for (int t = 0; t <= started; t++)
+        int ran = run_workers(decode_pairs_of, J, want);
+        for (int t = 0; t < ran; t++)
             nomem |= J->nomem[t];
     }
     for (Py_ssize_t b = 0; b < count; b++)

@@ -1,9 +1,9 @@
 """The one loader of vqcodec's compiled extensions.
 
-Four small C extensions run the per-pixel loops, each beside the Python code
+Five small C extensions run the per-pixel loops, each beside the Python code
 that is its reference and fallback: ``_quantize`` (the quantizer's kernels),
-``_rdo`` (the rate-aware index choice), ``_ctxcoder`` (index coder 2) and
-``_ssim`` (SSIM's filtering, the exact squared error).  A module asks for
+``_rdo`` (the rate-aware index choice), ``_ctxcoder`` (index coder 2),
+``_candcoder`` (index coder 3) and ``_ssim`` (SSIM's filtering, the exact squared error).  A module asks for
 its extension with :func:`load` and falls back to numpy/Python when it gets
 None.  With the environment variable ``VQCODEC_PURE_PYTHON=1`` every
 :func:`load` returns None, so the whole library runs on its Python
@@ -23,7 +23,7 @@ from types import ModuleType
 
 __all__ = ["EXTENSIONS", "PURE_PYTHON_VARIABLE", "pure_python", "load", "status", "warn_if_missing"]
 
-EXTENSIONS = ("_quantize", "_rdo", "_ctxcoder", "_ssim")
+EXTENSIONS = ("_quantize", "_rdo", "_ctxcoder", "_candcoder", "_ssim")
 PURE_PYTHON_VARIABLE = "VQCODEC_PURE_PYTHON"
 
 _loaded: dict[str, ModuleType | None] = {}

@@ -133,7 +133,7 @@ def choose(indices: np.ndarray, codebook: np.ndarray, /, *, coder: str = "auto",
 def _auto(m: _Map, level: int, threads: int) -> Choice:
     best: Choice | None = None
     models = [c for c in coders.all_coders()
-              if c.kind == "map" and c.available() and c.refusal(m.k, packing.BYTES) is None]
+              if c.kind == "map" and c.auto and c.available() and c.refusal(m.k, packing.BYTES) is None]
     if models:
         quick = _quick_estimator()
         quick_layouts = (packing.BYTES, packing.PACKED) if m.index_bits <= 4 else (packing.BYTES,)

@@ -70,7 +70,8 @@ class Coder:
     ``tie_rank``   when two of the encoder's candidates are the same size, the
                    one whose coder has the lower rank is kept;
     ``searches_layout``  a bytes coder for which the encoder tries layouts
-                   rather than taking bytes (:mod:`vqcodec.choose`).
+                   rather than taking bytes (:mod:`vqcodec.choose`);
+    ``auto``       the encoder's "auto" choice tries it.
     """
 
     id: int
@@ -81,6 +82,7 @@ class Coder:
     max_k: int = 65536
     tie_rank: int = 0
     searches_layout: bool = False
+    auto: bool = True
 
     def available(self) -> bool:
         """True when this installation can encode with it (decoding always works)."""
@@ -108,7 +110,7 @@ class Coder:
 
 
 # id -> module (imported on first use: zstd, bzip2 and numpy stay unloaded until needed)
-_MODULES = {0: "zstd", 1: "bzip2", 2: "ctx"}
+_MODULES = {0: "zstd", 1: "bzip2", 2: "ctx", 3: "cand"}
 _loaded: dict[int, Coder] = {}
 
 

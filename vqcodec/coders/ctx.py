@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import packing
 from .._native import load
 from .._threads import cores, map_in_order
 from ..errors import FormatError, OptionError
-from . import Coder, HeaderLike, rans
+from . import rans
 
 __all__ = ["CODER", "MAX_K", "available", "encode", "decode", "encode_reference", "decode_reference"]
 
@@ -268,15 +267,6 @@ def _model(grid: np.ndarray, order: np.ndarray, band_rows: int, *, native: bool 
     return parts, mode_freq.astype(np.uint16), literal_freq.astype(np.uint16)
 
 
-def _check_grid(indices: np.ndarray, n: int) -> np.ndarray:
-    grid = np.asarray(indices)
-    if grid.ndim != 2 or grid.size == 0:
-        raise OptionError(f"index coder 2 codes an (H, W) index map, got shape {grid.shape}")
-    if grid.max() >= n:
-        raise OptionError(f"index {int(grid.max())} is not below k = {n}")
-    return np.ascontiguousarray(grid, dtype=np.uint8)
-
-
 def _assemble(mode_freq: np.ndarray, literal_freq: np.ndarray, band_rows: int,
               streams: list[bytes]) -> bytes:
     return write_tables(mode_freq, literal_freq) + rans.assemble_bands(band_rows, streams)
@@ -288,7 +278,7 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
         raise OptionError("index coder 2 needs the compiled extension vqcodec._ctxcoder "
                           "(reinstall vqcodec with a C compiler)")
     order = rank_order(codebook)
-    grid = _check_grid(indices, len(order))
+    grid = rans.check_grid(indices, len(order), WHO)
     band_rows = band_rows or rans.band_rows_for(*grid.shape)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows, native=True)
     tables = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
@@ -359,7 +349,7 @@ def encode_reference(indices: np.ndarray, codebook: np.ndarray, *, band_rows: in
                      ) -> bytes:
     """:func:`encode` without the extension: the same bytes, ~1000x slower."""
     order = rank_order(codebook)
-    grid = _check_grid(indices, len(order))
+    grid = rans.check_grid(indices, len(order), WHO)
     band_rows = band_rows or rans.band_rows_for(*grid.shape)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows)
     mode_start, literal_start = rans.starts(mode_freq), rans.starts(literal_freq)
@@ -448,32 +438,17 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
 # The registry's entry
 
 
-class _Ctx(Coder):
+class _Ctx(rans.MapCoder):
     id = 2
     name = "ctx"
     version = (1, 1)
-    kind = "map"
-    layouts = (packing.BYTES,)
-    max_k = MAX_K
     tie_rank = 0  # the smallest on photos: keeps a tie against zstd and bzip2
 
     def available(self) -> bool:
         return available()
 
-    def encode(self, payload: bytes, header: HeaderLike, codebook: bytes, /, *,
-               level: int | None = None, threads: int = 0) -> bytes:
-        grid = np.frombuffer(payload, dtype=np.uint8).reshape(header.height, header.width)
-        return encode(grid, _book(codebook, header.channels))
-
-    def decode(self, data: memoryview, header: HeaderLike, codebook: bytes, /, *,
-               samples: bool = False) -> "bytes | np.ndarray":
-        out = decode(data, header.width, header.height, _book(codebook, header.channels),
-                     pixels=samples)
-        return out if samples else out.tobytes()
-
-
-def _book(codebook: bytes, channels: int) -> np.ndarray:
-    return np.frombuffer(codebook, dtype=np.uint8).reshape(-1, channels)
+    encode_map = staticmethod(encode)
+    decode_map = staticmethod(decode)
 
 
 CODER = _Ctx()

@@ -16,15 +16,27 @@ import struct
 
 import numpy as np
 
-from ..errors import FormatError
+from .. import packing
+from ..errors import FormatError, OptionError
+from . import Coder, HeaderLike
 
-__all__ = ["SCALE_BITS", "SCALE", "RANS_L", "v14", "read_v14", "starts", "bands",
+__all__ = ["MapCoder", "SCALE_BITS", "SCALE", "RANS_L", "v14", "read_v14", "starts", "bands",
            "band_rows_for", "assemble_bands", "read_streams", "encode_stream"]
 
 SCALE_BITS = 12
 SCALE = 1 << SCALE_BITS
 RANS_L = 1 << 23
 CODING_BAND_PIXELS = 100_000  # the encoders' bands: about this many pixels
+
+
+def check_grid(indices: np.ndarray, n: int, who: str) -> np.ndarray:
+    """*indices* as a C-contiguous (H, W) uint8 map, each below *n*."""
+    grid = np.asarray(indices)
+    if grid.ndim != 2 or grid.size == 0:
+        raise OptionError(f"{who} codes an (H, W) index map, got shape {grid.shape}")
+    if grid.max() >= n:
+        raise OptionError(f"index {int(grid.max())} is not below k = {n}")
+    return np.ascontiguousarray(grid, dtype=np.uint8)
 
 
 def v14(value: int) -> bytes:
@@ -109,3 +121,38 @@ def encode_stream(freq: np.ndarray, start: np.ndarray) -> bytes:
         x = ((x // f) << SCALE_BITS) + (x % f) + s
     out.reverse()
     return x.to_bytes(4, "little") + bytes(out)
+
+
+class MapCoder(Coder):
+    """A registry entry for a coder of the index map itself (layout 1, one byte an
+    index, so k <= 256), given its module's ``encode(grid, book)`` and
+    ``decode(data, width, height, book, pixels=)`` as :attr:`encode_map` and
+    :attr:`decode_map`."""
+
+    kind = "map"
+    layouts = (packing.BYTES,)
+    max_k = 256
+
+    @staticmethod
+    def encode_map(grid: np.ndarray, book: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def decode_map(data: memoryview, width: int, height: int, book: np.ndarray, *,
+                   pixels: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, payload: bytes, header: HeaderLike, codebook: bytes, /, *,
+               level: int | None = None, threads: int = 0) -> bytes:
+        grid = np.frombuffer(payload, dtype=np.uint8).reshape(header.height, header.width)
+        return self.encode_map(grid, _book(codebook, header.channels))
+
+    def decode(self, data: memoryview, header: HeaderLike, codebook: bytes, /, *,
+               samples: bool = False) -> "bytes | np.ndarray":
+        out = self.decode_map(data, header.width, header.height, _book(codebook, header.channels),
+                              pixels=samples)
+        return out if samples else out.tobytes()
+
+
+def _book(codebook: bytes, channels: int) -> np.ndarray:
+    return np.frombuffer(codebook, dtype=np.uint8).reshape(-1, channels)

@@ -1,0 +1,522 @@
+"""Index coder 3, "cand": candidate symbols under a per-image context map (spec §5.5).
+
+Every pixel ``X`` in raster order looks at six neighbours, ``W``, ``N``,
+``NE``, ``NW``, ``WW`` and ``NN`` (0 outside the band of rows being coded),
+and lists their distinct values in that order: the *candidates*.  It codes
+one 7-ary symbol: ``s`` < 6 says "X is candidate s", 6 is an *escape*, after
+which ``X`` is coded by its rank among the codebook's entries ordered by
+their distance from ``W``'s (as coder 2's literal), as a token of 16 values
+and raw bits.
+
+The symbol's frequency table is chosen by a *context map*: the pixel's raw
+context -- which of ten pairs of neighbours are equal, and the symbol of the
+pixel on its left, 7168 values -- is mapped to one of at most 255 tables by a
+map the encoder learns for the image (a k-means over the raw contexts'
+symbol counts) and sends as a zstd frame.  The escape's table is chosen by
+how far ``N`` lies from ``W`` in that distance order.  All tables are static
+(counted by the encoder, sent before the streams); the symbols are coded with
+the rANS of coder 2 (:mod:`.rans`), in bands of rows decoded on two threads.
+
+bench/research/index-coder-3.md is the research behind the design and
+bench/lossless_bench.py measures it against JPEG XL and WebP lossless.
+numpy computes the symbols and the model; ``vqcodec._candcoder`` (C) runs
+the rANS loops, and :func:`encode_stream`/:func:`decode_reference` are the
+same loops in Python (the reference the C is tested against, and the
+fallback without the extension).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .._native import load
+from .._threads import cores, map_in_order
+from ..errors import FormatError, OptionError
+from . import rans
+from .ctx import quantize_frequencies, rank_order
+
+__all__ = ["CODER", "MAX_K", "Symbols", "Model", "encode", "decode", "read_model", "decode_reference"]
+
+WHO = "index coder 3"
+MAX_K = 256
+NEIGHBOURS = ("W", "N", "NE", "NW", "WW", "NN")
+# bit i of the equality pattern: the i-th pair is equal (§5.5.2)
+EQUALITIES = (("W", "N"), ("N", "NE"), ("W", "NW"), ("NW", "N"), ("W", "WW"),
+              ("N", "NN"), ("W", "NE"), ("NW", "NE"), ("WW", "NW"), ("NN", "NE"))
+SYMBOLS = 7
+ESCAPE = 6
+RAW_CONTEXTS = (1 << len(EQUALITIES)) * SYMBOLS  # 7168
+MAX_TABLES = 255
+ESCAPE_CONTEXTS = 9  # bit length of the rank of N seen from W: 0 .. 8
+TOKENS = 16
+SCALE_BITS, SCALE = rans.SCALE_BITS, rans.SCALE
+# the numbers of tables the encoder tries (it keeps the smallest result)
+TABLE_COUNTS = (1, 2, 4, 8, 16, 32, 64, 128)
+_DECODE_THREADS = min(2, cores())
+
+_native = load("_candcoder")
+
+
+# --------------------------------------------------------------------------
+# Symbols (§5.5.1 - §5.5.3)
+
+
+def token_of(value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(token, raw bit count, raw bits) of escape ranks 0..255 (§5.5.3): values below 4
+    are their own token; a larger value with its highest bit at e has token
+    4 + 2 (e - 2) + (its next bit), and its e - 1 lowest bits are sent raw."""
+    value = np.asarray(value, dtype=np.int64)
+    e = np.zeros_like(value)
+    big = value >= 4
+    e[big] = np.floor(np.log2(value[big])).astype(np.int64)
+    bits = np.where(big, e - 1, 0)
+    token = np.where(big, 4 + 2 * (e - 2) + ((value >> np.maximum(bits, 0)) & 1), value)
+    raw = value & ((1 << bits) - 1)
+    return token, bits, raw
+
+
+def value_of(token: int, raw: int) -> int:
+    """The escape rank of *token* and its raw bits (the inverse of :func:`token_of`)."""
+    if token < 4:
+        return token
+    bits = ((token - 4) >> 1) + 1
+    return ((2 | ((token - 4) & 1)) << bits) | raw
+
+
+def raw_bits(token: int) -> int:
+    """How many raw bits follow *token*."""
+    return 0 if token < 4 else ((token - 4) >> 1) + 1
+
+
+def escape_context(position: np.ndarray) -> np.ndarray:
+    """The escape's context: the bit length of N's position in order[W] (0 .. 8)."""
+    position = np.asarray(position, dtype=np.int64)
+    out = np.zeros_like(position)
+    nz = position > 0
+    out[nz] = np.floor(np.log2(position[nz])).astype(np.int64) + 1
+    return out
+
+
+class Symbols:
+    """One band's symbols in raster order: ``raw`` context, ``symbol``, and for the
+    escapes (``escape`` mask) ``rank`` (among the entries that are no candidate),
+    ``token``, ``bits``, ``raw_value`` and ``escape_context``."""
+
+    def __init__(self, grid: np.ndarray, position: np.ndarray) -> None:
+        h, w = grid.shape
+        pad = np.zeros((h + 2, w + 3), dtype=np.int16)  # 2 rows above, 2 columns left, 1 right
+        pad[2:, 2:-1] = grid
+        x = pad[2:, 2:-1]
+        nb = {"W": pad[2:, 1:-2], "N": pad[1:-1, 2:-1], "NE": pad[1:-1, 3:],
+              "NW": pad[1:-1, 1:-2], "WW": pad[2:, :-3], "NN": pad[:-2, 2:-1]}
+        values = [nb[name] for name in NEIGHBOURS]
+        slot_of: list[np.ndarray] = []
+        count = np.zeros(x.shape, dtype=np.int64)
+        for j, v in enumerate(values):  # the slot of each neighbour's value in the list
+            slot = count.copy()
+            new = np.ones(x.shape, dtype=bool)
+            for i in range(j - 1, -1, -1):  # an earlier equal neighbour: its slot
+                equal = v == values[i]
+                slot = np.where(equal, slot_of[i], slot)
+                new &= ~equal
+            slot_of.append(slot)
+            count += new
+        symbol = np.full(x.shape, ESCAPE, dtype=np.int64)
+        for j in range(len(values) - 1, -1, -1):  # the first candidate equal to X
+            symbol = np.where(x == values[j], slot_of[j], symbol)
+        pattern = np.zeros(x.shape, dtype=np.int64)
+        for bit, (a, b) in enumerate(EQUALITIES):
+            pattern |= (nb[a] == nb[b]).astype(np.int64) << bit
+        left = np.empty_like(symbol)
+        left[:, 0] = ESCAPE
+        left[:, 1:] = symbol[:, :-1]
+        self.raw = (pattern * SYMBOLS + left).ravel()
+        self.symbol = symbol.ravel()
+        self.escape = self.symbol == ESCAPE
+        wv = nb["W"].ravel()[self.escape]
+        rank = position[wv, x.ravel()[self.escape]]
+        # the candidates (distinct neighbours) that come before X in order[W] are skipped
+        skipped = np.zeros(len(rank), dtype=np.int64)
+        for j, v in enumerate(values):
+            first = np.ones(len(rank), dtype=bool)
+            vj = v.ravel()[self.escape]
+            for i in range(j):
+                first &= vj != values[i].ravel()[self.escape]
+            skipped += first & (position[wv, vj] < rank)
+        self.rank = rank - skipped
+        self.token, self.bits, self.raw_value = token_of(self.rank)
+        self.escape_context = escape_context(position[wv, nb["N"].ravel()[self.escape]])
+
+
+def positions(order: np.ndarray) -> np.ndarray:
+    """position[a, b]: where b lies in order[a] (the inverse of each row)."""
+    n = len(order)
+    position = np.zeros((n, n), dtype=np.int64)
+    position[np.arange(n)[:, None], order] = np.arange(n)[None, :]
+    return position
+
+
+# --------------------------------------------------------------------------
+# The model: the context map (encoder policy, Appendix B)
+
+
+def learn_map(raw: np.ndarray, symbol: np.ndarray, tables: int, iterations: int = 8
+              ) -> np.ndarray:
+    """A context map of at most *tables* tables: k-means over the symbol counts of the
+    raw contexts that occur (distance: the bits of coding a context's symbols with a
+    table's probabilities), seeded with the most frequent contexts.  Returns the map
+    (RAW_CONTEXTS uint8, unused contexts 0), tables numbered from the most used."""
+    counts = np.bincount(raw * SYMBOLS + symbol, minlength=RAW_CONTEXTS * SYMBOLS)
+    counts = counts.reshape(RAW_CONTEXTS, SYMBOLS).astype(np.float64)
+    present = np.flatnonzero(counts.sum(axis=1))
+    hist = counts[present]
+    weight = hist.sum(axis=1)
+    tables = min(tables, len(present))
+    seeds = np.argsort(-weight, kind="stable")[:tables]
+    centre = hist[seeds] + 0.5
+    label = np.zeros(len(present), dtype=np.int64)
+    for _ in range(iterations):
+        logp = np.log2(centre / centre.sum(axis=1, keepdims=True))
+        label = (-(hist @ logp.T)).argmin(axis=1)
+        centre = np.zeros((tables, SYMBOLS))
+        np.add.at(centre, label, hist)
+        centre += 0.02
+    used = np.bincount(label, weights=weight, minlength=tables)
+    rank = np.empty(tables, dtype=np.int64)
+    rank[np.argsort(-used, kind="stable")] = np.arange(tables)
+    out = np.zeros(RAW_CONTEXTS, dtype=np.uint8)
+    out[present] = rank[label]
+    return out
+
+
+def _table_bytes(freq: np.ndarray, mask_bytes: int) -> bytes:
+    """A table: the mask of its non-zero symbols, then their frequencies but the last."""
+    present = np.flatnonzero(freq)
+    mask = sum(1 << int(s) for s in present)
+    out = bytearray(mask.to_bytes(mask_bytes, "little"))
+    for s in present[:-1]:
+        out += rans.v14(int(freq[s]))
+    return bytes(out)
+
+
+def _map_frame(context_map: np.ndarray) -> bytes:
+    from .zstd import compress
+
+    return compress(context_map.tobytes(), level=19)
+
+
+class Model:
+    """The tables of one image: ``context_map`` (RAW_CONTEXTS uint8), ``symbol_freq``
+    (tables x 7) and ``escape_freq`` (9 x 16), 12-bit frequencies."""
+
+    def __init__(self, context_map: np.ndarray, symbol_freq: np.ndarray,
+                 escape_freq: np.ndarray) -> None:
+        self.context_map = np.ascontiguousarray(context_map, dtype=np.uint8)
+        self.symbol_freq = np.ascontiguousarray(symbol_freq, dtype=np.uint16)
+        self.escape_freq = np.ascontiguousarray(escape_freq, dtype=np.uint16)
+        self.symbol_start = rans.starts(self.symbol_freq)
+        self.escape_start = rans.starts(self.escape_freq)
+
+    def tables_bytes(self) -> bytes:
+        """The table part of INDX.data (§5.5.4)."""
+        frame = _map_frame(self.context_map)
+        out = [bytes([len(self.symbol_freq)]), struct.pack("<I", len(frame)), frame]
+        out += [_table_bytes(row, 1) for row in self.symbol_freq]
+        out += [_table_bytes(row, 2) for row in self.escape_freq]
+        return b"".join(out)
+
+    def size(self, parts: list[Symbols]) -> float:
+        """Estimated bytes of the streams under this model (ideal code lengths)."""
+        bits = 0.0
+        with np.errstate(divide="ignore"):
+            lsym = -np.log2(self.symbol_freq / SCALE)
+            lesc = -np.log2(self.escape_freq / SCALE)
+        for p in parts:
+            bits += float(lsym[self.context_map[p.raw], p.symbol].sum())
+            bits += float(lesc[p.escape_context, p.token].sum()) + float(p.bits.sum())
+        return bits / 8
+
+
+def _frequencies(counts: np.ndarray) -> np.ndarray:
+    return np.array([quantize_frequencies(row) if row.any() else np.zeros(len(row), np.int64)
+                     for row in counts], dtype=np.int64).reshape(counts.shape)
+
+
+def model_for(parts: list[Symbols], table_counts=TABLE_COUNTS) -> Model:
+    """The smallest model of the tried numbers of tables (tables and streams, estimated)."""
+    raw = np.concatenate([p.raw for p in parts])
+    symbol = np.concatenate([p.symbol for p in parts])
+    escape_counts = np.zeros((ESCAPE_CONTEXTS, TOKENS), dtype=np.int64)
+    for p in parts:
+        np.add.at(escape_counts, (p.escape_context, p.token), 1)
+    escape_freq = _frequencies(escape_counts)
+    best = None
+    for tables in table_counts:
+        context_map = learn_map(raw, symbol, tables)
+        used = int(context_map.max()) + 1
+        counts = np.zeros((used, SYMBOLS), dtype=np.int64)
+        np.add.at(counts, (context_map[raw], symbol), 1)
+        model = Model(context_map, _frequencies(counts), escape_freq)
+        size = model.size(parts) + len(model.tables_bytes())
+        if best is None or size < best[0]:
+            best = (size, model)
+        if used < tables:  # fewer raw contexts than tables: more tables change nothing
+            break
+    return best[1]
+
+
+# --------------------------------------------------------------------------
+# Encoding
+
+
+def coded(part: Symbols, model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, starts) of a band's rANS symbols in decoding order: each pixel's
+    symbol, then for an escape its token and, when it has raw bits, those bits as one
+    symbol of frequency 2^(12 - bits) (§5.5.4)."""
+    esc = part.escape
+    big = np.zeros(len(esc), dtype=bool)
+    big[esc] = part.bits > 0
+    count = 1 + esc + big
+    at = np.cumsum(count) - count
+    freq = np.zeros(int(count.sum()), dtype=np.int64)
+    start = np.zeros_like(freq)
+    table = model.context_map[part.raw]
+    freq[at] = model.symbol_freq[table, part.symbol]
+    start[at] = model.symbol_start[table, part.symbol]
+    freq[at[esc] + 1] = model.escape_freq[part.escape_context, part.token]
+    start[at[esc] + 1] = model.escape_start[part.escape_context, part.token]
+    has = part.bits > 0
+    shift = SCALE_BITS - part.bits[has]
+    freq[at[big] + 2] = 1 << shift
+    start[at[big] + 2] = part.raw_value[has] << shift
+    return freq, start
+
+
+def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None = None,
+           native: bool | None = None) -> bytes:
+    """The INDX data of an (H, W) index map under coder 3.  *native* None: the C rANS loop
+    when it is there (False: the Python loop; the same bytes)."""
+    order = rank_order(codebook)
+    grid = rans.check_grid(indices, len(order), WHO)
+    band_rows = band_rows or rans.band_rows_for(*grid.shape)
+    position = positions(order)
+    parts = [Symbols(grid[top:bottom], position)
+             for top, bottom in rans.bands(grid.shape[0], band_rows)]
+    model = model_for(parts)
+    use_c = _native is not None if native is None else native
+
+    def stream(part: Symbols) -> bytes:
+        freq, start = coded(part, model)
+        if use_c:
+            return _native.encode(freq.astype(np.uint16).tobytes(), start.astype(np.uint16).tobytes())
+        return rans.encode_stream(freq, start)
+
+    streams = map_in_order(stream, parts, _DECODE_THREADS if use_c else 1)
+    return model.tables_bytes() + rans.assemble_bands(band_rows, streams)
+
+
+# --------------------------------------------------------------------------
+# Reading the tables (§5.5.4)
+
+
+def _read_table(raw: bytes, pos: int, mask_bytes: int, symbols: int, what: str
+                ) -> tuple[list[int] | None, int]:
+    """A table (a mask, then frequencies) at *pos*: its frequencies, or None when the mask
+    is 0 (allowed only for escape tables)."""
+    if pos + mask_bytes > len(raw):
+        raise FormatError(f"section INDX: {WHO} tables are truncated")
+    mask = int.from_bytes(raw[pos : pos + mask_bytes], "little")
+    pos += mask_bytes
+    if mask >> symbols:
+        raise FormatError(f"section INDX: {WHO} {what} has mask {mask:#x}")
+    if not mask:
+        return None, pos
+    present = [s for s in range(symbols) if mask >> s & 1]
+    freq = [0] * symbols
+    total = 0
+    for s in present[:-1]:
+        value, pos = rans.read_v14(raw, pos, WHO)
+        if value == 0:
+            raise FormatError(f"section INDX: {WHO} {what} has a zero frequency")
+        freq[s] = value
+        total += value
+    if SCALE - total < 1:
+        raise FormatError(f"section INDX: {WHO} {what} sums past {SCALE}")
+    freq[present[-1]] = SCALE - total
+    return freq, pos
+
+
+def read_model(data: bytes | memoryview) -> tuple[Model, int]:
+    """(the model, offset of band_rows) from coder-3 INDX data, every rule of §5.5.4
+    checked."""
+    from .zstd import decompress_frame
+
+    view = memoryview(data).cast("B")
+    if len(view) < 5:
+        raise FormatError(f"section INDX: {WHO} tables are truncated")
+    tables = view[0]
+    if tables == 0:
+        raise FormatError(f"section INDX: {WHO} needs at least one symbol table, found 0")
+    length = struct.unpack_from("<I", view, 1)[0]
+    if length > len(view) - 5:
+        raise FormatError(f"section INDX: {WHO} context map needs {length} bytes, "
+                          f"{len(view) - 5} left")
+    context_map = np.frombuffer(decompress_frame("INDX", view[5 : 5 + length], exact=RAW_CONTEXTS,
+                                                 bound=RAW_CONTEXTS), dtype=np.uint8)
+    if int(context_map.max()) >= tables:
+        raise FormatError(f"section INDX: {WHO} context map names table {int(context_map.max())}, "
+                          f"there are {tables}")
+    pos = 5 + length
+    most = tables * (1 + 2 * (SYMBOLS - 1)) + ESCAPE_CONTEXTS * (2 + 2 * (TOKENS - 1))
+    raw = bytes(view[pos : pos + most])
+    at = 0
+    symbol_freq = []
+    for t in range(tables):
+        freq, at = _read_table(raw, at, 1, SYMBOLS, f"symbol table {t}")
+        if freq is None:
+            raise FormatError(f"section INDX: {WHO} symbol table {t} has mask 0x0")
+        symbol_freq.append(freq)
+    escape_freq = []
+    for q in range(ESCAPE_CONTEXTS):
+        freq, at = _read_table(raw, at, 2, TOKENS, f"escape table {q}")
+        escape_freq.append(freq or [0] * TOKENS)
+    return Model(context_map, np.array(symbol_freq), np.array(escape_freq)), pos + at
+
+
+# --------------------------------------------------------------------------
+# Decoding
+
+
+def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarray, *,
+           pixels: bool = False) -> np.ndarray:
+    """The index payload (layout 1: ``width * height`` bytes, flat uint8) from coder-3
+    INDX data; with *pixels*, the codebook's entries instead (the image's samples).
+    Raises :class:`FormatError` on any inconsistency (§5.5.5)."""
+    book = np.ascontiguousarray(codebook, dtype=np.uint8).reshape(len(codebook), -1)
+    n, channels = book.shape
+    if not 1 <= n <= MAX_K:
+        raise OptionError(f"{WHO} needs 1 to {MAX_K} codebook entries, got {n}")
+    model, offset = read_model(data)
+    band_rows, streams = rans.read_streams(data, offset, height, WHO)
+    order = rank_order(book)
+    if _native is None:
+        grid = np.concatenate([decode_reference(stream, width, bottom - top, order, model)
+                               for stream, (top, bottom) in zip(streams, rans.bands(height, band_rows))])
+        return (np.take(book, grid, axis=0) if pixels else grid).reshape(-1)
+    item = channels if pixels else 1
+    out = np.empty(width * height * item, dtype=np.uint8)
+    error = _native.decode_image(
+        streams, out, width, band_rows, book.tobytes(), channels, pixels, order.tobytes(),
+        model.context_map.tobytes(), model.symbol_freq.tobytes(), model.symbol_start.tobytes(),
+        model.escape_freq.tobytes(), model.escape_start.tobytes(), _DECODE_THREADS)
+    if error is not None:
+        band, reason = error
+        raise FormatError(f"section INDX: {WHO} stream of band {band} is corrupt ({reason})")
+    return out
+
+
+def decode_reference(stream: bytes | memoryview, width: int, height: int, order: np.ndarray,
+                     model: Model) -> np.ndarray:
+    """The decoding loop of §5.5.5 in Python, for one band: (height, width) uint8 indices."""
+    data = bytes(stream)
+    order_l = order.tolist()
+    position = positions(order).tolist()
+    cmap = model.context_map.tolist()
+    sf, ss = model.symbol_freq.tolist(), model.symbol_start.tolist()
+    ef, es = model.escape_freq.tolist(), model.escape_start.tolist()
+
+    def fail(reason: str) -> FormatError:
+        return FormatError(f"section INDX: {WHO} stream is corrupt ({reason})")
+
+    if len(data) < 4:
+        raise fail("stream shorter than its state")
+    x, pos = int.from_bytes(data[:4], "little"), 4
+
+    def step(freq: list[int], start: list[int], what: str) -> int:
+        """Decode one symbol of a table (a slot in no non-zero range: *what*)."""
+        nonlocal x, pos
+        slot = x & (SCALE - 1)
+        for s, (f, st) in enumerate(zip(freq, start)):
+            if f and st <= slot < st + f:
+                break
+        else:
+            raise fail(what)
+        x = f * (x >> SCALE_BITS) + slot - st
+        while x < rans.RANS_L:
+            if pos == len(data):
+                raise fail("stream ends early")
+            x, pos = (x << 8) | data[pos], pos + 1
+        return s
+
+    grid = [[0] * width for _ in range(height)]
+    for y in range(height):
+        row = grid[y]
+        up = grid[y - 1] if y >= 1 else None
+        up2 = grid[y - 2] if y >= 2 else None
+        left_symbol = ESCAPE
+        for i in range(width):
+            nb = {
+                "W": row[i - 1] if i >= 1 else 0,
+                "N": up[i] if up else 0,
+                "NE": up[i + 1] if up and i + 1 < width else 0,
+                "NW": up[i - 1] if up and i >= 1 else 0,
+                "WW": row[i - 2] if i >= 2 else 0,
+                "NN": up2[i] if up2 else 0,
+            }
+            candidates: list[int] = []
+            for name in NEIGHBOURS:
+                if nb[name] not in candidates:
+                    candidates.append(nb[name])
+            pattern = sum((nb[a] == nb[b]) << bit for bit, (a, b) in enumerate(EQUALITIES))
+            table = cmap[pattern * SYMBOLS + left_symbol]
+            s = step(sf[table], ss[table], "a symbol outside its table")
+            if s < len(candidates):
+                value = candidates[s]
+            elif s < ESCAPE:
+                raise fail(f"symbol {s} names a candidate of {len(candidates)}")
+            else:
+                w = nb["W"]
+                q = position[w][nb["N"]].bit_length()
+                token = step(ef[q], es[q], "an escape without a table")
+                bits = raw_bits(token)
+                raw = 0
+                if bits:
+                    shift = SCALE_BITS - bits
+                    raw = step([1 << shift] * (1 << bits),
+                               [v << shift for v in range(1 << bits)], "raw bits")
+                rank = value_of(token, raw)
+                # the entry of order[W] at *rank* once the candidates are taken out
+                others = [e for e in order_l[w] if e not in candidates]
+                if rank >= len(others):
+                    raise fail(f"escape rank {rank}, {len(others)} entries are not candidates")
+                value = others[rank]
+            row[i] = value
+            left_symbol = s
+    if pos != len(data):
+        raise fail("bytes left after the last pixel")
+    if x != rans.RANS_L:
+        raise fail("final state is wrong")
+    return np.array(grid, dtype=np.uint8).reshape(height, width)
+
+
+# --------------------------------------------------------------------------
+# The registry's entry
+
+
+class _Cand(rans.MapCoder):
+    id = 3
+    name = "cand"
+    version = (1, 3)
+    tie_rank = 1  # coder 2 keeps a tie: files any 1.1 reader reads
+    auto = False  # asked for by name until it is as fast as coder 2
+
+    def available(self) -> bool:
+        return _native is not None
+
+    encode_map = staticmethod(encode)
+    decode_map = staticmethod(decode)
+
+
+CODER = _Cand()
