@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -242,8 +243,39 @@ def test_skip_if_larger_refuses_a_file_that_would_not_be_smaller(tmp_path):
     result = vqcodec.encode_target(path.read_bytes(), psnr=30.0, skip_if_larger=True)
     assert result.reached and result.skipped and not result.ok and result.data is None
     assert result.input_bytes == path.stat().st_size
-    # no input file to compare with: nothing to skip
-    assert vqcodec.encode(np.asarray(Image.open(path)), skip_if_larger=True)
+    stream = io.BytesIO(path.read_bytes())  # a seekable stream tells its length
+    with pytest.raises(NotSmallerError, match="not smaller than the input's"):
+        vqcodec.encode(stream, skip_if_larger=True)
+
+
+class _Unseekable(io.RawIOBase):
+    """A pipe-like stream: readable, no seek, no length."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self._data.readinto(buffer)
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda path: np.asarray(Image.open(path)), "a numpy array"),
+    (lambda path: Image.open(path), "a PIL image"),
+    (lambda path: _Unseekable(path.read_bytes()), "a stream .* that cannot tell its length"),
+], ids=["array", "PIL", "pipe"])
+@pytest.mark.parametrize("encode", [
+    lambda image: vqcodec.encode(image, skip_if_larger=True),
+    lambda image: vqcodec.encode_target(image, psnr=30.0, skip_if_larger=True),
+], ids=["encode", "target"])
+def test_skip_if_larger_without_an_input_file_is_refused_not_ignored(tmp_path, make, what, encode):
+    path = tmp_path / "tiny.jpg"
+    Image.open(SAMPLE).convert("RGB").save(path, quality=5)  # the .vqi file would be larger
+    with pytest.raises(OptionError, match=f"skip_if_larger compares .* the input is {what}, not a file"):
+        encode(make(path))
+    assert vqcodec.encode(make(path))  # without it the same input encodes
 
 
 def test_skip_if_larger_keeps_a_smaller_file(kodak):

@@ -247,7 +247,10 @@ class EncodeOptions:
     ``max_bytes``   the best PSNR whose file fits in this many bytes;
     ``bpp``         the same budget as bits per pixel (bytes = bpp x pixels / 8);
     ``skip_if_larger``  refuse to encode when the .vqi file would not be
-                    smaller than the input file (only for a file input);
+                    smaller than the input file: a file input only (a path,
+                    bytes or a seekable stream); with an array or a PIL image,
+                    and in the Pillow plugin, the encode is refused
+                    (OptionError: there is no input file to compare with);
     ``speed``       effort, 1 (slowest) to 10 (fastest), default 4: 1-4 are the
                     full k-means search, faster speeds fewer iterations, one start
                     and no jumps for small codebooks (:mod:`vqcodec.quantize.kmeans`).
