@@ -16,6 +16,8 @@ from vqcodec.coders import ctx as ctxcoder
 from vqcodec.errors import NotSmallerError, OptionError, TargetUnreachableError
 from vqcodec.options import EncodeOptions, parse_quality
 
+from streams import OneWayStream
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "sample.png"
 
@@ -248,23 +250,10 @@ def test_skip_if_larger_refuses_a_file_that_would_not_be_smaller(tmp_path):
         vqcodec.encode(stream, skip_if_larger=True)
 
 
-class _Unseekable(io.RawIOBase):
-    """A pipe-like stream: readable, no seek, no length."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        return self._data.readinto(buffer)
-
-
 @pytest.mark.parametrize("make, what", [
     (lambda path: np.asarray(Image.open(path)), "a numpy array"),
     (lambda path: Image.open(path), "a PIL image"),
-    (lambda path: _Unseekable(path.read_bytes()), "a stream .* that cannot tell its length"),
+    (lambda path: OneWayStream(path.read_bytes()), "a stream .* that cannot tell its length"),
 ], ids=["array", "PIL", "pipe"])
 @pytest.mark.parametrize("encode", [
     lambda image: vqcodec.encode(image, skip_if_larger=True),
