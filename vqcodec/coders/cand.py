@@ -42,12 +42,14 @@ __all__ = ["CODER", "MAX_K", "Symbols", "Model", "encode", "decode", "read_model
 WHO = "index coder 3"
 MAX_K = 256
 NEIGHBOURS = ("W", "N", "NE", "NW", "WW", "NN")
-# bit i of the equality pattern: the i-th pair is equal (§5.5.2)
-EQUALITIES = (("W", "N"), ("N", "NE"), ("W", "NW"), ("NW", "N"), ("W", "WW"),
-              ("N", "NN"), ("W", "NE"), ("NW", "NE"), ("WW", "NW"), ("NN", "NE"))
+# bit i of the equality pattern: the i-th pair is equal (§5.5.2); bits 0-4 involve W or
+# WW, bits 5-9 only the rows above
+EQUALITIES = (("W", "N"), ("W", "NE"), ("W", "NW"), ("W", "WW"), ("WW", "NW"),
+              ("N", "NE"), ("NW", "N"), ("N", "NN"), ("NW", "NE"), ("NN", "NE"))
+PATTERNS = 1 << len(EQUALITIES)
 SYMBOLS = 7
 ESCAPE = 6
-RAW_CONTEXTS = (1 << len(EQUALITIES)) * SYMBOLS  # 7168
+RAW_CONTEXTS = PATTERNS * SYMBOLS  # 7168: pattern + 1024 x the left symbol
 MAX_TABLES = 255
 ESCAPE_CONTEXTS = 9  # bit length of the rank of N seen from W: 0 .. 8
 TOKENS = 16
@@ -132,7 +134,7 @@ class Symbols:
         left = np.empty_like(symbol)
         left[:, 0] = ESCAPE
         left[:, 1:] = symbol[:, :-1]
-        self.raw = (pattern * SYMBOLS + left).ravel()
+        self.raw = (pattern + PATTERNS * left).ravel()
         self.symbol = symbol.ravel()
         self.escape = self.symbol == ESCAPE
         wv = nb["W"].ravel()[self.escape]
@@ -470,7 +472,7 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
                 if nb[name] not in candidates:
                     candidates.append(nb[name])
             pattern = sum((nb[a] == nb[b]) << bit for bit, (a, b) in enumerate(EQUALITIES))
-            table = cmap[pattern * SYMBOLS + left_symbol]
+            table = cmap[pattern + PATTERNS * left_symbol]
             s = step(sf[table], ss[table], "a symbol outside its table")
             if s < len(candidates):
                 value = candidates[s]
