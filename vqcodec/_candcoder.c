@@ -83,6 +83,193 @@ done:
     return result;
 }
 
+/* symbols(grid, width, n, order) -> (raw, symbol, value, context)
+ *
+ * One band's symbols (§5.5.1 - §5.5.3), as cand.Symbols defines them: grid is
+ * the band's rows of width indices (< n; the rows above count as outside),
+ * order the n * n rank lists.  raw: uint16 per pixel (pattern + 1024 x the
+ * left symbol); symbol: uint8 (0-6); value and context: uint8, for an escape
+ * its rank among the entries that are no candidate and the bit length of N's
+ * position in order[W], 0 elsewhere. */
+static PyObject *cand_symbols(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer gb, ob;
+    Py_ssize_t width, n;
+    if (!PyArg_ParseTuple(args, "y*nny*", &gb, &width, &n, &ob))
+        return NULL;
+    PyObject *result = NULL, *raw = NULL, *sym = NULL, *val = NULL, *ctx = NULL;
+    if (width < 1 || gb.len % width || n < 1 || n > 256 || ob.len != n * n) {
+        PyErr_SetString(PyExc_ValueError, "candcoder.symbols: array sizes do not match");
+        goto done;
+    }
+    Py_ssize_t count = gb.len, height = gb.len / width;
+    raw = PyBytes_FromStringAndSize(NULL, 2 * count);
+    sym = PyBytes_FromStringAndSize(NULL, count);
+    val = PyBytes_FromStringAndSize(NULL, count);
+    ctx = PyBytes_FromStringAndSize(NULL, count);
+    uint8_t *position = PyMem_Malloc(256 * 256);
+    if (!raw || !sym || !val || !ctx || !position) {
+        PyMem_Free(position);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *grid = gb.buf, *order = ob.buf;
+    uint16_t *r16 = (uint16_t *)PyBytes_AS_STRING(raw);
+    uint8_t *so = (uint8_t *)PyBytes_AS_STRING(sym), *vo = (uint8_t *)PyBytes_AS_STRING(val);
+    uint8_t *qo = (uint8_t *)PyBytes_AS_STRING(ctx);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t a = 0; a < n; a++)
+        for (Py_ssize_t r = 0; r < n; r++)
+            position[a * 256 + order[a * n + r]] = (uint8_t)r;
+    for (Py_ssize_t y = 0; y < height && !bad; y++) {
+        const uint8_t *row = grid + y * width, *up = y >= 1 ? row - width : NULL, *up2 = y >= 2 ? row - 2 * width : NULL;
+        unsigned sl = ESCAPE;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            unsigned X = row[i];
+            unsigned W = i >= 1 ? row[i - 1] : 0, WW = i >= 2 ? row[i - 2] : 0;
+            unsigned N = up ? up[i] : 0, NE = up && i + 1 < width ? up[i + 1] : 0;
+            unsigned NW = up && i >= 1 ? up[i - 1] : 0, NN = up2 ? up2[i] : 0;
+            if (X >= n || W >= n || N >= n) {
+                bad = 1;
+                break;
+            }
+            unsigned P = (W == N) | (W == NE) << 1 | (W == NW) << 2 | (W == WW) << 3 | (WW == NW) << 4
+                         | (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8 | (NN == NE) << 9;
+            const unsigned nb[6] = {W, N, NE, NW, WW, NN};
+            unsigned cand[6], d = 0, s = ESCAPE;
+            for (int j = 0; j < 6; j++) {
+                unsigned seen = 0;
+                for (unsigned m = 0; m < d; m++)
+                    seen |= cand[m] == nb[j];
+                if (!seen) {
+                    if (nb[j] == X)
+                        s = d;
+                    cand[d++] = nb[j];
+                }
+            }
+            Py_ssize_t p = y * width + i;
+            r16[p] = (uint16_t)(P + 1024 * sl);
+            so[p] = (uint8_t)s;
+            vo[p] = qo[p] = 0;
+            if (s == ESCAPE) {
+                unsigned rank = position[W * 256 + X], skipped = 0;
+                for (unsigned m = 0; m < d; m++)
+                    skipped += position[W * 256 + cand[m]] < rank;
+                unsigned pn = position[W * 256 + N];
+                vo[p] = (uint8_t)(rank - skipped);
+                qo[p] = (uint8_t)(pn ? 32 - __builtin_clz(pn) : 0);
+            }
+            sl = s;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(position);
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "candcoder.symbols: an index >= n");
+    else
+        result = PyTuple_Pack(4, raw, sym, val, ctx);
+done:
+    Py_XDECREF(raw);
+    Py_XDECREF(sym);
+    Py_XDECREF(val);
+    Py_XDECREF(ctx);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
+/* encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq,
+ *             escape_start) -> bytes
+ *
+ * One band's stream (its initial state, then its bytes) from symbols() and
+ * the tables (uint16: tables x 7 and 9 x 16), as rans.encode_stream does
+ * with cand.coded's frequencies. */
+static PyObject *cand_encode_band(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer rb, sb, vb, qb, mb, sfb, ssb, efb, esb;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &rb, &sb, &vb, &qb, &mb, &sfb, &ssb, &efb, &esb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = sb.len, tables = sfb.len / (2 * SYMBOLS);
+    uint8_t *buf = NULL;
+    if (rb.len != 2 * n || vb.len != n || qb.len != n || mb.len != RAW_CONTEXTS || tables < 1
+        || sfb.len != tables * 2 * SYMBOLS || ssb.len != sfb.len || efb.len != 2 * ESCAPE_CONTEXTS * TOKENS
+        || esb.len != efb.len) {
+        PyErr_SetString(PyExc_ValueError, "candcoder.encode_band: array sizes do not match");
+        goto done;
+    }
+    /* a pixel codes at most 3 symbols, each renormalising at most 2 bytes out */
+    Py_ssize_t cap = 6 * n + 8;
+    buf = PyMem_Malloc((size_t)cap);
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint16_t *raw = rb.buf, *sfreq = sfb.buf, *sstart = ssb.buf, *efreq = efb.buf, *estart = esb.buf;
+    const uint8_t *sym = sb.buf, *val = vb.buf, *q = qb.buf, *map = mb.buf;
+    uint8_t *end = buf + cap, *p = end;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t x = RANS_L;
+    for (Py_ssize_t i = n - 1; i >= 0 && !bad; i--) {
+        unsigned s = sym[i], c = raw[i];
+        if (s >= SYMBOLS || c >= RAW_CONTEXTS || map[c] >= tables || q[i] >= ESCAPE_CONTEXTS) {
+            bad = 1;
+            break;
+        }
+        if (s == ESCAPE) { /* decoded after the symbol: coded before it, remainder first */
+            unsigned v = val[i], tok, bits = 0;
+            if (v < 4) {
+                tok = v;
+            } else {
+                unsigned e = 31 - (unsigned)__builtin_clz(v);
+                bits = e - 1;
+                tok = 4 + 2 * (e - 2) + ((v >> bits) & 1);
+            }
+            if (bits) {
+                unsigned shift = SCALE_BITS - bits;
+                x = rans_put(x, 1u << shift, (v & ((1u << bits) - 1)) << shift, &p);
+            }
+            uint32_t f = efreq[q[i] * TOKENS + tok];
+            if (!f) {
+                bad = 1;
+                break;
+            }
+            x = rans_put(x, f, estart[q[i] * TOKENS + tok], &p);
+        }
+        unsigned t = map[c];
+        uint32_t f = sfreq[t * SYMBOLS + s];
+        if (!f) {
+            bad = 1;
+            break;
+        }
+        x = rans_put(x, f, sstart[t * SYMBOLS + s], &p);
+    }
+    if (!bad)
+        rans_put_state(x, &p);
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "candcoder.encode_band: a symbol outside its table");
+    else
+        result = PyBytes_FromStringAndSize((const char *)p, end - p);
+done:
+    PyMem_Free(buf);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&qb);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&sfb);
+    PyBuffer_Release(&ssb);
+    PyBuffer_Release(&efb);
+    PyBuffer_Release(&esb);
+    return result;
+}
+
 /* ------------------------------------------------------------------------
  * Decoding */
 
@@ -716,6 +903,9 @@ release:
 
 static PyMethodDef methods[] = {
     {"encode", cand_encode, METH_VARARGS, "encode(freq, start) -> bytes: one band's rANS stream"},
+    {"symbols", cand_symbols, METH_VARARGS, "symbols(grid, width, n, order) -> (raw, symbol, value, context)"},
+    {"encode_band", cand_encode_band, METH_VARARGS,
+     "encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq, escape_start) -> bytes"},
     {"decode_image", cand_decode_image, METH_VARARGS,
      "decode_image(streams, out, width, band_rows, book, channels, pixels, order, map, symbol_freq, "
      "symbol_start, escape_freq, escape_start, threads) -> None or (band, reason)"},
