@@ -189,8 +189,8 @@ def learn_map(counts: np.ndarray, tables: int, iterations: int = 8) -> np.ndarra
     """A context map of at most *tables* tables from the symbol counts of the raw
     contexts (RAW_CONTEXTS x 7): k-means over the contexts that occur (distance: the
     bits of coding a context's symbols with a table's probabilities), seeded with the
-    most frequent contexts.  Returns the map (RAW_CONTEXTS uint8, unused contexts 0),
-    tables numbered from the most used."""
+    most frequent contexts.  Returns the map (RAW_CONTEXTS uint8), tables numbered
+    from the most used."""
     counts = counts.astype(np.float64)
     present = np.flatnonzero(counts.sum(axis=1))
     hist = counts[present]
@@ -206,9 +206,13 @@ def learn_map(counts: np.ndarray, tables: int, iterations: int = 8) -> np.ndarra
     used = np.bincount(label, weights=weight, minlength=tables)
     rank = np.empty(tables, dtype=np.int64)
     rank[np.argsort(-used, kind="stable")] = np.arange(tables)
+    # a context that never occurs repeats the table of the last one that does before it
+    # (table 0 before the first): long runs, which the map's zstd frame stores in a few bytes
     out = np.zeros(RAW_CONTEXTS, dtype=np.uint8)
     out[present] = rank[label]
-    return out
+    last = np.maximum.accumulate(np.where(np.isin(np.arange(RAW_CONTEXTS), present),
+                                          np.arange(RAW_CONTEXTS), -1))
+    return np.where(last >= 0, out[np.maximum(last, 0)], 0).astype(np.uint8)
 
 
 def _sum_rows(rows: np.ndarray, label: np.ndarray, groups: int) -> np.ndarray:
