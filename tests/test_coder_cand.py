@@ -5,6 +5,7 @@ out here, the byte layout of INDX.data read by hand, and every must-refuse rule 
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -17,9 +18,9 @@ import vqcodec
 from vqcodec import codec, container
 from vqcodec.coders import cand, rans
 from vqcodec.coders.ctx import rank_order
-from vqcodec.errors import FormatError
+from vqcodec.errors import FormatError, VqiError
 from test_coder_ctx import random_book, random_map
-from vqi_files import rebuild, section, sections
+from vqi_files import mutate, rebuild, section, sections
 
 needs_native = pytest.mark.skipif(cand._native is None, reason="vqcodec._candcoder not built")
 
@@ -620,3 +621,60 @@ def test_damage_in_a_file_names_coder_3(cand_file):
     for bad in (body + b"\x00", body[:-1], b"\x00" + body[1:]):
         with pytest.raises(FormatError, match="index coder 3"):
             vqcodec.decode(rebuild(cand_file, {b"INDX": bad}))
+
+
+# ---------------------------------------------------------------- fuzzing behind a good CRC
+
+
+def decode_both(data: bytes, w: int, h: int, book: np.ndarray):
+    """(C outcome, Python outcome) of cand.decode: the indices, or the FormatError's class."""
+    outcomes = []
+    for native in ((cand._native, None) if cand._native is not None else (None,)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cand, "_native", native)
+            try:
+                outcomes.append(cand.decode(data, w, h, book).tobytes())
+            except FormatError as error:
+                assert "index coder 3" in str(error)
+                outcomes.append(FormatError)
+    return outcomes
+
+
+@settings(max_examples=int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_damage_behind_a_good_crc(cand_file, data):
+    """The CRC made right, so coder 3 itself meets the damage: an error or an image of the
+    right size, never a crash; and the C and Python decoders agree on which."""
+    body = dict((kind, body) for kind, body, _ in sections(cand_file))[b"INDX"]
+    bad = mutate(data, bytearray(body), max_run=4)
+    try:
+        out = vqcodec.decode(rebuild(cand_file, {b"INDX": bad}))
+    except VqiError:
+        out = None
+    if out is not None:
+        assert out.shape == (14, 19, 3)
+    book = np.frombuffer(container.read(cand_file, inflate=False).codebook, np.uint8).reshape(12, 3)
+    outcomes = decode_both(bad, 19, 14, book)
+    assert len(set(outcomes)) == 1
+    assert (outcomes[0] is FormatError) == (out is None)
+
+
+@needs_native
+@settings(max_examples=int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_stream_damage_c_and_python_agree(data):
+    """Flips behind the tables (in the bands, their lengths and band_rows): the C decoder
+    refuses exactly what decode_reference refuses and otherwise gives its indices."""
+    grid = random_map(5, 16, 15, 40)
+    grid[::4] = np.random.default_rng(5).integers(0, 40, grid[::4].shape)  # escapes, raw bits
+    book = random_book(5, 40)
+    body = bytearray(cand.encode(grid, book, band_rows=5))
+    _, offset = cand.read_model(bytes(body))
+    position = data.draw(st.integers(offset, len(body) - 1))
+    for _ in range(data.draw(st.integers(1, 3))):
+        body[position] ^= data.draw(st.integers(1, 255))
+        position = min(len(body) - 1, position + data.draw(st.integers(0, 40)))
+    c, python = decode_both(bytes(body), 15, 16, book)
+    assert c == python
