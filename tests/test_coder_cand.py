@@ -5,6 +5,7 @@ out here, the byte layout of INDX.data read by hand, and every must-refuse rule 
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 
@@ -660,6 +661,15 @@ def test_random_damage_behind_a_good_crc(cand_file, data):
     assert (outcomes[0] is FormatError) == (out is None)
 
 
+@functools.lru_cache(maxsize=1)
+def damage_target() -> tuple[bytes, np.ndarray]:
+    """INDX data of a 16x15 map in bands of 5 rows, with escapes and raw bits; its book."""
+    grid = random_map(5, 16, 15, 40)
+    grid[::4] = np.random.default_rng(5).integers(0, 40, grid[::4].shape)
+    book = random_book(5, 40)
+    return cand.encode(grid, book, band_rows=5), book
+
+
 @needs_native
 @settings(max_examples=int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300")), deadline=None,
           suppress_health_check=list(HealthCheck))
@@ -667,10 +677,7 @@ def test_random_damage_behind_a_good_crc(cand_file, data):
 def test_stream_damage_c_and_python_agree(data):
     """Flips behind the tables (in the bands, their lengths and band_rows): the C decoder
     refuses exactly what decode_reference refuses and otherwise gives its indices."""
-    grid = random_map(5, 16, 15, 40)
-    grid[::4] = np.random.default_rng(5).integers(0, 40, grid[::4].shape)  # escapes, raw bits
-    book = random_book(5, 40)
-    body = bytearray(cand.encode(grid, book, band_rows=5))
+    body, book = bytearray(damage_target()[0]), damage_target()[1]
     _, offset = cand.read_model(bytes(body))
     position = data.draw(st.integers(offset, len(body) - 1))
     for _ in range(data.draw(st.integers(1, 3))):
