@@ -196,6 +196,27 @@ def test_bytes_after_zstd_frame_refused():
         container.read(rebuild(data, {b"INDX": frame + b"\0\0"}))
 
 
+@pytest.mark.parametrize("cut", ["checksum", "last block"])
+def test_zstd_frame_that_ends_early_refused(cut):
+    """§1: the frame ends where its block structure ends (the checksum included, when
+    the header announces one), even when all its content has come out."""
+    _, _, _, data = small_file()
+    compressor = zstandard.ZstdCompressor(write_content_size=True, write_checksum=cut == "checksum")
+    frame = bytearray(compressor.compress(b"\0" * 6))
+    if cut == "checksum":
+        frame = frame[:-4]
+    else:  # clear Last_Block (bit 0) of the one block's header, after RFC 8878's frame header
+        descriptor = frame[4]
+        single = descriptor >> 5 & 1
+        size_field = {0: single, 1: 2, 2: 4, 3: 8}[descriptor >> 6]
+        dictionary = {0: 0, 1: 1, 2: 2, 3: 4}[descriptor & 3]
+        block = 4 + 1 + (1 - single) + dictionary + size_field
+        assert frame[block] & 1, "the first block is the last"
+        frame[block] &= 0xFE
+    with pytest.raises(FormatError, match="zstd frame is truncated"):
+        container.read(rebuild(data, {b"INDX": bytes(frame)}))
+
+
 def test_not_a_zstd_frame():
     _, _, _, data = small_file()
     with pytest.raises(FormatError, match="not a zstd frame"):

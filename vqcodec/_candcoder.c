@@ -227,6 +227,164 @@ finish:
     J->error[b] = error;
 }
 
+
+/* ------------------------------------------------------------------------
+ * The fast decoder.  decode_band above follows §5.5.5 step by step with every
+ * check where it can fail; it names the error.  Here the checks that can fail
+ * with tables read_model accepted -- a symbol that names no candidate, an
+ * escape without a table or past the entries, running out of bytes -- are
+ * folded into one word per row (the stream is read from a copy with zero
+ * padding that a row cannot overrun), and a band that fails them, or does not
+ * end exactly, is decoded again by decode_band.  The renormalisation reads
+ * the 0, 1 or 2 bytes that bring x back to [2^23, 2^31) at once.  What the
+ * row above gives every pixel (N, NE, NW, NN and their equalities) is laid
+ * out for the whole row before it is decoded.  The candidates are found
+ * with byte-wise compares in one 64-bit word. */
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+#define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DECODER_CLONES
+#endif
+
+/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2 */
+#define RENORM_FAST(x, src)                                                             \
+    do {                                                                                \
+        unsigned sh_ = ((unsigned)__builtin_clz((x) | 0x800u) - 1u) & ~7u;              \
+        uint32_t b_ = ((uint32_t)(src)[0] << 8) | (src)[1];                             \
+        (x) = ((x) << sh_) | (b_ >> (16 - sh_));                                        \
+        (src) += sh_ >> 3;                                                              \
+    } while (0)
+
+#define LOW7 0x7f7f7f7f7f7f7f7fULL
+#define HIGH 0x8080808080808080ULL
+/* 0x80 in each byte of t that is zero, 0 elsewhere */
+#define ZERO_BYTES(t) (~((((t) & LOW7) + LOW7) | (t) | LOW7))
+
+/* The candidates of the neighbours packed in v (W, N, NE, NW, WW, NN in bytes
+ * 0-5): 0x80 in byte j when byte j differs from every earlier one. */
+static inline uint64_t first_bytes(uint64_t v)
+{
+    uint64_t dup = 0;
+    for (int k = 1; k < 6; k++) {
+        uint64_t t = v ^ (v << (8 * k));
+        dup |= ZERO_BYTES(t) & (0x0000808080808080ULL << (8 * k));
+    }
+    return ~dup & 0x0000808080808080ULL;
+}
+
+/* The value of the candidate of slot s (the s-th first byte), or flags an
+ * error (returns 0) when there are fewer candidates. */
+static inline unsigned slot_value(uint64_t v, uint64_t first, unsigned s, uint32_t *flags)
+{
+    for (unsigned k = 0; k < s; k++)
+        first &= first - 1;
+    *flags |= first == 0;
+    return first ? (unsigned)(v >> (__builtin_ctzll(first) - 7)) & 0xff : 0;
+}
+
+typedef struct {
+    uint32_t row;  /* N | NE << 8 | NW << 16 | NN << 24 */
+    uint32_t bits; /* the pattern's bits that depend on the row above only */
+} Above;
+
+DECODER_CLONES
+static int fast_band(Job *J, Py_ssize_t b, uint8_t *ring, Above *above, const uint8_t *src, const uint8_t *end)
+{
+    const Py_ssize_t w = J->width, stride = w + 3;
+    const Py_ssize_t top = b * J->band_rows;
+    Py_ssize_t rows = J->rows_total - top;
+    if (rows > J->band_rows)
+        rows = J->band_rows;
+    uint32_t x = J->state[b], flags = 0;
+    const unsigned n = J->n;
+    if (x < RANS_L || x >= (1u << 31))
+        return 1; /* the renormalisation rule needs x in range: the checked loop decides */
+    memset(ring, 0, 3 * (size_t)stride);
+    for (Py_ssize_t y = 0; y < rows; y++) {
+        uint8_t *cur = ring + (y % 3) * stride + 2;
+        const uint8_t *up = ring + ((y + 2) % 3) * stride + 2;
+        const uint8_t *up2 = ring + ((y + 1) % 3) * stride + 2;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
+            above[i].row = N | NE << 8 | NW << 16 | NN << 24;
+            above[i].bits = (N == NE) << 1 | (NW == N) << 3 | (N == NN) << 5 | (NW == NE) << 7 | (NN == NE) << 9;
+        }
+        unsigned sl = ESCAPE, W = 0, WW = 0;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            uint32_t row = above[i].row;
+            unsigned N = row & 0xff, NE = (row >> 8) & 0xff, NW = (row >> 16) & 0xff;
+            unsigned P = above[i].bits | (W == N) | (W == NW) << 2 | (W == WW) << 4 | (W == NE) << 6
+                         | (WW == NW) << 8;
+            unsigned t = J->map[P * SYMBOLS + sl];
+            const uint16_t *st = J->sstart + t * 8;
+            uint32_t slot = x & (SCALE - 1);
+            unsigned s = (slot >= st[1]) + (slot >= st[2]) + (slot >= st[3]) + (slot >= st[4])
+                         + (slot >= st[5]) + (slot >= st[6]);
+            x = J->sfreq[t * 8 + s] * (x >> SCALE_BITS) + slot - st[s];
+            RENORM_FAST(x, src);
+            unsigned X = W;
+            if (s) {
+                uint64_t v = W | (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24
+                             | (uint64_t)WW << 32 | (uint64_t)(row >> 24) << 40;
+                uint64_t first = first_bytes(v);
+                if (s < ESCAPE) {
+                    X = slot_value(v, first, s, &flags);
+                } else {
+                    unsigned p = J->position[W * 256 + N];
+                    unsigned q = p ? 32 - (unsigned)__builtin_clz(p) : 0;
+                    slot = x & (SCALE - 1);
+                    unsigned tok = J->etoken[q * SCALE + slot];
+                    uint32_t f = J->efreq[q * TOKENS + tok];
+                    flags |= f == 0;
+                    x = f * (x >> SCALE_BITS) + slot - J->estart[q * TOKENS + tok];
+                    RENORM_FAST(x, src);
+                    unsigned v2 = tok;
+                    if (tok >= 4) {
+                        unsigned bits = ((tok - 4) >> 1) + 1, shift = SCALE_BITS - bits;
+                        slot = x & (SCALE - 1);
+                        x = ((x >> SCALE_BITS) << shift) + (slot & ((1u << shift) - 1));
+                        RENORM_FAST(x, src);
+                        v2 = ((2u | ((tok - 4) & 1)) << bits) | (slot >> shift);
+                    }
+                    unsigned d = (unsigned)__builtin_popcountll(first);
+                    flags |= v2 + d >= n;
+                    const uint8_t *pos = J->position + W * 256;
+                    unsigned pc[6], m = 0;
+                    for (uint64_t f2 = first; f2; f2 &= f2 - 1)
+                        pc[m++] = pos[(v >> (__builtin_ctzll(f2) - 7)) & 0xff];
+                    unsigned r = v2;
+                    for (;;) {
+                        unsigned next = v2;
+                        for (unsigned j = 0; j < d; j++)
+                            next += pc[j] <= r;
+                        if (next == r || next >= n)
+                            break;
+                        r = next;
+                    }
+                    X = J->order[W * 256 + (r & 0xff)];
+                }
+            }
+            cur[i] = (uint8_t)X;
+            WW = W;
+            W = X;
+            sl = s;
+        }
+        if (flags || src > end)
+            return 1;
+        Py_ssize_t yy = top + y;
+        if (!J->pixels) {
+            memcpy(J->out + yy * w, cur, (size_t)w);
+        } else {
+            unsigned c = J->channels;
+            uint8_t *o = J->out + yy * w * c;
+            for (Py_ssize_t i = 0; i < w; i++)
+                memcpy(o + i * c, J->book + cur[i] * c, c);
+        }
+    }
+    return x != RANS_L || src != end;
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 #define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
 #define MAX_THREADS 16
@@ -238,9 +396,12 @@ finish:
 static void decode_bands(Job *J, int who)
 {
     uint8_t *ring = PyMem_RawMalloc(3 * (size_t)(J->width + 3));
-    if (!ring) {
+    Above *above = PyMem_RawMalloc((size_t)J->width * sizeof *above);
+    uint8_t *copy = NULL;
+    size_t copy_size = 0;
+    if (!ring || !above) {
         J->nomem[who] = 1;
-        return;
+        goto done;
     }
     for (;;) {
         Py_ssize_t b = (Py_ssize_t)CLAIM(J->next_band);
@@ -248,9 +409,27 @@ static void decode_bands(Job *J, int who)
             break;
         if (J->error[b]) /* refused before decoding (a short stream) */
             continue;
-        decode_band(J, b, ring);
+        /* a copy of the band's bytes with room for a row to read past them: a
+         * pixel reads at most 6 bytes */
+        size_t len = (size_t)(J->end[b] - J->src[b]), need = len + 6 * (size_t)J->width + 16;
+        if (need > copy_size) {
+            PyMem_RawFree(copy);
+            copy = PyMem_RawMalloc(need);
+            copy_size = copy ? need : 0;
+            if (!copy) {
+                J->nomem[who] = 1;
+                break;
+            }
+        }
+        memcpy(copy, J->src[b], len);
+        memset(copy + len, 0, need - len);
+        if (fast_band(J, b, ring, above, copy, copy + len))
+            decode_band(J, b, ring);
     }
+done:
     PyMem_RawFree(ring);
+    PyMem_RawFree(above);
+    PyMem_RawFree(copy);
 }
 
 static void decode_bands_of(void *job, int who) { decode_bands(job, who); }

@@ -57,6 +57,8 @@ def decompress_frame(kind: str, body: memoryview, *, exact: int | None, bound: i
         raise FormatError(
             f"section {kind}: zstd frame decompressed to {len(out)} bytes, its header states {size}"
         )
+    if not obj.eof:  # all the content came out, but the frame's blocks or checksum did not end
+        raise FormatError(f"section {kind}: zstd frame is truncated (its last block or checksum is missing)")
     if rest:
         raise FormatError(f"section {kind}: {len(rest)} unexpected bytes after the zstd frame")
     return out
