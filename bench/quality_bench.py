@@ -17,10 +17,9 @@ and measured here (PSNR over RGB, as ``rd``):
    (target: within 2 % under it on every image);
 5. whole-process time of ``--quality 65-80`` and ``--psnr 35`` against a
    single-k encode (default k = 256) of the same image: runs alternated
-   (single, quality, psnr, single, ...), medians (target: <= 2x);
-6. ``--speed 10`` against the default (4) at k = 16, 64, 256: bytes, PSNR,
-   and the in-process encode time (``vqcodec.encode_pixels`` on decoded
-   pixels, runs alternated, medians).
+   (single, quality, psnr, single, ...), medians (target: <= 2x).
+
+``--speed 10`` against the default is bench/speed_bench.py's.
 """
 
 from __future__ import annotations
@@ -186,33 +185,6 @@ def main() -> int:
     print(f"{'median':<10} {'':>7} {'':>8} {statistics.median(ratios_q):>6.2f} {'':>7} "
           f"{statistics.median(ratios_p):>6.2f}   (max {max(ratios_q):.2f} / {max(ratios_p):.2f}; "
           "target: <= 2.0)")
-
-    print(f"\n6. --speed 10 against the default speed 4: means over the images; encode time in-process, "
-          f"medians of {args.runs} alternated runs")
-    import vqcodec
-    from vqcodec import pixels
-
-    loaded = [pixels.load(str(src)) for src in images]
-    for k in (16, 64, 256):
-        sizes: dict[int, list[int]] = {4: [], 10: []}
-        psnrs: dict[int, list[float]] = {4: [], 10: []}
-        times: dict[int, list[float]] = {4: [], 10: []}
-        for px in loaded:
-            runs: dict[int, list[float]] = {4: [], 10: []}
-            for _ in range(args.runs):
-                for speed in (4, 10):
-                    start = time.perf_counter()
-                    enc = vqcodec.encode_pixels(px, k=k, speed=speed)
-                    runs[speed].append(time.perf_counter() - start)
-            for speed in (4, 10):
-                enc = vqcodec.encode_pixels(px, k=k, speed=speed)
-                sizes[speed].append(len(enc.data))
-                psnrs[speed].append(psnr(px.array, enc.reconstruct()))
-                times[speed].append(statistics.median(runs[speed]))
-        print(f"   k={k:<4} bytes {sum(sizes[10]) / sum(sizes[4]):.3f}x (max {max(np.array(sizes[10]) / sizes[4]):.3f}x), "
-              f"PSNR {np.mean(psnrs[10]) - np.mean(psnrs[4]):+.3f} dB, "
-              f"{sum(times[4]) / sum(times[10]):.2f}x faster ({1e3 * np.mean(times[4]):.0f} -> "
-              f"{1e3 * np.mean(times[10]):.0f} ms)")
     return 0
 
 

@@ -20,36 +20,13 @@ from PIL import Image
 
 import vqcodec
 from image_files import png_pixels
+from streams import OneWayStream
 
 
 def colours(h: int, w: int, channels: int, n: int = 5, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     book = rng.integers(0, 256, (n, channels), dtype=np.uint8)
     return book[rng.integers(0, n, (h, w))]
-
-
-class OneWayStream(io.RawIOBase):
-    """A binary stream that cannot seek (a pipe, a socket, stdin)."""
-
-    def __init__(self, data: bytes = b"") -> None:
-        self._inner = io.BytesIO(data)
-        self.written = bytearray()
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        return self._inner.readinto(buffer)
-
-    def write(self, data) -> int:  # type: ignore[override]
-        self.written += data
-        return len(data)
 
 
 IMAGE = colours(9, 13, 3)

@@ -25,6 +25,8 @@ from PIL import Image, ImageCms, ImageFile
 from vqcodec import pixels as px
 from vqcodec.errors import ImageInputError, LimitError, OptionError
 
+from streams import OneWayStream
+
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 PNGSUITE = CORPUS / "pngsuite"
 SUITE_FILES = sorted(p.name for p in PNGSUITE.glob("*.png")) if PNGSUITE.is_dir() else []
@@ -654,20 +656,9 @@ def test_load_sources(rgb_png: tuple[Path, np.ndarray]) -> None:
         assert not f.closed
 
 
-class _Unseekable(io.RawIOBase):
-    def __init__(self, data: bytes) -> None:
-        self._buf = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        return self._buf.readinto(b)
-
-
 def test_load_unseekable_stream(rgb_png: tuple[Path, np.ndarray]) -> None:
     path, a = rgb_png
-    np.testing.assert_array_equal(px.load(_Unseekable(path.read_bytes())).array, a)
+    np.testing.assert_array_equal(px.load(OneWayStream(path.read_bytes())).array, a)
 
 
 def test_load_rejects_wrong_sources(rgb_png: tuple[Path, np.ndarray]) -> None:

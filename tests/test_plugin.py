@@ -165,6 +165,15 @@ def test_bad_save_option_is_an_option_error():
         saved(few_colours("RGB"), coder="gzip")
 
 
+def test_skip_if_larger_is_refused_with_no_input_file_to_compare(tmp_path):
+    out = tmp_path / "out.vqi"
+    with pytest.raises(OptionError, match="skip_if_larger compares .* Pillow saves an image in memory, not a file"):
+        few_colours("RGB").save(out, skip_if_larger=True)
+    assert not out.exists()  # Pillow removes the file it opened
+    few_colours("RGB").save(out, skip_if_larger=False)
+    assert out.exists()
+
+
 @pytest.mark.parametrize(
     "make, mode",
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from vqcodec import metrics
 from vqcodec.errors import OptionError
 from vqcodec.options import EncodeOptions
 from vqcodec.quantize import kmeans as kmeans_stage
+from vqcodec.quantize.histogram import distinct
+
+learn = importlib.import_module("vqcodec.quantize.learn")  # the package's `learn` is the function
 from vqcodec.quantize import rdo
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "sample.png"
@@ -49,6 +53,17 @@ def test_effort_falls_with_speed():
     assert efforts[0] == efforts[3]  # 1-4: the full search
     assert [e[0] for e in efforts] == sorted((e[0] for e in efforts), reverse=True)
     assert [rdo.iterations_for(s) for s in (1, 6, 7, 8, 9, 10)] == [4, 4, 2, 2, 1, 1]
+    assert [e.beyond_seed for e in efforts] == [True] * 8 + [False] * 2  # 9-10: the seed set only
+    assert [learn.rounds_for(s) for s in (1, 4, 8, 9, 10)] == [2, 2, 2, 1, 0]
+
+
+def test_the_fastest_finishing_still_gives_every_colour_its_nearest_entry(sample):
+    colors, counts, _ = distinct(sample)
+    centroids = kmeans_stage.kmeans(colors, counts, 32, 0, speed=10)
+    book, labels = learn.finish(colors, counts, centroids, rounds=learn.rounds_for(10))
+    assert len(book) <= 32 and np.array_equal(book, np.unique(book, axis=0))
+    d = ((colors[:, None, :].astype(np.int64) - book[None, :, :].astype(np.int64)) ** 2).sum(2)
+    assert np.array_equal(d[np.arange(len(colors)), labels], d.min(1))
 
 
 def test_a_target_at_the_fastest_speed_is_still_met(sample):

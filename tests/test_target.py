@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from vqcodec import batch, target
 from vqcodec.coders import ctx as ctxcoder
 from vqcodec.errors import NotSmallerError, OptionError, TargetUnreachableError
 from vqcodec.options import EncodeOptions, parse_quality
+
+from streams import OneWayStream
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "sample.png"
@@ -242,8 +245,26 @@ def test_skip_if_larger_refuses_a_file_that_would_not_be_smaller(tmp_path):
     result = vqcodec.encode_target(path.read_bytes(), psnr=30.0, skip_if_larger=True)
     assert result.reached and result.skipped and not result.ok and result.data is None
     assert result.input_bytes == path.stat().st_size
-    # no input file to compare with: nothing to skip
-    assert vqcodec.encode(np.asarray(Image.open(path)), skip_if_larger=True)
+    stream = io.BytesIO(path.read_bytes())  # a seekable stream tells its length
+    with pytest.raises(NotSmallerError, match="not smaller than the input's"):
+        vqcodec.encode(stream, skip_if_larger=True)
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda path: np.asarray(Image.open(path)), "a numpy array"),
+    (lambda path: Image.open(path), "a PIL image"),
+    (lambda path: OneWayStream(path.read_bytes()), "a stream .* that cannot tell its length"),
+], ids=["array", "PIL", "pipe"])
+@pytest.mark.parametrize("encode", [
+    lambda image: vqcodec.encode(image, skip_if_larger=True),
+    lambda image: vqcodec.encode_target(image, psnr=30.0, skip_if_larger=True),
+], ids=["encode", "target"])
+def test_skip_if_larger_without_an_input_file_is_refused_not_ignored(tmp_path, make, what, encode):
+    path = tmp_path / "tiny.jpg"
+    Image.open(SAMPLE).convert("RGB").save(path, quality=5)  # the .vqi file would be larger
+    with pytest.raises(OptionError, match=f"skip_if_larger compares .* the input is {what}, not a file"):
+        encode(make(path))
+    assert vqcodec.encode(make(path))  # without it the same input encodes
 
 
 def test_skip_if_larger_keeps_a_smaller_file(kodak):

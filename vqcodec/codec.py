@@ -85,14 +85,37 @@ def _options(options: EncodeOptions | None, changes: dict[str, Any]) -> EncodeOp
 
 def _load(image: ImageLike, opts: EncodeOptions) -> tuple[pixels.Pixels, int | None]:
     """The pixels (ICC profile left out with *strip*), checked against the limit, and the
-    input file's size (for ``skip_if_larger``; None: not asked for, or not a file)."""
+    input file's size (for ``skip_if_larger``; None: not asked for).
+
+    ``skip_if_larger`` compares with the input file, so an input that is no
+    file (an array, a PIL image, a stream that cannot tell its length) is
+    refused with :class:`OptionError` rather than never skipped.
+    """
     px = pixels.stored(as_pixels(image, opts.max_pixels), strip=opts.strip)
     if opts.max_pixels is not None and px.width * px.height > opts.max_pixels:
         raise LimitError(
             f"image is {px.width}×{px.height} = {px.width * px.height:,} pixels, "
             f"above the limit of {opts.max_pixels:,} (max_pixels)"
         )
-    return px, _input_size(image) if opts.skip_if_larger else None
+    if not opts.skip_if_larger:
+        return px, None
+    input_bytes = _input_size(image)
+    if input_bytes is None:
+        raise OptionError(f"skip_if_larger compares the .vqi file with the input file's size, and the "
+                          f"input is {_no_file(image)}, not a file; give the image as a path, bytes or a "
+                          "seekable stream, or leave skip_if_larger out and compare the sizes yourself")
+    return px, input_bytes
+
+
+def _no_file(image: object) -> str:
+    """What an input without a file size is, for a message."""
+    if isinstance(image, np.ndarray):
+        return "a numpy array"
+    if isinstance(image, pixels.Pixels):
+        return "a Pixels value"
+    if pixels.is_pil_image(image):
+        return "a PIL image"
+    return f"a stream ({type(image).__name__}) that cannot tell its length"
 
 
 def _input_size(image: ImageLike) -> int | None:
@@ -165,7 +188,9 @@ def encode_pixels(image: ImageLike, /, options: EncodeOptions | None = None, *,
     chosen to meet it (:func:`encode_target`; stage "choosing k");
     :class:`~vqcodec.errors.TargetUnreachableError` when no k up to ``k``
     does.  With ``skip_if_larger``, :class:`~vqcodec.errors.NotSmallerError`
-    when the file would not be smaller than the input file.
+    when the file would not be smaller than the input file (and
+    :class:`~vqcodec.errors.OptionError` when the image is not given as a
+    file: an array, a PIL image).
     """
     from .quantize import quantize, remap  # numpy-heavy work, imported when needed
     from .quantize.rdo import iterations_for

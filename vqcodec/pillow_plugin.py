@@ -28,8 +28,9 @@ ICC profile written is the ``icc_profile`` save parameter if given (``None``
 or ``b""`` writes none), else the image's ``info["icc_profile"]``.  A target
 (``quality="65-80"``, ``psnr=35``, ``max_bytes``, ``bpp``) chooses k; one that
 cannot be met raises :class:`~vqcodec.errors.TargetUnreachableError`, and
-Pillow removes the file it opened.  ``skip_if_larger`` does nothing here:
-there is no input file to compare with.
+Pillow removes the file it opened.  ``skip_if_larger`` is refused
+(:class:`~vqcodec.errors.OptionError`): an image in memory has no input file
+to compare with (``vqcodec.encode(path, skip_if_larger=True)`` has).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import IO
 from PIL import Image, ImageFile
 
 from . import codec, container, options, pixels
-from .errors import VqiError
+from .errors import OptionError, VqiError
 
 __all__ = ["FORMAT", "EXTENSION", "MIME_TYPE", "SAVE_OPTIONS", "VqiImageFile", "register"]
 
@@ -123,6 +124,10 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     info = im.encoderinfo
     chosen = options.EncodeOptions(max_pixels=None, **{name: info[name] for name in SAVE_OPTIONS
                                                         if name in info})
+    if chosen.skip_if_larger:  # refused, not ignored: a user asked for a comparison
+        raise OptionError("skip_if_larger compares the .vqi file with the input file's size, and Pillow "
+                          "saves an image in memory, not a file; use vqcodec.encode(path, "
+                          "skip_if_larger=True), or leave it out and compare the sizes yourself")
     px = pixels.from_pil(im)
     if "icc_profile" in info:
         px = pixels.from_array(px.array, icc_profile=info["icc_profile"] or None)

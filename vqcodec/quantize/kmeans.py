@@ -32,6 +32,7 @@ fallback.  Deterministic: the same input and seed give the same centroids.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from vqcodec.quantize.nearest import BLAS_SINGLE, BRUTE_MAX_K, augment, nearest,
 
 _native = load("_quantize")
 
-__all__ = ["PNN_MAX_K", "DEFAULT_SPEED", "kmeans", "minibatch_kmeans", "ward_merge"]
+__all__ = ["PNN_MAX_K", "DEFAULT_SPEED", "SEED_ONLY_SPEED", "kmeans", "minibatch_kmeans", "ward_merge"]
 
 # Point sets k-means runs on.
 _WORK_POINTS = 1 << 17  # more distinct colours than this (and than _WORK_PER_K * k):
@@ -76,23 +77,48 @@ _JUMP_CANDIDATES = 3  # victims and clusters to split considered per trial
 
 DEFAULT_SPEED = 4
 """The encoder's default effort (``speed`` 1-10): 1-4 are the full search below."""
+SEED_ONLY_SPEED = 9
+"""From this speed k-means stops at the seed set (see :func:`_effort`)."""
+_SEED_PER_K_FAST = 128  # the seed set's size from SEED_ONLY_SPEED: clip(_SEED_PER_K_FAST * k,
+_SEED_MIN_FAST = 1 << 11  # _SEED_MIN_FAST, _SEED_MAX) grid cells
 
 
-def _effort(speed: int) -> tuple[int, float, int, int, bool]:
-    """(seed-set iterations, working-set scale, full iterations, starts, jumps) for *speed*.
+class Effort(NamedTuple):
+    """How much of the search :func:`kmeans` runs (:func:`_effort`)."""
+
+    seed_iters: int  # Lloyd iterations on the seed set
+    work_scale: float  # on the working set: work_scale / sqrt(k)
+    full_iters: int  # on all distinct colours, when the working set was reduced
+    starts: int  # small codebooks: starts tried
+    jumps: bool  # small codebooks: jumps out of local optima
+    seed_points: tuple[int, int]  # the seed set: per entry, at least (at most _SEED_MAX)
+    beyond_seed: bool  # Lloyd on the working set after the seed set
+
+
+def _effort(speed: int) -> Effort:
+    """What :func:`kmeans` runs at *speed*.
 
     Speeds 1-4 are the full search; 5-10 move linearly to 6 Lloyd
     iterations on the seed set and a working-set scale of 10, one start
     from speed 6, and from speed 8 no jumps and no final iterations on all
-    colours (the finishing still assigns every colour); the seed set keeps
-    its size (a smaller one cost PSNR at k = 256).  What it buys is
-    README's (*Speed*, from bench/quality_bench.py).
+    colours (the finishing still assigns every colour).  From speed 9
+    (:data:`SEED_ONLY_SPEED`) Lloyd runs on the seed set only, a seed set
+    of half the cells for small codebooks (the same 16,384 from k = 128):
+    the finishing's rounded-mean pass over every colour
+    (:func:`.learn.rounds_for`) stands in for the working set's iteration.
+    What it buys is README's (*Speed*, from bench/speed_bench.py).
     """
     fast = max(0, speed - DEFAULT_SPEED) / (10 - DEFAULT_SPEED)
-    seed_iters = round(_ITER_SEED + (6 - _ITER_SEED) * fast)
-    work_scale = _ITER_WORK_SCALE + (10 - _ITER_WORK_SCALE) * fast
-    full = _ITER_FULL if speed <= 6 else (1 if speed <= 7 else 0)
-    return seed_iters, work_scale, full, _STARTS if speed <= 5 else 1, speed <= 7
+    seed_only = speed >= SEED_ONLY_SPEED
+    return Effort(
+        seed_iters=round(_ITER_SEED + (6 - _ITER_SEED) * fast),
+        work_scale=_ITER_WORK_SCALE + (10 - _ITER_WORK_SCALE) * fast,
+        full_iters=_ITER_FULL if speed <= 6 else (1 if speed <= 7 else 0),
+        starts=_STARTS if speed <= 5 else 1,
+        jumps=speed <= 7,
+        seed_points=(_SEED_PER_K_FAST, _SEED_MIN_FAST) if seed_only else (_SEED_PER_K, _SEED_MIN),
+        beyond_seed=not seed_only,
+    )
 
 
 def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, *,
@@ -101,7 +127,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, *,
 
     *speed* (1-10) trades the search's effort for time (:func:`_effort`).
     """
-    seed_iters, work_scale, full_iters, starts, jumps = _effort(speed)
+    effort = _effort(speed)
     tol = _TOL if k > _JUMP_MAX_K else _TOL_SMALL_K
     x_all = colors.astype(np.float64)
     w_all = counts.astype(np.float64)
@@ -113,19 +139,21 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, seed: int, *,
         c = _cluster_means(xw, ww, labels, m)[0]
         c = _lloyd(xw, ww, c, iters=_ITER_LARGE, tol=tol)
     else:
-        seed_set = _cells(colors, w_all, min(max(_SEED_PER_K * k, _SEED_MIN), _SEED_MAX))
+        per_k, least = effort.seed_points
+        seed_set = _cells(colors, w_all, min(max(per_k * k, least), _SEED_MAX),
+                          skip_finest=not effort.beyond_seed)
         xs, ws = seed_set if seed_set is not None and len(seed_set[0]) < len(xw) else (xw, ww)
         c = _initial(xs, ws, k)
         if k <= _JUMP_MAX_K:  # numpy.random is imported only here: it costs ~8 ms
-            c = _best_start(xs, ws, c, k, np.random.default_rng(seed), starts=starts,
-                            iters=seed_iters, jumps=jumps)
+            c = _best_start(xs, ws, c, k, np.random.default_rng(seed), starts=effort.starts,
+                            iters=effort.seed_iters, jumps=effort.jumps)
         else:
-            c = _lloyd(xs, ws, c, iters=seed_iters, tol=tol)
-        if xs is not xw:
-            iters = max(1, round(work_scale / math.sqrt(k)))
+            c = _lloyd(xs, ws, c, iters=effort.seed_iters, tol=tol)
+        if xs is not xw and effort.beyond_seed:
+            iters = max(1, round(effort.work_scale / math.sqrt(k)))
             c = _lloyd(xw, ww, c, iters=iters, tol=tol)
-    if work is not None and k <= PNN_MAX_K and full_iters:
-        c = _lloyd(x_all, w_all, c, iters=full_iters, tol=tol)
+    if work is not None and k <= PNN_MAX_K and effort.full_iters:
+        c = _lloyd(x_all, w_all, c, iters=effort.full_iters, tol=tol)
     return c
 
 
@@ -166,15 +194,19 @@ def _kmeanspp(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) ->
     return c
 
 
-def _cells(colors: np.ndarray, w: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _cells(colors: np.ndarray, w: np.ndarray, limit: int, *,
+           skip_finest: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """Weighted means of the colours in the finest grid with at most ``limit`` occupied cells.
 
-    None when the colours themselves are few enough.
+    None when the colours themselves are few enough.  With *skip_finest*
+    the grid of 7 bits per component is not tried (its table of 2^21 cells
+    costs more than the rest of a fast seed set, and 7 bits fits in
+    few images' limit).
     """
     n, c = colors.shape
     if n <= limit or c > _GRID_MAX_DIM:  # long vectors: a grid fine enough to help has no fewer cells
         return None
-    for shift in range(max(1, 8 - 62 // c), 8):  # the key stays within 62 bits
+    for shift in range(max(2 if skip_finest else 1, 8 - 62 // c), 8):  # the key stays within 62 bits
         bits = 8 - shift
         key = (colors[:, 0] >> shift).astype(np.int64)
         for j in range(1, c):

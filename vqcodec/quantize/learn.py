@@ -27,12 +27,23 @@ from vqcodec.errors import OptionError
 from vqcodec.limits import check_k, check_seed
 from vqcodec.quantize.codebook import Codebook, sorted_rows, unique_rows
 from vqcodec.quantize.histogram import Histogram
-from vqcodec.quantize.kmeans import DEFAULT_SPEED, PNN_MAX_K, kmeans
+from vqcodec.quantize.kmeans import DEFAULT_SPEED, PNN_MAX_K, SEED_ONLY_SPEED, kmeans
 from vqcodec.quantize.nearest import nearest
 
-__all__ = ["learn", "learn_codebook", "fit"]
+__all__ = ["learn", "learn_codebook", "fit", "finish", "rounds_for"]
 
 _ITER_ROUND = 2  # rounded-centroid refinement passes
+
+
+def rounds_for(speed: int) -> int:
+    """Rounded-mean passes of the finishing at encoder speed 1-10: 2 up to speed 8, 1 at 9, 0 at 10.
+
+    From speed 9 k-means leaves the working set out (:func:`.kmeans._effort`),
+    so one pass over every colour is what moves the centroids from the seed
+    set's cells to the colours' means; speed 10 skips it too (the entries are
+    the rounded centroids, every colour still gets its nearest).
+    """
+    return _ITER_ROUND if speed < SEED_ONLY_SPEED else (1 if speed < 10 else 0)
 
 
 def learn(histogram: Histogram, /, k: int, *, seed: int = 0) -> Codebook:
@@ -64,7 +75,7 @@ def fit(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
         return colors, None
     if space.has_alpha(channels):  # alpha: learn and assign where the error is seen (premultiplied)
         return _quantize_alpha(colors, counts, k, seed, channels, speed)
-    return finish(colors, counts, kmeans(colors, counts, k, seed, speed=speed))
+    return finish(colors, counts, kmeans(colors, counts, k, seed, speed=speed), rounds=rounds_for(speed))
 
 
 def learn_codebook(colors: np.ndarray, counts: np.ndarray, /, *, k: int, seed: int = 0) -> np.ndarray:
@@ -86,7 +97,8 @@ def learn_codebook(colors: np.ndarray, counts: np.ndarray, /, *, k: int, seed: i
 
 
 def finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
-           premultiplied: bool = False, channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+           premultiplied: bool = False, channels: int | None = None,
+           rounds: int = _ITER_ROUND) -> tuple[np.ndarray, np.ndarray]:
     """Round the centroids, refine the rounded codebook, assign, drop unused.
 
     Returns the uint8 codebook (lexicographic order, like the distinct colours
@@ -96,13 +108,15 @@ def finish(colors: np.ndarray, counts: np.ndarray, centroids: np.ndarray, *,
     means are taken over premultiplied colours, and the codebook is stored
     straight (un-premultiplied, rounded).  Vectors of several pixels give
     their *channels*; each pixel of a vector is premultiplied by its own alpha.
+    *rounds*: the rounded-mean passes at most (fewer at a faster encoder
+    speed, :func:`rounds_for`).
     """
     to_space, straight = _spaces(channels or colors.shape[1]) if premultiplied else (_same, _same)
     x = to_space(colors).astype(np.float32)
     w = counts.astype(np.float64)
     cb = np.clip(np.rint(straight(centroids)), 0, 255).astype(np.uint8)
     labels = None
-    for _ in range(_ITER_ROUND if len(cb) <= PNN_MAX_K else 1):
+    for _ in range(rounds if len(cb) <= PNN_MAX_K else min(rounds, 1)):
         cb = sorted_rows(cb)
         labels = nearest(x, to_space(cb))[0]
         k = len(cb)
@@ -159,13 +173,13 @@ def _quantize_alpha(colors: np.ndarray, counts: np.ndarray, k: int, seed: int,
     clear = (colors[:, channels - 1 :: channels] == 0).all(1)
     if not clear.any() or k <= 2:
         return finish(colors, counts, _learn_premultiplied(colors, counts, k, seed, channels, speed),
-                      premultiplied=True, channels=channels)
+                      premultiplied=True, channels=channels, rounds=rounds_for(speed))
     rest, rest_counts = colors[~clear], counts[~clear]
     if len(rest) <= k - 1:
         book = rest
     else:
         book = finish(rest, rest_counts, _learn_premultiplied(rest, rest_counts, k - 1, seed, channels, speed),
-                      premultiplied=True, channels=channels)[0]
+                      premultiplied=True, channels=channels, rounds=rounds_for(speed))[0]
     zero = np.zeros((1, colors.shape[1]), np.uint8)
     book = sorted_rows(np.concatenate([zero, book]))  # the zero row sorts first
     labels = np.zeros(len(colors), np.intp)
