@@ -685,3 +685,18 @@ def test_stream_damage_c_and_python_agree(data):
         position = min(len(body) - 1, position + data.draw(st.integers(0, 40)))
     c, python = decode_both(bytes(body), 15, 16, book)
     assert c == python
+
+
+@needs_native
+def test_a_large_map_in_the_encoders_own_bands_round_trips():
+    """Over 100,000 pixels: the encoder cuts bands itself (rans.band_rows_for), decoded on
+    threads; the indices and the pixels come back."""
+    h, w = 300, 700
+    grid = random_map(77, h, w, 64)
+    book = random_book(77, 64)
+    data = cand.encode(grid, book)
+    _, offset = cand.read_model(data)
+    rows, streams = rans.read_streams(data, offset, h, cand.WHO)
+    assert rows == rans.band_rows_for(h, w) and len(streams) == 3
+    np.testing.assert_array_equal(cand.decode(data, w, h, book).reshape(h, w), grid)
+    np.testing.assert_array_equal(cand.decode(data, w, h, book, pixels=True).reshape(h, w, 3), book[grid])
