@@ -19,6 +19,9 @@
 #include <pythread.h>
 #include "_rans.h"
 #include "_workers.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 #if defined(__unix__) || defined(__APPLE__)
@@ -77,6 +80,193 @@ static PyObject *cand_encode(PyObject *self, PyObject *args)
 done:
     PyBuffer_Release(&fb);
     PyBuffer_Release(&sb);
+    return result;
+}
+
+/* symbols(grid, width, n, order) -> (raw, symbol, value, context)
+ *
+ * One band's symbols (§5.5.1 - §5.5.3), as cand.Symbols defines them: grid is
+ * the band's rows of width indices (< n; the rows above count as outside),
+ * order the n * n rank lists.  raw: uint16 per pixel (pattern + 1024 x the
+ * left symbol); symbol: uint8 (0-6); value and context: uint8, for an escape
+ * its rank among the entries that are no candidate and the bit length of N's
+ * position in order[W], 0 elsewhere. */
+static PyObject *cand_symbols(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer gb, ob;
+    Py_ssize_t width, n;
+    if (!PyArg_ParseTuple(args, "y*nny*", &gb, &width, &n, &ob))
+        return NULL;
+    PyObject *result = NULL, *raw = NULL, *sym = NULL, *val = NULL, *ctx = NULL;
+    if (width < 1 || gb.len % width || n < 1 || n > 256 || ob.len != n * n) {
+        PyErr_SetString(PyExc_ValueError, "candcoder.symbols: array sizes do not match");
+        goto done;
+    }
+    Py_ssize_t count = gb.len, height = gb.len / width;
+    raw = PyBytes_FromStringAndSize(NULL, 2 * count);
+    sym = PyBytes_FromStringAndSize(NULL, count);
+    val = PyBytes_FromStringAndSize(NULL, count);
+    ctx = PyBytes_FromStringAndSize(NULL, count);
+    uint8_t *position = PyMem_Malloc(256 * 256);
+    if (!raw || !sym || !val || !ctx || !position) {
+        PyMem_Free(position);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *grid = gb.buf, *order = ob.buf;
+    uint16_t *r16 = (uint16_t *)PyBytes_AS_STRING(raw);
+    uint8_t *so = (uint8_t *)PyBytes_AS_STRING(sym), *vo = (uint8_t *)PyBytes_AS_STRING(val);
+    uint8_t *qo = (uint8_t *)PyBytes_AS_STRING(ctx);
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t a = 0; a < n; a++)
+        for (Py_ssize_t r = 0; r < n; r++)
+            position[a * 256 + order[a * n + r]] = (uint8_t)r;
+    for (Py_ssize_t y = 0; y < height && !bad; y++) {
+        const uint8_t *row = grid + y * width, *up = y >= 1 ? row - width : NULL, *up2 = y >= 2 ? row - 2 * width : NULL;
+        unsigned sl = ESCAPE;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            unsigned X = row[i];
+            unsigned W = i >= 1 ? row[i - 1] : 0, WW = i >= 2 ? row[i - 2] : 0;
+            unsigned N = up ? up[i] : 0, NE = up && i + 1 < width ? up[i + 1] : 0;
+            unsigned NW = up && i >= 1 ? up[i - 1] : 0, NN = up2 ? up2[i] : 0;
+            if (X >= n || W >= n || N >= n) {
+                bad = 1;
+                break;
+            }
+            unsigned P = (W == N) | (W == NE) << 1 | (W == NW) << 2 | (W == WW) << 3 | (WW == NW) << 4
+                         | (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8 | (NN == NE) << 9;
+            const unsigned nb[6] = {W, N, NE, NW, WW, NN};
+            unsigned cand[6], d = 0, s = ESCAPE;
+            for (int j = 0; j < 6; j++) {
+                unsigned seen = 0;
+                for (unsigned m = 0; m < d; m++)
+                    seen |= cand[m] == nb[j];
+                if (!seen) {
+                    if (nb[j] == X)
+                        s = d;
+                    cand[d++] = nb[j];
+                }
+            }
+            Py_ssize_t p = y * width + i;
+            r16[p] = (uint16_t)(P + 1024 * sl);
+            so[p] = (uint8_t)s;
+            vo[p] = qo[p] = 0;
+            if (s == ESCAPE) {
+                unsigned rank = position[W * 256 + X], skipped = 0;
+                for (unsigned m = 0; m < d; m++)
+                    skipped += position[W * 256 + cand[m]] < rank;
+                unsigned pn = position[W * 256 + N];
+                vo[p] = (uint8_t)(rank - skipped);
+                qo[p] = (uint8_t)(pn ? 32 - __builtin_clz(pn) : 0);
+            }
+            sl = s;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(position);
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "candcoder.symbols: an index >= n");
+    else
+        result = PyTuple_Pack(4, raw, sym, val, ctx);
+done:
+    Py_XDECREF(raw);
+    Py_XDECREF(sym);
+    Py_XDECREF(val);
+    Py_XDECREF(ctx);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
+/* encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq,
+ *             escape_start) -> bytes
+ *
+ * One band's stream (its initial state, then its bytes) from symbols() and
+ * the tables (uint16: tables x 7 and 9 x 16), as rans.encode_stream does
+ * with cand.coded's frequencies. */
+static PyObject *cand_encode_band(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer rb, sb, vb, qb, mb, sfb, ssb, efb, esb;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &rb, &sb, &vb, &qb, &mb, &sfb, &ssb, &efb, &esb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = sb.len, tables = sfb.len / (2 * SYMBOLS);
+    uint8_t *buf = NULL;
+    if (rb.len != 2 * n || vb.len != n || qb.len != n || mb.len != RAW_CONTEXTS || tables < 1
+        || sfb.len != tables * 2 * SYMBOLS || ssb.len != sfb.len || efb.len != 2 * ESCAPE_CONTEXTS * TOKENS
+        || esb.len != efb.len) {
+        PyErr_SetString(PyExc_ValueError, "candcoder.encode_band: array sizes do not match");
+        goto done;
+    }
+    /* a pixel codes at most 3 symbols, each renormalising at most 2 bytes out */
+    Py_ssize_t cap = 6 * n + 8;
+    buf = PyMem_Malloc((size_t)cap);
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint16_t *raw = rb.buf, *sfreq = sfb.buf, *sstart = ssb.buf, *efreq = efb.buf, *estart = esb.buf;
+    const uint8_t *sym = sb.buf, *val = vb.buf, *q = qb.buf, *map = mb.buf;
+    uint8_t *end = buf + cap, *p = end;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    uint32_t x = RANS_L;
+    for (Py_ssize_t i = n - 1; i >= 0 && !bad; i--) {
+        unsigned s = sym[i], c = raw[i];
+        if (s >= SYMBOLS || c >= RAW_CONTEXTS || map[c] >= tables || q[i] >= ESCAPE_CONTEXTS) {
+            bad = 1;
+            break;
+        }
+        if (s == ESCAPE) { /* decoded after the symbol: coded before it, remainder first */
+            unsigned v = val[i], tok, bits = 0;
+            if (v < 4) {
+                tok = v;
+            } else {
+                unsigned e = 31 - (unsigned)__builtin_clz(v);
+                bits = e - 1;
+                tok = 4 + 2 * (e - 2) + ((v >> bits) & 1);
+            }
+            if (bits) {
+                unsigned shift = SCALE_BITS - bits;
+                x = rans_put(x, 1u << shift, (v & ((1u << bits) - 1)) << shift, &p);
+            }
+            uint32_t f = efreq[q[i] * TOKENS + tok];
+            if (!f) {
+                bad = 1;
+                break;
+            }
+            x = rans_put(x, f, estart[q[i] * TOKENS + tok], &p);
+        }
+        unsigned t = map[c];
+        uint32_t f = sfreq[t * SYMBOLS + s];
+        if (!f) {
+            bad = 1;
+            break;
+        }
+        x = rans_put(x, f, sstart[t * SYMBOLS + s], &p);
+    }
+    if (!bad)
+        rans_put_state(x, &p);
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "candcoder.encode_band: a symbol outside its table");
+    else
+        result = PyBytes_FromStringAndSize((const char *)p, end - p);
+done:
+    PyMem_Free(buf);
+    PyBuffer_Release(&rb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&qb);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&sfb);
+    PyBuffer_Release(&ssb);
+    PyBuffer_Release(&efb);
+    PyBuffer_Release(&esb);
     return result;
 }
 
@@ -145,10 +335,10 @@ static void decode_band(Job *J, Py_ssize_t b, uint8_t *ring)
         unsigned sl = ESCAPE;
         for (Py_ssize_t i = 0; i < w; i++) {
             unsigned W = cur[i - 1], WW = cur[i - 2], N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
-            unsigned P = (W == N) | (N == NE) << 1 | (W == NW) << 2 | (NW == N) << 3 | (W == WW) << 4
-                         | (N == NN) << 5 | (W == NE) << 6 | (NW == NE) << 7 | (WW == NW) << 8
+            unsigned P = (W == N) | (W == NE) << 1 | (W == NW) << 2 | (W == WW) << 3 | (WW == NW) << 4
+                         | (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8
                          | (NN == NE) << 9;
-            unsigned t = J->map[P * SYMBOLS + sl];
+            unsigned t = J->map[P + 1024 * sl];
             const uint16_t *st = J->sstart + t * 8;
             uint32_t slot = x & (SCALE - 1);
             unsigned s = (slot >= st[1]) + (slot >= st[2]) + (slot >= st[3]) + (slot >= st[4])
@@ -261,128 +451,240 @@ finish:
 /* 0x80 in each byte of t that is zero, 0 elsewhere */
 #define ZERO_BYTES(t) (~((((t) & LOW7) + LOW7) | (t) | LOW7))
 
-/* The candidates of the neighbours packed in v (W, N, NE, NW, WW, NN in bytes
- * 0-5): 0x80 in byte j when byte j differs from every earlier one. */
-static inline uint64_t first_bytes(uint64_t v)
-{
-    uint64_t dup = 0;
-    for (int k = 1; k < 6; k++) {
-        uint64_t t = v ^ (v << (8 * k));
-        dup |= ZERO_BYTES(t) & (0x0000808080808080ULL << (8 * k));
-    }
-    return ~dup & 0x0000808080808080ULL;
-}
-
-/* The value of the candidate of slot s (the s-th first byte), or flags an
- * error (returns 0) when there are fewer candidates. */
-static inline unsigned slot_value(uint64_t v, uint64_t first, unsigned s, uint32_t *flags)
-{
-    for (unsigned k = 0; k < s; k++)
-        first &= first - 1;
-    *flags |= first == 0;
-    return first ? (unsigned)(v >> (__builtin_ctzll(first) - 7)) & 0xff : 0;
-}
+/* NTH[mask * 8 + s]: the byte of the s-th set bit of a 6-bit mask, 7 when it
+ * has fewer (filled when the module loads) */
+static uint8_t NTH[64 * 8];
+/* the raw bits after each token, and the least value it stands for (§5.5.3) */
+static const uint8_t TOKEN_BITS[TOKENS] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6};
+static const uint8_t TOKEN_BASE[TOKENS] = {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192};
 
 typedef struct {
-    uint32_t row;  /* N | NE << 8 | NW << 16 | NN << 24 */
+    uint64_t row; /* N, NE, NW, NN in bytes 1, 2, 3 and 5 (W and WW go in bytes 0 and 4) */
+    uint64_t dup; /* 0x80 in those of bytes 2, 3, 5 equal to an earlier one of N, NE, NW */
     uint32_t bits; /* the pattern's bits that depend on the row above only */
 } Above;
 
-DECODER_CLONES
-static int fast_band(Job *J, Py_ssize_t b, uint8_t *ring, Above *above, const uint8_t *src, const uint8_t *end)
+/* One band being decoded (a lane: two advance together, pixel by pixel). */
+typedef struct {
+    uint32_t x;
+    const uint8_t *src, *end; /* its padded copy; the end of its bytes */
+    uint8_t *ring;            /* 3 rows of width + 3 indices: 2 zeros on the left, 1 on the right */
+    Above *above;
+    Py_ssize_t top, rows;
+} Lane;
+
+#define BYTES_1_TO_5 0x0000808080808000ULL
+#define BYTES_0_TO_5 0x0000808080808080ULL
+#define ONES_0_TO_5 0x0000010101010101ULL
+
+/* The neighbours in v (W, N, NE, NW, WW, NN in bytes 0-5), compared byte-wise
+ * with W and WW: 0x80 in the bytes equal to the one or the other. */
+static inline uint64_t equal_to(uint64_t v, unsigned value)
+{
+    uint64_t t = v ^ (value * ONES_0_TO_5);
+    return ZERO_BYTES(t);
+}
+
+/* The pattern's bits 0-3 (W = N, NE, NW, WW: bytes 1-4 of eq_w) gathered:
+ * bit 8j + 15 to bit 56 + j, the other products on distinct bits below 56 or
+ * past 63, so nothing carries into them. */
+static inline unsigned w_bits(uint64_t eq_w)
+{
+    const uint64_t gather = 1ULL << 41 | 1ULL << 34 | 1ULL << 27 | 1ULL << 20;
+    return (unsigned)((eq_w * gather) >> 56) & 0xf;
+}
+
+/* 0x80 in byte j of v when byte j differs from every earlier one (the
+ * candidates), from the bytes equal to W (eq_w) and to WW (eq_ww) and those
+ * of the row above that repeat an earlier one (row_dup). */
+static inline uint64_t first_of(uint64_t row_dup, uint64_t eq_w, uint64_t eq_ww)
+{
+    uint64_t dup = row_dup | (eq_w & BYTES_1_TO_5) | (uint64_t)((eq_ww & 0x80808080ULL) != 0) << 39
+                   | (eq_ww & (0x80ULL << 40));
+    return ~dup & BYTES_0_TO_5;
+}
+
+/* 6-bit mask of the bytes flagged in first */
+static inline unsigned byte_mask(uint64_t first)
+{
+    /* bit 8j + 7 to bit 56 + j: the six products land on distinct bits, so nothing carries */
+    const uint64_t gather = 1ULL << 49 | 1ULL << 42 | 1ULL << 35 | 1ULL << 28 | 1ULL << 21 | 1ULL << 14;
+    return (unsigned)((first * gather) >> 56) & 0x3f;
+}
+
+/* The escape of a pixel (§5.5.3): its index, from state x and bytes src. */
+static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint32_t *px, const uint8_t **psrc,
+                                                             unsigned W, uint64_t v, uint64_t first,
+                                                             uint32_t *flags)
+{
+    uint32_t x = *px;
+    const uint8_t *src = *psrc;
+    const uint8_t *pos = J->position + W * 256;
+    unsigned p = pos[(v >> 8) & 0xff];
+    unsigned q = p ? 32 - (unsigned)__builtin_clz(p) : 0;
+    uint32_t slot = x & (SCALE - 1);
+    unsigned tok = J->etoken[q * SCALE + slot];
+    uint32_t f = J->efreq[q * TOKENS + tok];
+    *flags |= f == 0;
+    x = f * (x >> SCALE_BITS) + slot - J->estart[q * TOKENS + tok];
+    RENORM_FAST(x, src);
+    /* the raw bits: one symbol of a uniform table (0 bits: x is unchanged) */
+    unsigned shift = SCALE_BITS - TOKEN_BITS[tok];
+    slot = x & (SCALE - 1);
+    x = ((x >> SCALE_BITS) << shift) + (slot & ((1u << shift) - 1));
+    RENORM_FAST(x, src);
+    unsigned value = TOKEN_BASE[tok] + (slot >> shift);
+    unsigned d = (unsigned)__builtin_popcountll(first);
+    *flags |= value + d >= J->n;
+    /* the position r in order[W] with `value` non-candidates before it: the
+     * least r = value + (candidates at positions <= r), reached from r = value
+     * in at most d <= 6 steps */
+    int pc[6];
+    for (int j = 0; j < 6; j++)
+        pc[j] = (first >> (8 * j + 7)) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
+    int r = (int)value;
+    for (int k = 0; k < 6; k++) {
+        int next = (int)value;
+        for (int j = 0; j < 6; j++)
+            next += pc[j] <= r;
+        r = next;
+    }
+    *px = x;
+    *psrc = src;
+    return J->order[W * 256 + (r & 0xff)];
+}
+
+/* Lane g's pixel at column i (its state in x##g, src##g, W##g, WW##g, sl##g). */
+#if defined(__SSE2__)
+/* the symbol of slot in the table whose 8 starts are at st (st[7] = 4096):
+ * how many starts 1 .. 6 are <= slot */
+#define SYMBOL_OF(slot, st)                                                                            \
+    ((unsigned)(__builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpgt_epi16(                        \
+         _mm_set1_epi16((short)((slot) + 1)), _mm_loadu_si128((const __m128i *)(st)))))) / 2 - 1)
+#else
+#define SYMBOL_OF(slot, st)                                                                            \
+    ((unsigned)((slot) >= (st)[1]) + ((slot) >= (st)[2]) + ((slot) >= (st)[3]) + ((slot) >= (st)[4])  \
+     + ((slot) >= (st)[5]) + ((slot) >= (st)[6]))
+#endif
+
+/* Lane g's pixel at column i (its state in x##g, src##g, W##g, WW##g, sl##g). */
+#define STEP(g)                                                                                        \
+    do {                                                                                               \
+        const Above *a_ = &above##g[i];                                                                \
+        uint64_t v_ = a_->row | W##g | (uint64_t)WW##g << 32;                                          \
+        uint64_t eq_w_ = equal_to(v_, W##g), eq_ww_ = equal_to(v_, WW##g);                             \
+        unsigned P_ = a_->bits | w_bits(eq_w_) | (unsigned)(eq_ww_ >> 27 & 16);                       \
+        unsigned t_ = map[P_ | sl##g << 10];                                                           \
+        const uint16_t *st_ = sstart + t_ * 8;                                                         \
+        uint32_t slot_ = x##g & (SCALE - 1);                                                           \
+        unsigned s_ = SYMBOL_OF(slot_, st_);                                                           \
+        x##g = sfreq[t_ * 8 + s_] * (x##g >> SCALE_BITS) + slot_ - st_[s_];                            \
+        RENORM_FAST(x##g, src##g);                                                                     \
+        uint64_t first_ = first_of(a_->dup, eq_w_, eq_ww_);                                            \
+        unsigned at_ = NTH[byte_mask(first_) * 8 + s_];                                                \
+        unsigned X_ = (unsigned)(v_ >> (8 * at_)) & 0xff;                                              \
+        if (s_ == ESCAPE)                                                                              \
+            X_ = escape(J, &x##g, &src##g, W##g, v_, first_, &flags);                                  \
+        else                                                                                           \
+            flags |= at_ == 7;                                                                         \
+        cur##g[i] = (uint8_t)X_;                                                                       \
+        WW##g = W##g;                                                                                  \
+        W##g = X_;                                                                                     \
+        sl##g = s_;                                                                                    \
+    } while (0)
+
+/* Lane L's row y: where it goes in the ring, and what the row above gives each pixel. */
+static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
 {
     const Py_ssize_t w = J->width, stride = w + 3;
-    const Py_ssize_t top = b * J->band_rows;
-    Py_ssize_t rows = J->rows_total - top;
-    if (rows > J->band_rows)
-        rows = J->band_rows;
-    uint32_t x = J->state[b], flags = 0;
-    const unsigned n = J->n;
-    if (x < RANS_L || x >= (1u << 31))
-        return 1; /* the renormalisation rule needs x in range: the checked loop decides */
-    memset(ring, 0, 3 * (size_t)stride);
-    for (Py_ssize_t y = 0; y < rows; y++) {
-        uint8_t *cur = ring + (y % 3) * stride + 2;
-        const uint8_t *up = ring + ((y + 2) % 3) * stride + 2;
-        const uint8_t *up2 = ring + ((y + 1) % 3) * stride + 2;
-        for (Py_ssize_t i = 0; i < w; i++) {
-            uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
-            above[i].row = N | NE << 8 | NW << 16 | NN << 24;
-            above[i].bits = (N == NE) << 1 | (NW == N) << 3 | (N == NN) << 5 | (NW == NE) << 7 | (NN == NE) << 9;
-        }
-        unsigned sl = ESCAPE, W = 0, WW = 0;
-        for (Py_ssize_t i = 0; i < w; i++) {
-            uint32_t row = above[i].row;
-            unsigned N = row & 0xff, NE = (row >> 8) & 0xff, NW = (row >> 16) & 0xff;
-            unsigned P = above[i].bits | (W == N) | (W == NW) << 2 | (W == WW) << 4 | (W == NE) << 6
-                         | (WW == NW) << 8;
-            unsigned t = J->map[P * SYMBOLS + sl];
-            const uint16_t *st = J->sstart + t * 8;
-            uint32_t slot = x & (SCALE - 1);
-            unsigned s = (slot >= st[1]) + (slot >= st[2]) + (slot >= st[3]) + (slot >= st[4])
-                         + (slot >= st[5]) + (slot >= st[6]);
-            x = J->sfreq[t * 8 + s] * (x >> SCALE_BITS) + slot - st[s];
-            RENORM_FAST(x, src);
-            unsigned X = W;
-            if (s) {
-                uint64_t v = W | (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24
-                             | (uint64_t)WW << 32 | (uint64_t)(row >> 24) << 40;
-                uint64_t first = first_bytes(v);
-                if (s < ESCAPE) {
-                    X = slot_value(v, first, s, &flags);
-                } else {
-                    unsigned p = J->position[W * 256 + N];
-                    unsigned q = p ? 32 - (unsigned)__builtin_clz(p) : 0;
-                    slot = x & (SCALE - 1);
-                    unsigned tok = J->etoken[q * SCALE + slot];
-                    uint32_t f = J->efreq[q * TOKENS + tok];
-                    flags |= f == 0;
-                    x = f * (x >> SCALE_BITS) + slot - J->estart[q * TOKENS + tok];
-                    RENORM_FAST(x, src);
-                    unsigned v2 = tok;
-                    if (tok >= 4) {
-                        unsigned bits = ((tok - 4) >> 1) + 1, shift = SCALE_BITS - bits;
-                        slot = x & (SCALE - 1);
-                        x = ((x >> SCALE_BITS) << shift) + (slot & ((1u << shift) - 1));
-                        RENORM_FAST(x, src);
-                        v2 = ((2u | ((tok - 4) & 1)) << bits) | (slot >> shift);
-                    }
-                    unsigned d = (unsigned)__builtin_popcountll(first);
-                    flags |= v2 + d >= n;
-                    const uint8_t *pos = J->position + W * 256;
-                    unsigned pc[6], m = 0;
-                    for (uint64_t f2 = first; f2; f2 &= f2 - 1)
-                        pc[m++] = pos[(v >> (__builtin_ctzll(f2) - 7)) & 0xff];
-                    unsigned r = v2;
-                    for (;;) {
-                        unsigned next = v2;
-                        for (unsigned j = 0; j < d; j++)
-                            next += pc[j] <= r;
-                        if (next == r || next >= n)
-                            break;
-                        r = next;
-                    }
-                    X = J->order[W * 256 + (r & 0xff)];
-                }
-            }
-            cur[i] = (uint8_t)X;
-            WW = W;
-            W = X;
-            sl = s;
-        }
-        if (flags || src > end)
-            return 1;
-        Py_ssize_t yy = top + y;
-        if (!J->pixels) {
-            memcpy(J->out + yy * w, cur, (size_t)w);
-        } else {
-            unsigned c = J->channels;
-            uint8_t *o = J->out + yy * w * c;
-            for (Py_ssize_t i = 0; i < w; i++)
-                memcpy(o + i * c, J->book + cur[i] * c, c);
-        }
+    const uint8_t *up = L->ring + ((y + 2) % 3) * stride + 2, *up2 = L->ring + ((y + 1) % 3) * stride + 2;
+    Above *restrict above = L->above;
+    for (Py_ssize_t i = 0; i < w; i++) {
+        uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
+        above[i].row = (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24 | (uint64_t)NN << 40;
+        above[i].dup = (uint64_t)(NE == N) << 23 | (uint64_t)(NW == N || NW == NE) << 31
+                       | (uint64_t)(NN == N || NN == NE || NN == NW) << 47;
+        above[i].bits = (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8 | (NN == NE) << 9;
     }
-    return x != RANS_L || src != end;
+    return L->ring + (y % 3) * stride + 2;
+}
+
+/* Lane L's row y, decoded into cur, to the output. */
+static inline void emit_row(const Job *J, const Lane *L, const uint8_t *cur, Py_ssize_t y)
+{
+    const Py_ssize_t w = J->width;
+    Py_ssize_t yy = L->top + y;
+    if (!J->pixels) {
+        memcpy(J->out + yy * w, cur, (size_t)w);
+    } else {
+        unsigned c = J->channels;
+        uint8_t *o = J->out + yy * w * c;
+        for (Py_ssize_t i = 0; i < w; i++)
+            memcpy(o + i * c, J->book + cur[i] * c, c);
+    }
+}
+
+#define LANE_VARS(g)                                                                                   \
+    uint32_t x##g = lanes[(g) < G ? (g) : 0].x;                                                        \
+    const uint8_t *src##g = lanes[(g) < G ? (g) : 0].src;                                              \
+    const Above *above##g = lanes[(g) < G ? (g) : 0].above;                                            \
+    uint8_t *cur##g;                                                                                   \
+    unsigned W##g, WW##g, sl##g
+
+/* Rows y0 .. y1 - 1 of G lanes in lockstep: 0, or 1 when a check failed. */
+static inline __attribute__((always_inline)) int run_rows(const Job *J, Lane *lanes, const int G,
+                                                          Py_ssize_t y0, Py_ssize_t y1)
+{
+    const Py_ssize_t w = J->width;
+    const uint8_t *map = J->map;
+    const uint16_t *sstart = J->sstart, *sfreq = J->sfreq;
+    uint32_t flags = 0;
+    LANE_VARS(0);
+    LANE_VARS(1);
+    for (Py_ssize_t y = y0; y < y1; y++) {
+        cur0 = start_row(J, &lanes[0], y);
+        cur1 = G > 1 ? start_row(J, &lanes[1], y) : cur0;
+        W0 = WW0 = W1 = WW1 = 0;
+        sl0 = sl1 = ESCAPE;
+        for (Py_ssize_t i = 0; i < w; i++) {
+            STEP(0);
+            if (G > 1)
+                STEP(1);
+        }
+        if (flags || src0 > lanes[0].end || (G > 1 && src1 > lanes[1].end))
+            return 1;
+        emit_row(J, &lanes[0], cur0, y);
+        if (G > 1)
+            emit_row(J, &lanes[1], cur1, y);
+    }
+    lanes[0].x = x0;
+    lanes[0].src = src0;
+    if (G > 1) {
+        lanes[1].x = x1;
+        lanes[1].src = src1;
+    }
+    return 0;
+}
+
+/* One or two bands (lanes[0] above lanes[1]; only the second can be shorter):
+ * 0, or 1 when a check failed or a band did not end exactly. */
+DECODER_CLONES
+static int fast_bands(const Job *J, Lane *lanes, int G)
+{
+    for (int g = 0; g < G; g++) {
+        memset(lanes[g].ring, 0, 3 * (size_t)(J->width + 3));
+        if (lanes[g].x < RANS_L || lanes[g].x >= (1u << 31))
+            return 1; /* the renormalisation needs x in range: the checked loop decides */
+    }
+    Py_ssize_t common = lanes[G - 1].rows;
+    if (G == 2 ? run_rows(J, lanes, 2, 0, common) : run_rows(J, lanes, 1, 0, common))
+        return 1;
+    if (common < lanes[0].rows && run_rows(J, lanes, 1, common, lanes[0].rows))
+        return 1;
+    for (int g = 0; g < G; g++)
+        if (lanes[g].x != RANS_L || lanes[g].src != lanes[g].end)
+            return 1;
+    return 0;
 }
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -395,41 +697,60 @@ static int fast_band(Job *J, Py_ssize_t b, uint8_t *ring, Above *above, const ui
 
 static void decode_bands(Job *J, int who)
 {
-    uint8_t *ring = PyMem_RawMalloc(3 * (size_t)(J->width + 3));
-    Above *above = PyMem_RawMalloc((size_t)J->width * sizeof *above);
-    uint8_t *copy = NULL;
-    size_t copy_size = 0;
-    if (!ring || !above) {
-        J->nomem[who] = 1;
-        goto done;
-    }
-    for (;;) {
-        Py_ssize_t b = (Py_ssize_t)CLAIM(J->next_band);
-        if (b >= J->count)
-            break;
-        if (J->error[b]) /* refused before decoding (a short stream) */
-            continue;
-        /* a copy of the band's bytes with room for a row to read past them: a
-         * pixel reads at most 6 bytes */
-        size_t len = (size_t)(J->end[b] - J->src[b]), need = len + 6 * (size_t)J->width + 16;
-        if (need > copy_size) {
-            PyMem_RawFree(copy);
-            copy = PyMem_RawMalloc(need);
-            copy_size = copy ? need : 0;
-            if (!copy) {
-                J->nomem[who] = 1;
-                break;
-            }
+    const Py_ssize_t w = J->width;
+    Lane lanes[2];
+    uint8_t *copy[2] = {NULL, NULL};
+    size_t copy_size[2] = {0, 0};
+    memset(lanes, 0, sizeof lanes);
+    for (int g = 0; g < 2; g++) {
+        lanes[g].ring = PyMem_RawMalloc(3 * (size_t)(w + 3));
+        lanes[g].above = PyMem_RawMalloc((size_t)w * sizeof(Above));
+        if (!lanes[g].ring || !lanes[g].above) {
+            J->nomem[who] = 1;
+            goto done;
         }
-        memcpy(copy, J->src[b], len);
-        memset(copy + len, 0, need - len);
-        if (fast_band(J, b, ring, above, copy, copy + len))
-            decode_band(J, b, ring);
+    }
+    for (;;) { /* bands 2p and 2p + 1 together */
+        Py_ssize_t first = (Py_ssize_t)CLAIM(J->next_band) * 2;
+        if (first >= J->count)
+            break;
+        Py_ssize_t which[2];
+        int G = 0;
+        for (Py_ssize_t b = first; b < J->count && b < first + 2; b++) {
+            if (J->error[b]) /* refused before decoding (a short stream) */
+                continue;
+            /* a copy of the band's bytes with room for a row to read past them:
+             * a pixel reads at most 6 bytes */
+            size_t len = (size_t)(J->end[b] - J->src[b]), need = len + 6 * (size_t)w + 16;
+            if (need > copy_size[G]) {
+                PyMem_RawFree(copy[G]);
+                copy[G] = PyMem_RawMalloc(need);
+                copy_size[G] = copy[G] ? need : 0;
+                if (!copy[G]) {
+                    J->nomem[who] = 1;
+                    goto done;
+                }
+            }
+            memcpy(copy[G], J->src[b], len);
+            memset(copy[G] + len, 0, need - len);
+            Lane *L = &lanes[G];
+            L->x = J->state[b];
+            L->src = copy[G];
+            L->end = copy[G] + len;
+            L->top = b * J->band_rows;
+            L->rows = J->rows_total - L->top < J->band_rows ? J->rows_total - L->top : J->band_rows;
+            which[G++] = b;
+        }
+        if (G && fast_bands(J, lanes, G))
+            for (int g = 0; g < G; g++)
+                decode_band(J, which[g], lanes[0].ring);
     }
 done:
-    PyMem_RawFree(ring);
-    PyMem_RawFree(above);
-    PyMem_RawFree(copy);
+    for (int g = 0; g < 2; g++) {
+        PyMem_RawFree(lanes[g].ring);
+        PyMem_RawFree(lanes[g].above);
+        PyMem_RawFree(copy[g]);
+    }
 }
 
 static void decode_bands_of(void *job, int who) { decode_bands(job, who); }
@@ -539,8 +860,8 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
         J->end[b] = s4 + len;
     }
     Py_ssize_t want = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    if (want > count)
-        want = count;
+    if (want > (count + 1) / 2)
+        want = (count + 1) / 2;
     int ran = run_workers(decode_bands_of, J, (int)want);
     for (int t = 0; t < ran; t++)
         nomem |= J->nomem[t];
@@ -582,6 +903,9 @@ release:
 
 static PyMethodDef methods[] = {
     {"encode", cand_encode, METH_VARARGS, "encode(freq, start) -> bytes: one band's rANS stream"},
+    {"symbols", cand_symbols, METH_VARARGS, "symbols(grid, width, n, order) -> (raw, symbol, value, context)"},
+    {"encode_band", cand_encode_band, METH_VARARGS,
+     "encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq, escape_start) -> bytes"},
     {"decode_image", cand_decode_image, METH_VARARGS,
      "decode_image(streams, out, width, band_rows, book, channels, pixels, order, map, symbol_freq, "
      "symbol_start, escape_freq, escape_start, threads) -> None or (band, reason)"},
@@ -593,4 +917,17 @@ static struct PyModuleDef module = {
     "The rANS loops of index coder 3; see vqcodec/coders/cand.py.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__candcoder(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__candcoder(void)
+{
+    for (unsigned mask = 0; mask < 64; mask++)
+        for (unsigned s = 0; s < 8; s++) {
+            unsigned seen = 0, at = 7;
+            for (unsigned j = 0; j < 6; j++)
+                if (mask >> j & 1 && seen++ == s) {
+                    at = j;
+                    break;
+                }
+            NTH[mask * 8 + s] = (uint8_t)at;
+        }
+    return PyModule_Create(&module);
+}

@@ -310,7 +310,7 @@ def encode(image: ImageLike, dst: fileio.Target | None = None, /, *, k: int = DE
     *overwrite*.  The options are :class:`~vqcodec.options.EncodeOptions`'
     (each is described there): ``k`` (2..65536), ``seed``, ``rdo``
     (rate-aware index choice), ``dither`` (error diffusion, 0..1, off by
-    default), ``coder`` ("auto", "ctx", "bzip2", "zstd"),
+    default), ``coder`` ("auto", "ctx", "cand", "bzip2", "zstd"),
     ``layout`` ("bytes", "stripes", "packed"; None: the coder's choice),
     ``level`` (zstd 1-22), ``block`` (vectors of bw × bh pixels: ``(2, 2)`` or
     ``"2x2"``; default one pixel), ``strip`` (leave the ICC profile out),

@@ -42,12 +42,14 @@ __all__ = ["CODER", "MAX_K", "Symbols", "Model", "encode", "decode", "read_model
 WHO = "index coder 3"
 MAX_K = 256
 NEIGHBOURS = ("W", "N", "NE", "NW", "WW", "NN")
-# bit i of the equality pattern: the i-th pair is equal (§5.5.2)
-EQUALITIES = (("W", "N"), ("N", "NE"), ("W", "NW"), ("NW", "N"), ("W", "WW"),
-              ("N", "NN"), ("W", "NE"), ("NW", "NE"), ("WW", "NW"), ("NN", "NE"))
+# bit i of the equality pattern: the i-th pair is equal (§5.5.2); bits 0-4 involve W or
+# WW, bits 5-9 only the rows above
+EQUALITIES = (("W", "N"), ("W", "NE"), ("W", "NW"), ("W", "WW"), ("WW", "NW"),
+              ("N", "NE"), ("NW", "N"), ("N", "NN"), ("NW", "NE"), ("NN", "NE"))
+PATTERNS = 1 << len(EQUALITIES)
 SYMBOLS = 7
 ESCAPE = 6
-RAW_CONTEXTS = (1 << len(EQUALITIES)) * SYMBOLS  # 7168
+RAW_CONTEXTS = PATTERNS * SYMBOLS  # 7168: pattern + 1024 x the left symbol
 MAX_TABLES = 255
 ESCAPE_CONTEXTS = 9  # bit length of the rank of N seen from W: 0 .. 8
 TOKENS = 16
@@ -100,54 +102,75 @@ def escape_context(position: np.ndarray) -> np.ndarray:
 
 
 class Symbols:
-    """One band's symbols in raster order: ``raw`` context, ``symbol``, and for the
-    escapes (``escape`` mask) ``rank`` (among the entries that are no candidate),
-    ``token``, ``bits``, ``raw_value`` and ``escape_context``."""
+    """One band's symbols in raster order: ``raw`` context and ``symbol`` per pixel, and
+    for the escapes (``escape`` mask) ``rank`` (among the entries that are no
+    candidate), ``escape_context``, ``token``, ``bits`` and ``raw_value``."""
 
-    def __init__(self, grid: np.ndarray, position: np.ndarray) -> None:
-        h, w = grid.shape
-        pad = np.zeros((h + 2, w + 3), dtype=np.int16)  # 2 rows above, 2 columns left, 1 right
-        pad[2:, 2:-1] = grid
-        x = pad[2:, 2:-1]
-        nb = {"W": pad[2:, 1:-2], "N": pad[1:-1, 2:-1], "NE": pad[1:-1, 3:],
-              "NW": pad[1:-1, 1:-2], "WW": pad[2:, :-3], "NN": pad[:-2, 2:-1]}
-        values = [nb[name] for name in NEIGHBOURS]
-        slot_of: list[np.ndarray] = []
-        count = np.zeros(x.shape, dtype=np.int64)
-        for j, v in enumerate(values):  # the slot of each neighbour's value in the list
-            slot = count.copy()
-            new = np.ones(x.shape, dtype=bool)
-            for i in range(j - 1, -1, -1):  # an earlier equal neighbour: its slot
-                equal = v == values[i]
-                slot = np.where(equal, slot_of[i], slot)
-                new &= ~equal
-            slot_of.append(slot)
-            count += new
-        symbol = np.full(x.shape, ESCAPE, dtype=np.int64)
-        for j in range(len(values) - 1, -1, -1):  # the first candidate equal to X
-            symbol = np.where(x == values[j], slot_of[j], symbol)
-        pattern = np.zeros(x.shape, dtype=np.int64)
-        for bit, (a, b) in enumerate(EQUALITIES):
-            pattern |= (nb[a] == nb[b]).astype(np.int64) << bit
-        left = np.empty_like(symbol)
-        left[:, 0] = ESCAPE
-        left[:, 1:] = symbol[:, :-1]
-        self.raw = (pattern * SYMBOLS + left).ravel()
-        self.symbol = symbol.ravel()
+    def __init__(self, raw: np.ndarray, symbol: np.ndarray, rank: np.ndarray,
+                 escape_context_: np.ndarray) -> None:
+        self.raw = raw.astype(np.int64)
+        self.symbol = symbol.astype(np.int64)
         self.escape = self.symbol == ESCAPE
-        wv = nb["W"].ravel()[self.escape]
-        rank = position[wv, x.ravel()[self.escape]]
-        # the candidates (distinct neighbours) that come before X in order[W] are skipped
-        skipped = np.zeros(len(rank), dtype=np.int64)
-        for j, v in enumerate(values):
-            first = np.ones(len(rank), dtype=bool)
-            vj = v.ravel()[self.escape]
-            for i in range(j):
-                first &= vj != values[i].ravel()[self.escape]
-            skipped += first & (position[wv, vj] < rank)
-        self.rank = rank - skipped
+        self.rank = rank.astype(np.int64)
+        self.escape_context = escape_context_.astype(np.int64)
         self.token, self.bits, self.raw_value = token_of(self.rank)
-        self.escape_context = escape_context(position[wv, nb["N"].ravel()[self.escape]])
+
+    @classmethod
+    def of(cls, grid: np.ndarray, order: np.ndarray, *, native: bool | None = None) -> "Symbols":
+        """The symbols of a band (its rows; the rows above count as outside): the C pass
+        when there is one (and *native* is not False), else numpy (the same arrays)."""
+        if native is not False and _native is not None:
+            grid = np.ascontiguousarray(grid, dtype=np.uint8)
+            raw, symbol, value, context = _native.symbols(grid, grid.shape[1], len(order), order.tobytes())
+            symbol = np.frombuffer(symbol, np.uint8)
+            escape = symbol == ESCAPE
+            return cls(np.frombuffer(raw, np.uint16), symbol, np.frombuffer(value, np.uint8)[escape],
+                       np.frombuffer(context, np.uint8)[escape])
+        return cls(*_symbols_numpy(grid, positions(order)))
+
+
+def _symbols_numpy(grid: np.ndarray, position: np.ndarray):
+    """(raw, symbol, rank, escape context) of a band, in numpy (§5.5.1 - §5.5.3)."""
+    h, w = grid.shape
+    pad = np.zeros((h + 2, w + 3), dtype=np.int16)  # 2 rows above, 2 columns left, 1 right
+    pad[2:, 2:-1] = grid
+    x = pad[2:, 2:-1]
+    nb = {"W": pad[2:, 1:-2], "N": pad[1:-1, 2:-1], "NE": pad[1:-1, 3:],
+          "NW": pad[1:-1, 1:-2], "WW": pad[2:, :-3], "NN": pad[:-2, 2:-1]}
+    values = [nb[name] for name in NEIGHBOURS]
+    slot_of: list[np.ndarray] = []
+    count = np.zeros(x.shape, dtype=np.int64)
+    for j, v in enumerate(values):  # the slot of each neighbour's value in the list
+        slot = count.copy()
+        new = np.ones(x.shape, dtype=bool)
+        for i in range(j - 1, -1, -1):  # an earlier equal neighbour: its slot
+            equal = v == values[i]
+            slot = np.where(equal, slot_of[i], slot)
+            new &= ~equal
+        slot_of.append(slot)
+        count += new
+    symbol = np.full(x.shape, ESCAPE, dtype=np.int64)
+    for j in range(len(values) - 1, -1, -1):  # the first candidate equal to X
+        symbol = np.where(x == values[j], slot_of[j], symbol)
+    pattern = np.zeros(x.shape, dtype=np.int64)
+    for bit, (a, b) in enumerate(EQUALITIES):
+        pattern |= (nb[a] == nb[b]).astype(np.int64) << bit
+    left = np.empty_like(symbol)
+    left[:, 0] = ESCAPE
+    left[:, 1:] = symbol[:, :-1]
+    escape = symbol.ravel() == ESCAPE
+    wv = nb["W"].ravel()[escape]
+    rank = position[wv, x.ravel()[escape]]
+    # the candidates (distinct neighbours) that come before X in order[W] are skipped
+    skipped = np.zeros(len(rank), dtype=np.int64)
+    for j, v in enumerate(values):
+        first = np.ones(len(rank), dtype=bool)
+        vj = v.ravel()[escape]
+        for i in range(j):
+            first &= vj != values[i].ravel()[escape]
+        skipped += first & (position[wv, vj] < rank)
+    return ((pattern + PATTERNS * left).ravel(), symbol.ravel(), rank - skipped,
+            escape_context(position[wv, nb["N"].ravel()[escape]]))
 
 
 def positions(order: np.ndarray) -> np.ndarray:
@@ -162,14 +185,13 @@ def positions(order: np.ndarray) -> np.ndarray:
 # The model: the context map (encoder policy, Appendix B)
 
 
-def learn_map(raw: np.ndarray, symbol: np.ndarray, tables: int, iterations: int = 8
-              ) -> np.ndarray:
-    """A context map of at most *tables* tables: k-means over the symbol counts of the
-    raw contexts that occur (distance: the bits of coding a context's symbols with a
-    table's probabilities), seeded with the most frequent contexts.  Returns the map
-    (RAW_CONTEXTS uint8, unused contexts 0), tables numbered from the most used."""
-    counts = np.bincount(raw * SYMBOLS + symbol, minlength=RAW_CONTEXTS * SYMBOLS)
-    counts = counts.reshape(RAW_CONTEXTS, SYMBOLS).astype(np.float64)
+def learn_map(counts: np.ndarray, tables: int, iterations: int = 8) -> np.ndarray:
+    """A context map of at most *tables* tables from the symbol counts of the raw
+    contexts (RAW_CONTEXTS x 7): k-means over the contexts that occur (distance: the
+    bits of coding a context's symbols with a table's probabilities), seeded with the
+    most frequent contexts.  Returns the map (RAW_CONTEXTS uint8), tables numbered
+    from the most used."""
+    counts = counts.astype(np.float64)
     present = np.flatnonzero(counts.sum(axis=1))
     hist = counts[present]
     weight = hist.sum(axis=1)
@@ -180,14 +202,24 @@ def learn_map(raw: np.ndarray, symbol: np.ndarray, tables: int, iterations: int 
     for _ in range(iterations):
         logp = np.log2(centre / centre.sum(axis=1, keepdims=True))
         label = (-(hist @ logp.T)).argmin(axis=1)
-        centre = np.zeros((tables, SYMBOLS))
-        np.add.at(centre, label, hist)
-        centre += 0.02
+        centre = _sum_rows(hist, label, tables) + 0.02
     used = np.bincount(label, weights=weight, minlength=tables)
     rank = np.empty(tables, dtype=np.int64)
     rank[np.argsort(-used, kind="stable")] = np.arange(tables)
+    # a context that never occurs repeats the table of the last one that does before it
+    # (table 0 before the first): long runs, which the map's zstd frame stores in a few bytes
     out = np.zeros(RAW_CONTEXTS, dtype=np.uint8)
     out[present] = rank[label]
+    last = np.maximum.accumulate(np.where(np.isin(np.arange(RAW_CONTEXTS), present),
+                                          np.arange(RAW_CONTEXTS), -1))
+    return np.where(last >= 0, out[np.maximum(last, 0)], 0).astype(np.uint8)
+
+
+def _sum_rows(rows: np.ndarray, label: np.ndarray, groups: int) -> np.ndarray:
+    """The sum of the *rows* of each label 0 .. groups - 1."""
+    out = np.zeros((groups, rows.shape[1]), dtype=rows.dtype)
+    for column in range(rows.shape[1]):
+        out[:, column] = np.bincount(label, weights=rows[:, column], minlength=groups)
     return out
 
 
@@ -201,10 +233,10 @@ def _table_bytes(freq: np.ndarray, mask_bytes: int) -> bytes:
     return bytes(out)
 
 
-def _map_frame(context_map: np.ndarray) -> bytes:
+def _map_frame(context_map: np.ndarray, level: int = 19) -> bytes:
     from .zstd import compress
 
-    return compress(context_map.tobytes(), level=19)
+    return compress(context_map.tobytes(), level=level)
 
 
 class Model:
@@ -219,24 +251,19 @@ class Model:
         self.symbol_start = rans.starts(self.symbol_freq)
         self.escape_start = rans.starts(self.escape_freq)
 
-    def tables_bytes(self) -> bytes:
-        """The table part of INDX.data (§5.5.4)."""
-        frame = _map_frame(self.context_map)
+    def tables_bytes(self, level: int = 19) -> bytes:
+        """The table part of INDX.data (§5.5.4), the map compressed at zstd *level*."""
+        frame = _map_frame(self.context_map, level)
         out = [bytes([len(self.symbol_freq)]), struct.pack("<I", len(frame)), frame]
         out += [_table_bytes(row, 1) for row in self.symbol_freq]
         out += [_table_bytes(row, 2) for row in self.escape_freq]
         return b"".join(out)
 
-    def size(self, parts: list[Symbols]) -> float:
-        """Estimated bytes of the streams under this model (ideal code lengths)."""
-        bits = 0.0
-        with np.errstate(divide="ignore"):
-            lsym = -np.log2(self.symbol_freq / SCALE)
-            lesc = -np.log2(self.escape_freq / SCALE)
-        for p in parts:
-            bits += float(lsym[self.context_map[p.raw], p.symbol].sum())
-            bits += float(lesc[p.escape_context, p.token].sum()) + float(p.bits.sum())
-        return bits / 8
+
+def _bits(counts: np.ndarray, freq: np.ndarray) -> float:
+    """The bits of coding symbols of these *counts* with these 12-bit frequencies."""
+    used = counts > 0
+    return float(-(counts[used] * np.log2(freq[used] / SCALE)).sum())
 
 
 def _frequencies(counts: np.ndarray) -> np.ndarray:
@@ -245,21 +272,24 @@ def _frequencies(counts: np.ndarray) -> np.ndarray:
 
 
 def model_for(parts: list[Symbols], table_counts=TABLE_COUNTS) -> Model:
-    """The smallest model of the tried numbers of tables (tables and streams, estimated)."""
+    """The smallest model of the tried numbers of tables: its tables (the map
+    compressed at a quick level) and its streams' ideal code length."""
     raw = np.concatenate([p.raw for p in parts])
     symbol = np.concatenate([p.symbol for p in parts])
-    escape_counts = np.zeros((ESCAPE_CONTEXTS, TOKENS), dtype=np.int64)
-    for p in parts:
-        np.add.at(escape_counts, (p.escape_context, p.token), 1)
-    escape_freq = _frequencies(escape_counts)
+    counts = np.bincount(raw * SYMBOLS + symbol, minlength=RAW_CONTEXTS * SYMBOLS)
+    counts = counts.reshape(RAW_CONTEXTS, SYMBOLS)
+    token = np.concatenate([p.token for p in parts])
+    context = np.concatenate([p.escape_context for p in parts])
+    escape_counts = np.bincount(context * TOKENS + token, minlength=ESCAPE_CONTEXTS * TOKENS)
+    escape_freq = _frequencies(escape_counts.reshape(ESCAPE_CONTEXTS, TOKENS))
     best = None
     for tables in table_counts:
-        context_map = learn_map(raw, symbol, tables)
+        context_map = learn_map(counts, tables)
         used = int(context_map.max()) + 1
-        counts = np.zeros((used, SYMBOLS), dtype=np.int64)
-        np.add.at(counts, (context_map[raw], symbol), 1)
-        model = Model(context_map, _frequencies(counts), escape_freq)
-        size = model.size(parts) + len(model.tables_bytes())
+        table_counts_ = _sum_rows(counts, context_map.astype(np.int64), used)
+        freq = _frequencies(table_counts_)
+        model = Model(context_map, freq, escape_freq)
+        size = _bits(table_counts_, freq) / 8 + len(model.tables_bytes(level=3))
         if best is None or size < best[0]:
             best = (size, model)
         if used < tables:  # fewer raw contexts than tables: more tables change nothing
@@ -296,22 +326,27 @@ def coded(part: Symbols, model: Model) -> tuple[np.ndarray, np.ndarray]:
 
 def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None = None,
            native: bool | None = None) -> bytes:
-    """The INDX data of an (H, W) index map under coder 3.  *native* None: the C rANS loop
-    when it is there (False: the Python loop; the same bytes)."""
+    """The INDX data of an (H, W) index map under coder 3.  *native* None: the C loops
+    when they are there (False: numpy and the Python rANS loop; the same bytes)."""
     order = rank_order(codebook)
     grid = rans.check_grid(indices, len(order), WHO)
     band_rows = band_rows or rans.band_rows_for(*grid.shape)
-    position = positions(order)
-    parts = [Symbols(grid[top:bottom], position)
-             for top, bottom in rans.bands(grid.shape[0], band_rows)]
+    use_c = _native is not None and native is not False
+    bands = rans.bands(grid.shape[0], band_rows)
+    parts = map_in_order(lambda band: Symbols.of(grid[band[0] : band[1]], order, native=use_c),
+                         bands, _DECODE_THREADS if use_c else 1)
     model = model_for(parts)
-    use_c = _native is not None if native is None else native
 
     def stream(part: Symbols) -> bytes:
-        freq, start = coded(part, model)
         if use_c:
-            return _native.encode(freq.astype(np.uint16).tobytes(), start.astype(np.uint16).tobytes())
-        return rans.encode_stream(freq, start)
+            value = np.zeros(len(part.symbol), dtype=np.uint8)
+            context = np.zeros(len(part.symbol), dtype=np.uint8)
+            value[part.escape] = part.rank
+            context[part.escape] = part.escape_context
+            return _native.encode_band(part.raw.astype(np.uint16), part.symbol.astype(np.uint8), value,
+                                       context, model.context_map, model.symbol_freq, model.symbol_start,
+                                       model.escape_freq, model.escape_start)
+        return rans.encode_stream(*coded(part, model))
 
     streams = map_in_order(stream, parts, _DECODE_THREADS if use_c else 1)
     return model.tables_bytes() + rans.assemble_bands(band_rows, streams)
@@ -470,7 +505,7 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
                 if nb[name] not in candidates:
                     candidates.append(nb[name])
             pattern = sum((nb[a] == nb[b]) << bit for bit, (a, b) in enumerate(EQUALITIES))
-            table = cmap[pattern * SYMBOLS + left_symbol]
+            table = cmap[pattern + PATTERNS * left_symbol]
             s = step(sf[table], ss[table], "a symbol outside its table")
             if s < len(candidates):
                 value = candidates[s]
