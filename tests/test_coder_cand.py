@@ -234,12 +234,12 @@ def spec_symbols(grid: np.ndarray, order: np.ndarray) -> list[dict]:
             for v in (N, NE, NW, WW, NN):
                 if v not in cands:
                     cands.append(v)
-            pairs = [(W, N), (N, NE), (W, NW), (NW, N), (W, WW), (N, NN), (W, NE), (NW, NE),
-                     (WW, NW), (NN, NE)]
+            pairs = [(W, N), (W, NE), (W, NW), (W, WW), (WW, NW), (N, NE), (NW, N), (N, NN),
+                     (NW, NE), (NN, NE)]
             pattern = sum(2**i for i, (a, b) in enumerate(pairs) if a == b)
             X = int(grid[y, x])
             s = cands.index(X) if X in cands else 6
-            pixel = {"c": 7 * pattern + s_left, "s": s, "d": len(cands)}
+            pixel = {"c": pattern + 1024 * s_left, "s": s, "d": len(cands)}
             if s == 6:
                 others = []
                 for e in order[W]:  # order[W] with the candidates taken out, by hand
@@ -260,8 +260,12 @@ def test_symbols_against_the_definition(shape, n):
     if n > 6:  # and noise, for six distinct neighbours and far escapes
         grid[::2] = np.random.default_rng(n).integers(0, n, grid[::2].shape)
     order = rank_order(random_book(n, n))
-    sym = cand.Symbols(grid, cand.positions(order))
     want = spec_symbols(grid, order)
+    for native in (False, True) if cand._native is not None else (False,):  # numpy's and C's
+        check_symbols(cand.Symbols.of(grid, order, native=native), want)
+
+
+def check_symbols(sym: cand.Symbols, want: list[dict]) -> None:
     assert sym.raw.tolist() == [p["c"] for p in want]
     assert sym.symbol.tolist() == [p["s"] for p in want]
     escapes = [p for p in want if p["s"] == 6]
@@ -278,7 +282,7 @@ def test_the_symbols_cover_every_case():
     rng = np.random.default_rng(9)
     grid = random_map(9, 40, 40, n)
     grid[::3] = rng.integers(0, n, grid[::3].shape)
-    sym = cand.Symbols(grid, cand.positions(rank_order(random_book(9, n))))
+    sym = cand.Symbols.of(grid, rank_order(random_book(9, n)))
     assert set(sym.symbol.tolist()) == set(range(7))
     assert (sym.bits > 0).any() and (sym.bits == 0).any() and sym.token.max() >= 14
     assert set(sym.escape_context.tolist()) >= {0, 8}
@@ -377,7 +381,7 @@ def test_indx_layout_of_a_tiny_map():
     assert p["band_rows"] == 1 and len(p["bands"]) == 2 and all(len(b) >= 4 for b in p["bands"])
     assert offset == len(data) - 4 - sum(4 + len(b) for b in p["bands"])
     assert join_indx(p) == data  # nothing else in the data
-    # the tables the symbols use: (0, 0) is an escape in context 7167 (all neighbours 0)
+    # the tables the symbols use: (0, 0) is an escape in context 1023 + 1024 * 6 (all neighbours 0)
     want = spec_symbols(grid[:1], rank_order(book)) + spec_symbols(grid[1:], rank_order(book))
     for pixel in want:
         assert p["symbol_tables"][p["map"][pixel["c"]]][pixel["s"]] > 0

@@ -312,13 +312,13 @@ def cand_pixel(grid, top, bottom, x, y, order, s_left):
     for value in (N, NE, NW, WW, NN):
         if value not in cand:
             cand.append(value)
-    tests = [(W, N), (N, NE), (W, NW), (NW, N), (W, WW), (N, NN), (W, NE), (NW, NE), (WW, NW), (NN, NE)]
+    tests = [(W, N), (W, NE), (W, NW), (W, WW), (WW, NW), (N, NE), (NW, N), (N, NN), (NW, NE), (NN, NE)]
     pattern = sum(1 << bit for bit, (a, b) in enumerate(tests) if a == b)
     X = grid[y][x]
     if X in cand:
-        return 7 * pattern + s_left, cand.index(X), None
+        return pattern + 1024 * s_left, cand.index(X), None
     others = [e for e in order[W] if e not in cand]
-    return 7 * pattern + s_left, 6, (order[W].index(N).bit_length(), others.index(X))
+    return pattern + 1024 * s_left, 6, (order[W].index(N).bit_length(), others.index(X))
 
 
 def cand_token(v: int) -> tuple[int, int, int]:
@@ -572,9 +572,9 @@ def rgb_5x4_cand():  # every symbol 0-5; escapes with and without raw bits; one 
 
 
 @vector
-def l_4x6_cand_bands():  # two bands; a map of three tables, table 2 named only by context 7166
+def l_4x6_cand_bands():  # two bands; a map of three tables, table 2 named only by context 6143
     grid = [[0, 1, 1, 0], [2, 2, 1, 0], [3, 2, 1, 1], [0, 0, 1, 0], [3, 3, 1, 0], [1, 2, 3, 0]]
-    runs = [(0, 3584), (1, 3582), (2, 1), (1, 1)]  # contexts with e9 = 1 (NN = NE): table 1
+    runs = [(0, 6143), (2, 1), (1, 1024)]  # s_left = 6 (column 0, after an escape): table 1
     simple("l-4x6-cand-bands", L4, grid, 1, 3, minor=3,
            indx=cand_data(grid, L4, 3, runs=runs, unused={2: [0, 0, 0, 0, 0, 0, 4096]}))
 
