@@ -539,6 +539,20 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     /* the position r in order[W] with `value` non-candidates before it: the
      * least r = value + (candidates at positions <= r), reached from r = value
      * in at most d <= 6 steps */
+#if defined(__SSE2__)
+    /* the candidates' positions as 16-bit lanes, 0x7fff for the bytes that are
+     * not candidates (and lanes 6, 7): never <= r */
+    __m128i pc = _mm_set_epi16(0x7fff, 0x7fff,
+                               (first >> 47) & 1 ? pos[(v >> 40) & 0xff] : 0x7fff,
+                               (first >> 39) & 1 ? pos[(v >> 32) & 0xff] : 0x7fff,
+                               (first >> 31) & 1 ? pos[(v >> 24) & 0xff] : 0x7fff,
+                               (first >> 23) & 1 ? pos[(v >> 16) & 0xff] : 0x7fff,
+                               (first >> 15) & 1 ? pos[(v >> 8) & 0xff] : 0x7fff, pos[v & 0xff]);
+    int r = (int)value;
+    for (int k = 0; k < 6; k++) /* r = value + (lanes <= r): the 16 - 2 (lanes > r) bytes of the mask */
+        r = (int)value + 8 - __builtin_popcount((unsigned)_mm_movemask_epi8(
+                                 _mm_cmpgt_epi16(pc, _mm_set1_epi16((short)r)))) / 2;
+#else
     int pc[6];
     for (int j = 0; j < 6; j++)
         pc[j] = (first >> (8 * j + 7)) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
@@ -549,6 +563,7 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
             next += pc[j] <= r;
         r = next;
     }
+#endif
     *px = x;
     *psrc = src;
     return J->order[W * 256 + (r & 0xff)];
