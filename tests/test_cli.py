@@ -53,7 +53,7 @@ def test_version_and_help():
     proc = run("--version")
     assert proc.returncode == 0
     first, second = proc.stdout.decode().strip().splitlines()
-    assert first == f"vqcodec {vqcodec.__version__} (VQI format 1.2)"
+    assert first == f"vqcodec {vqcodec.__version__} (VQI format 1.3)"
     from vqcodec import _native
 
     if all(state == "compiled" for state in _native.status().values()):

@@ -31,7 +31,8 @@ from vqcodec.errors import (
 from vqi_files import ctx_file, mutate, section
 
 FUZZ_EXAMPLES = int(os.environ.get("VQCODEC_FUZZ_EXAMPLES", "300"))
-KINDS = ["bytes", "packed", "bzip2", "ctx", "blocks", "blocks-ctx", "shared", "shared-ctx"]
+KINDS = ["bytes", "packed", "bzip2", "ctx", "blocks", "blocks-ctx", "shared", "shared-ctx", "cand",
+         "blocks-cand", "shared-cand"]
 MINOR_VERSION_OFFSET = 9  # spec §2.1: informational, never changes the image
 
 
@@ -56,6 +57,10 @@ def files() -> Iterator[dict[str, bytes]]:
     identity = vqcodec.register_codebook(shared)
     out["shared"] = vqcodec.encode(sample_image(), codebook=shared, coder="zstd")
     out["shared-ctx"] = ctx_file(sample_image(), k=8, codebook=shared)
+    # format 1.3: index coder 3 (by name; without the C loops its Python loop writes the same bytes)
+    out["cand"] = vqcodec.encode(sample_image(), k=8, coder="cand")
+    out["blocks-cand"] = vqcodec.encode(sample_image(channels=2), k=8, block=(2, 3), coder="cand")
+    out["shared-cand"] = vqcodec.encode(sample_image(), codebook=shared, coder="cand")
     yield out
     vqcodec.unregister_codebook(identity)
 

@@ -23,7 +23,7 @@ MANIFEST = json.loads((REF / "manifest.json").read_text())
 
 def test_every_released_version_is_covered():
     versions = {entry["format"] for entry in MANIFEST.values()}
-    assert {"1.0", "1.1", "1.2"} <= versions
+    assert {"1.0", "1.1", "1.2", "1.3"} <= versions
     assert sorted(p.stem for p in REF.glob("*.vqi")) == sorted(MANIFEST)
     # every index layout and coder of 1.0 is represented
     v10 = [e for e in MANIFEST.values() if e["format"] == "1.0"]
@@ -39,6 +39,11 @@ def test_every_released_version_is_covered():
     assert all(e["block"] != [1, 1] for e in v12)
     assert {e["index_coder"] for e in v12} == {0, 1, 2}
     assert {len(e["shape"]) == 2 or e["shape"][2] for e in v12} == {True, 2, 3, 4}
+    # 1.3 adds index coder 3 (layout 1 only), in every channel layout, and over blocks
+    v13 = [e for e in MANIFEST.values() if e["format"] == "1.3"]
+    assert {(e["index_layout"], e["index_coder"]) for e in v13} == {(1, 3)}
+    assert {len(e["shape"]) == 2 or e["shape"][2] for e in v13} == {True, 2, 3, 4}
+    assert any(e.get("block", [1, 1]) != [1, 1] for e in v13)
 
 
 @pytest.mark.parametrize("stem", sorted(MANIFEST))

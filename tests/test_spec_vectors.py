@@ -146,3 +146,17 @@ def test_appendix_shows_the_codebook_file_of_the_shared_vector():
     identity = hashlib.sha256(data[10:-4]).hexdigest()
     assert f"`{identity}`" in text
     assert vqcodec.read_info((SPEC / "vectors" / "rgb-4x2-shared.vqi").read_bytes()).version == (1, 2)
+
+
+def test_coder_3_vectors_are_stamped_1_3_and_named_in_their_refusals():
+    """§2.1: a file with index coder 3 says 1.3; its must-refuse files fail in coder 3 (or in
+    HEAD's rule for it), not earlier in the container."""
+    cand = [p for p in VECTORS if vqcodec.read_header(p.read_bytes()).index_coder == 3]
+    assert {p.stem for p in cand} >= {"rgb-5x4-cand", "l-4x6-cand-bands"}
+    for path in cand:
+        assert path.read_bytes()[8:10] == b"\x01\x03"
+    refused = [p for p in REFUSE if p.stem.startswith("cand-")]
+    assert len(refused) >= 3
+    for path in refused:
+        with pytest.raises(vqcodec.FormatError, match=r"index coder 3|index_coder 3"):
+            vqcodec.decode_pixels(path.read_bytes())

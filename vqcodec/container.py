@@ -48,7 +48,7 @@ __all__ = [
 # ---------------------------------------------------------------- §2.1 signature
 
 MAGIC = b"\x89VQI\r\n\x1a\n"
-FORMAT_VERSION = (1, 2)  # the newest version read and written; a file is stamped
+FORMAT_VERSION = (1, 3)  # the newest version read and written; a file is stamped
 # with the lowest version that holds it (spec §2.1)
 BLOCKS_VERSION = (1, 2)  # the version that brought block vectors (spec §3.1)
 SUPPORTED_MAJOR = 1

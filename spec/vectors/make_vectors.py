@@ -208,6 +208,15 @@ def v14(value: int) -> bytes:
     return bytes([value]) if value < 128 else bytes([0x80 | value & 0x7F, value >> 7])
 
 
+def table_bytes(freq: list[int], mask_bytes: int) -> bytes:
+    """A frequency table as coders 2 and 3 write it (§5.4.3, §5.5.4): the mask of its
+    symbols of non-zero frequency in *mask_bytes* bytes, then their frequencies but the
+    last, each a v14.  All zero: the mask 0 alone."""
+    present = [s for s, f in enumerate(freq) if f]
+    out = sum(1 << s for s in present).to_bytes(mask_bytes, "little")
+    return out + b"".join(v14(freq[s]) for s in present[:-1])
+
+
 def starts(freq: list[int]) -> list[int]:
     return [sum(freq[:s]) for s in range(len(freq))]
 
@@ -223,6 +232,12 @@ def rans_band(symbols, mode_freq, literal_freq, *, state_byte_moved: bool = Fals
         coded.append((mode_freq[context][mode], starts(mode_freq[context])[mode]))
         if rank is not None:
             coded.append((literal_freq[rank], starts(literal_freq)[rank]))
+    return rans_stream(coded, state_byte_moved=state_byte_moved)
+
+
+def rans_stream(coded, *, state_byte_moved: bool = False) -> bytes:
+    """A band's initial state and stream coding the (frequency, start) pairs *coded*,
+    given in decoding order (§5.4.5: last to first from x = 2^23)."""
     x, out = 1 << 23, bytearray()
     for freq, start in reversed(coded):
         while x >= (1 << 19) * freq:
@@ -255,10 +270,7 @@ def ctx_data(grid, entries, band_rows, *, modes=None, state_byte_moved=()) -> by
     out = bytearray(sum(1 << c % 8 for c in range(80) if used[c] and c // 8 == i) for i in range(10))
     for c in range(80):
         if used[c]:
-            present = [m for m in range(5) if mode_freq[c][m]]
-            out.append(sum(1 << m for m in present))
-            for m in present[:-1]:
-                out += v14(mode_freq[c][m])
+            out += table_bytes(mode_freq[c], 1)
     t = max((r + 1 for r in range(len(entries)) if literal_freq[r]), default=0)
     out += v14(t)
     for r in range(t - 1):
@@ -268,6 +280,115 @@ def ctx_data(grid, entries, band_rows, *, modes=None, state_byte_moved=()) -> by
         band = rans_band(symbols, mode_freq, literal_freq, state_byte_moved=i in state_byte_moved)
         out += struct.pack("<I", len(band)) + band
     return bytes(out)
+
+
+# ---------------------------------------------------------------- candidates under a context map (§5.5)
+
+
+RAW_CONTEXTS = 7168
+ALL_ZERO_MAP = [(0, RAW_CONTEXTS)]  # one table for every context
+
+
+def zstd_runs(runs) -> bytes:
+    """A single-segment zstd frame stating its size whose content is runs of one byte
+    value, [(value, count), ...], one RLE block each (RFC 8878)."""
+    size = sum(count for _, count in runs)
+    assert 256 <= size < 65536 + 256 and all(0 < count <= 128 * 1024 for _, count in runs)
+    blocks = b""
+    for i, (value, count) in enumerate(runs):
+        last = i == len(runs) - 1
+        blocks += (last | 1 << 1 | count << 3).to_bytes(3, "little") + bytes([value])
+    return ZSTD_MAGIC + bytes([1 << 6 | 1 << 5]) + struct.pack("<H", size - 256) + blocks
+
+
+def cand_pixel(grid, top, bottom, x, y, order, s_left):
+    """§5.5.1-§5.5.3 for pixel (x, y) of the band top..bottom-1: (context c, symbol s,
+    and for an escape (q, v), else None)."""
+    def at(xx, yy):
+        return grid[yy][xx] if top <= yy < bottom and 0 <= xx < len(grid[0]) else 0
+    W, N, NE, NW, WW, NN = at(x - 1, y), at(x, y - 1), at(x + 1, y - 1), at(x - 1, y - 1), at(x - 2, y), \
+        at(x, y - 2)
+    cand = [W]
+    for value in (N, NE, NW, WW, NN):
+        if value not in cand:
+            cand.append(value)
+    tests = [(W, N), (W, NE), (W, NW), (W, WW), (WW, NW), (N, NE), (NW, N), (N, NN), (NW, NE), (NN, NE)]
+    pattern = sum(1 << bit for bit, (a, b) in enumerate(tests) if a == b)
+    X = grid[y][x]
+    if X in cand:
+        return pattern + 1024 * s_left, cand.index(X), None
+    others = [e for e in order[W] if e not in cand]
+    return pattern + 1024 * s_left, 6, (order[W].index(N).bit_length(), others.index(X))
+
+
+def cand_token(v: int) -> tuple[int, int, int]:
+    """(token t, raw bit count b, raw bits u) of an escape value v (§5.5.3)."""
+    if v < 4:
+        return v, 0, 0
+    e = v.bit_length() - 1
+    t = 4 + 2 * (e - 2) + (v >> (e - 1) & 1)
+    return t, e - 1, v & ((1 << (e - 1)) - 1)
+
+
+def cand_band(grid, top, bottom, order):
+    """[(c, s, escape)] of the band's pixels in raster order."""
+    out = []
+    for y in range(top, bottom):
+        s_left = 6
+        for x in range(len(grid[0])):
+            pixel = cand_pixel(grid, top, bottom, x, y, order, s_left)
+            out.append(pixel)
+            s_left = pixel[1]
+    return out
+
+
+def expand(runs) -> list[int]:
+    return [value for value, count in runs for _ in range(count)]
+
+
+def cand_indx(tables, frame, symbol_freq, escape_freq, band_rows, bands) -> bytes:
+    """INDX.data of coder 3 (§5.5.4) from its parts; *bands* are (state + stream) bytes."""
+    out = bytes([tables]) + struct.pack("<I", len(frame)) + frame
+    out += b"".join(table_bytes(row, 1) for row in symbol_freq)
+    out += b"".join(table_bytes(row, 2) for row in escape_freq)
+    out += struct.pack("<I", band_rows)
+    return out + b"".join(struct.pack("<I", len(band)) + band for band in bands)
+
+
+def cand_data(grid, entries, band_rows, *, runs=ALL_ZERO_MAP, unused=None) -> bytes:
+    """INDX.data of index coder 3 with the context map of *runs* (§5.5.4) and each
+    table's frequencies scaled from the counts of the symbols it codes; *unused*:
+    {table: frequencies} for tables no pixel uses."""
+    order = rank_order(entries)
+    height = len(grid)
+    context_map = expand(runs)
+    tables = max(context_map) + 1
+    bands = [cand_band(grid, top, min(height, top + band_rows), order) for top in range(0, height, band_rows)]
+    symbol_counts = [[0] * 7 for _ in range(tables)]
+    escape_counts = [[0] * 16 for _ in range(9)]
+    for pixels in bands:
+        for c, s, escape in pixels:
+            symbol_counts[context_map[c]][s] += 1
+            if escape:
+                escape_counts[escape[0]][cand_token(escape[1])[0]] += 1
+    symbol_freq = [scale(row) for row in symbol_counts]
+    for table, freq in (unused or {}).items():
+        assert not any(symbol_counts[table])
+        symbol_freq[table] = freq
+    escape_freq = [scale(row) for row in escape_counts]
+    streams = []
+    for pixels in bands:
+        coded = []
+        for c, s, escape in pixels:
+            freq = symbol_freq[context_map[c]]
+            coded.append((freq[s], starts(freq)[s]))
+            if escape:
+                t, b, u = cand_token(escape[1])
+                coded.append((escape_freq[escape[0]][t], starts(escape_freq[escape[0]])[t]))
+                if b:
+                    coded.append((1 << (12 - b), u << (12 - b)))
+        streams.append(rans_stream(coded))
+    return cand_indx(tables, zstd_runs(runs), symbol_freq, escape_freq, band_rows, streams)
 
 
 # ---------------------------------------------------------------- writing
@@ -334,6 +455,12 @@ RGB4 = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]
 CTX4 = [(0, 0, 0), (60, 60, 60), (255, 255, 255), (255, 0, 0)]
 CTX4_GRID = [[0, 0, 2, 3], [0, 1, 2, 3], [1, 1, 3, 2]]
 L2 = [(16,), (235,)]
+L4 = [(0,), (80,), (170,), (255,)]
+# coder 3's vector: twelve colours, so that an escape from W skips up to six candidates and
+# still has values of 4 and more (raw bits) left
+CAND_BOOK = [(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
+             (0, 255, 255), (255, 0, 255), (128, 128, 128), (64, 32, 16), (16, 64, 32), (200, 100, 50)]
+CAND_GRID = [[9, 7, 2, 1, 2], [9, 4, 0, 4, 4], [0, 3, 8, 1, 3], [0, 8, 5, 1, 4]]
 
 
 @vector
@@ -436,6 +563,22 @@ def rgba_5x6_block4x4_ctx():  # coder 2 over a 2x2 map of 64-byte entries (ranks
            indx=ctx_data(grid, entries, 2))
 
 
+# ---- index coder 3 (§5.5, version 1.3)
+
+
+@vector
+def rgb_5x4_cand():  # every symbol 0-5; escapes with and without raw bits; one table
+    simple("rgb-5x4-cand", CAND_BOOK, CAND_GRID, 1, 3, minor=3, indx=cand_data(CAND_GRID, CAND_BOOK, 4))
+
+
+@vector
+def l_4x6_cand_bands():  # two bands; a map of three tables, table 2 named only by context 6143
+    grid = [[0, 1, 1, 0], [2, 2, 1, 0], [3, 2, 1, 1], [0, 0, 1, 0], [3, 3, 1, 0], [1, 2, 3, 0]]
+    runs = [(0, 6143), (2, 1), (1, 1024)]  # s_left = 6 (column 0, after an escape): table 1
+    simple("l-4x6-cand-bands", L4, grid, 1, 3, minor=3,
+           indx=cand_data(grid, L4, 3, runs=runs, unused={2: [0, 0, 0, 0, 0, 0, 4096]}))
+
+
 def shared(name, entries, grid, layout, coder=0, *, indx=None, size=None, block=(1, 1)):
     """A file naming its codebook (codebook_source 1, BREF) and the codebook file beside it;
     *block* and *size* as for :func:`simple`."""
@@ -528,6 +671,32 @@ def refuse_vectors():  # every refuse/NAME given on the command line (--all: eve
     short = tables[:-8] + struct.pack("<I", 3) + tables[-4:-1]  # ... band_rows, length 3, 3 bytes
     data = vqi(1, head(2, 1, 1, 2, 1, 2), book(L2), section(b"INDX", short), DONE)
     refuse("ctx-band-short", data, "§5.4.3: a band of 3 bytes (at least 4: its state)", "FormatError")
+    # coder 3 (§5.5): the tiny image 0 1 (2×1, k = 2) in one band under one table.  Pixel (0, 0)
+    # (all neighbours 0, d = 1, context 7167) is symbol 0; pixel (1, 0) (context 7161) an escape,
+    # q = 0, value 0 (entry 1, the only entry that is no candidate)
+    both = [2048, 0, 0, 0, 0, 0, 2048]  # symbols 0 and 6
+    token0 = [4096] + [0] * 15
+    no_escape = [[0] * 16] * 8
+
+    def tiny_cand(indx, *, layout=1):
+        return vqi(3, head(2, 1, 1, 2, layout, 3), book(L2), section(b"INDX", indx), DONE)
+
+    good_stream = rans_stream([(2048, 0), (2048, 2048), (4096, 0)])
+    assert cand_indx(1, zstd_runs(ALL_ZERO_MAP), [both], [token0] + no_escape, 1, [good_stream]) == \
+        cand_data([[0, 1]], L2, 1)
+    refuse("cand-map-value", tiny_cand(cand_indx(1, zstd_runs([(0, 7167), (1, 1)]), [both],
+                                                 [token0] + no_escape, 1, [good_stream])),
+           "§5.5.4: the context map names table 1 (for context 7167), T = 1", "FormatError")
+    refuse("cand-no-candidate",
+           tiny_cand(cand_indx(1, zstd_runs(ALL_ZERO_MAP), [[0, 2048, 0, 0, 0, 0, 2048]], [token0] + no_escape,
+                               1, [rans_stream([(2048, 0), (2048, 2048), (4096, 0)])])),
+           "§5.5.1, §5.5.5: pixel (0, 0) decodes symbol 1; it has d = 1 candidate", "FormatError")
+    refuse("cand-escape-past-others",
+           tiny_cand(cand_indx(1, zstd_runs(ALL_ZERO_MAP), [both], [[2048, 2048] + [0] * 14] + no_escape, 1,
+                               [rans_stream([(2048, 2048), (2048, 2048), (2048, 2048), (2048, 0)])])),
+           "§5.5.3, §5.5.5: pixel (0, 0) escapes with value 1; k - d = 1", "FormatError")
+    refuse("cand-layout-packed", tiny_cand(cand_data([[0, 1]], L2, 1), layout=0),
+           "§3, §5.5: index_coder 3 with index_layout 0", "FormatError")
     # block vectors (§3.1): an L image 3×1 in 2×1 blocks is a 2×1 map of entries of 2 bytes
     blocks = [(16, 235), (235, 16)]
     block_book = section(b"BOOK", bytes(v for e in blocks for v in e))

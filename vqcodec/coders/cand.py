@@ -398,7 +398,7 @@ def read_model(data: bytes | memoryview) -> tuple[Model, int]:
     if length > len(view) - 5:
         raise FormatError(f"section INDX: {WHO} context map needs {length} bytes, "
                           f"{len(view) - 5} left")
-    context_map = np.frombuffer(decompress_frame("INDX", view[5 : 5 + length], exact=RAW_CONTEXTS,
+    context_map = np.frombuffer(decompress_frame(f"INDX: {WHO} context map", view[5 : 5 + length], exact=RAW_CONTEXTS,
                                                  bound=RAW_CONTEXTS), dtype=np.uint8)
     if int(context_map.max()) >= tables:
         raise FormatError(f"section INDX: {WHO} context map names table {int(context_map.max())}, "

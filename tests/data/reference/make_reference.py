@@ -33,7 +33,9 @@ from vqcodec import container  # noqa: E402
 
 def prefix(coder: str | None, block: tuple[int, int] = (1, 1)) -> str:
     """v<version>-: the version the encoder stamps on such a file (spec §2.1)."""
-    version = (1, 2) if block != (1, 1) else (1, 1) if coder == "ctx" else (1, 0)
+    from vqcodec import coders
+
+    version = max((1, 2) if block != (1, 1) else (1, 0), coders.by_name(coder).version if coder else (1, 0))
     return "v{}.{}-".format(*version)
 
 
@@ -68,6 +70,11 @@ CASES = [  # (image, k, layout, coder)
     ("la", 64, "bytes", "ctx"),
     ("rgb", 256, "bytes", "ctx"),
     ("rgba", 100, "bytes", "ctx"),
+    # format 1.3: index coder 3, candidates under a context map (layout 1, k <= 256)
+    ("l", 16, "bytes", "cand"),
+    ("la", 64, "bytes", "cand"),
+    ("rgb", 256, "bytes", "cand"),
+    ("rgba", 100, "bytes", "cand"),
 ]
 
 BLOCK_CASES = [  # format 1.2: block vectors (§3.1), in every channel layout and with each coder
@@ -75,6 +82,7 @@ BLOCK_CASES = [  # format 1.2: block vectors (§3.1), in every channel layout an
     ("la", 32, "stripes", "bzip2", (3, 2)),
     ("rgb", 64, "bytes", "ctx", (2, 2)),
     ("rgba", 100, "bytes", "ctx", (4, 4)),
+    ("rgb", 64, "bytes", "cand", (2, 2)),  # format 1.3: coder 3 over a map of blocks
 ]
 
 
@@ -106,6 +114,7 @@ def write(stem: str, image, manifest: dict, **options) -> None:
     pil.save(png, optimize=True)  # the expected pixels, lossless (and the ICC profile)
     vqi.write_bytes(data)
     header = container.read_header(data)[1]
+    assert stem.startswith("v{}.{}-".format(*container.read_header(data)[0])), stem
     manifest[stem] = {
         "format": "{}.{}".format(*container.read_header(data)[0]),
         "written_by": f"vqcodec {vqcodec.__version__}",
