@@ -510,7 +510,7 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
             if s < len(candidates):
                 value = candidates[s]
             elif s < ESCAPE:
-                raise fail(f"symbol {s} names a candidate of {len(candidates)}")
+                raise fail(f"symbol {s} names no candidate (there are {len(candidates)})")
             else:
                 w = nb["W"]
                 q = position[w][nb["N"]].bit_length()
