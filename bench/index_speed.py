@@ -8,7 +8,8 @@ Decode, in process, from bytes already in memory, the way a program calls it:
 pngquant's PNG8 of the same image to RGB,
 ``np.asarray(Image.open(BytesIO(png8)).convert("RGB"))``.  Encode, whole
 process from the shell: ``vqcodec encode -k K IMAGE -o OUT -f [--coder C]``
-against ``pngquant --nofs K IMAGE -o OUT --force``.  Each measurement
+against ``pngquant --nofs K IMAGE -o OUT --force``, with compiled bytecode as a
+user's install has it (bench/user_process.py).  Each measurement
 alternates the contenders run by run (the machine is shared and noisy) and
 reports medians and the ratio to the peer measured in the same run.  Every
 decode is first checked: the coders give the same pixels, and pngquant's
@@ -22,7 +23,6 @@ import io
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +33,8 @@ from PIL import Image
 
 import vqcodec
 
-VQCODEC = [sys.executable, "-m", "vqcodec"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from user_process import VQCODEC, run as _run, warm  # noqa: E402
 
 
 
@@ -46,10 +47,6 @@ def _alternate(fns: dict, runs: int) -> dict[str, float]:
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
-
-
-def _run(args: list[str]) -> None:
-    subprocess.run(args, check=True, capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pngquant is not on PATH (apt-get install pngquant)", file=sys.stderr)
         return 2
     coders = args.coders.split(",")
+    warm()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             png8 = png8_path.read_bytes()
             files = {c: work / f"{stem}-{c}.vqi" for c in coders}
             for coder, out in files.items():
-                _run([*VQCODEC, "encode", "-k", str(args.k), "--coder", coder, str(src), "-o", str(out), "-f"])
+                _run([VQCODEC, "encode", "-k", str(args.k), "--coder", coder, str(src), "-o", str(out), "-f"])
             data = {c: f.read_bytes() for c, f in files.items()}
             pixels = [vqcodec.decode(d) for d in data.values()]
             if any(not np.array_equal(p, pixels[0]) for p in pixels):
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             decode = _alternate({**{c: (lambda d=d: vqcodec.decode(d)) for c, d in data.items()},
                                  "pillow": lambda: np.asarray(Image.open(io.BytesIO(png8)).convert("RGB"))},
                                 args.runs)
-            encode = _alternate({**{c: (lambda c=c, out=out: _run([*VQCODEC, "encode", "-k", str(args.k), "--coder",
+            encode = _alternate({**{c: (lambda c=c, out=out: _run([VQCODEC, "encode", "-k", str(args.k), "--coder",
                                                                      c, str(src), "-o", str(out), "-f"]))
                                     for c, out in files.items()},
                                  "pngquant": lambda: _run(["pngquant", "--nofs", "--force", "-o", str(png8_path),

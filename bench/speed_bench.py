@@ -27,9 +27,7 @@ difference (speed 10 - speed 4, dB).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +40,8 @@ from vqcodec import metrics, pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "kodak"
-VQCODEC = str(Path(sys.executable).with_name("vqcodec"))  # the venv's console script, as a user runs it
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from user_process import VQCODEC, run, warm  # noqa: E402  (the console script, as a user runs it)
 SPEEDS = (4, 10)
 
 
@@ -54,8 +53,7 @@ def api_run(src: Path, k: int, speed: int, out: Path) -> tuple[float, bytes]:
 
 def process_run(src: Path, k: int, speed: int, out: Path) -> tuple[float, bytes]:
     start = time.perf_counter()
-    subprocess.run([VQCODEC, "encode", str(src), str(out), "-k", str(k), "--speed", str(speed), "-f"],
-                   check=True, capture_output=True)
+    run([VQCODEC, "encode", str(src), str(out), "-k", str(k), "--speed", str(speed), "-f"])
     seconds = time.perf_counter() - start
     return seconds, out.read_bytes()
 
@@ -90,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(images)} images from {args.corpus}; speed {SPEEDS[1]} against {SPEEDS[0]}; "
           f"medians of {args.runs} alternated pairs; vqcodec {vqcodec.__version__}")
     quality = {(src, k, s): checked(src, k, s) for src in images for k in ks for s in SPEEDS}
+    warm()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.vqi"
         for mode in modes:
