@@ -156,6 +156,32 @@ def test_k_up_to_256_and_layout_bytes_only():
     np.testing.assert_array_equal(vqcodec.decode(enc.data), enc.reconstruct())
 
 
+def test_the_encoder_refuses_what_it_cannot_code():
+    """The library call names the problem in one OptionError: a codebook of more than
+    256 entries, a negative index, a band size outside 1 .. 2^32 - 1."""
+    grid = random_map(3, 4, 5, 4)
+    with pytest.raises(vqcodec.OptionError, match="index coder 3 needs 1 to 256 codebook entries, got 300"):
+        cand.encode(grid, random_book(3, 300))
+    negative = grid.astype(np.int64)
+    negative[1, 2] = -1
+    with pytest.raises(vqcodec.OptionError, match="index -1 is negative"):
+        cand.encode(negative, random_book(3, 4))
+    for band_rows in (0, -3, 1 << 32, 2.5):
+        with pytest.raises(vqcodec.OptionError, match="band_rows must be a whole number"):
+            cand.encode(grid, random_book(3, 4), band_rows=band_rows)
+
+
+def test_without_the_c_loops_the_error_names_the_band(monkeypatch):
+    """decode's Python path names the band that fails, as the C path does."""
+    grid = random_map(5, 6, 5, 4)
+    book = random_book(5, 4)
+    data = bytearray(cand.encode(grid, book, band_rows=3))
+    data[-1] ^= 0x5A  # damage the last band's stream
+    monkeypatch.setattr(cand, "_native", None)
+    with pytest.raises(FormatError, match=r"index coder 3 stream of band 1 is corrupt"):
+        cand.decode(bytes(data), 5, 6, book)
+
+
 def test_pure_python_encodes_by_name_and_decodes(monkeypatch):
     """Without the C loops (VQCODEC_PURE_PYTHON=1): coder 3 is not available to "auto",
     but asked for by name it encodes with the Python loop (the same bytes) and every

@@ -5,8 +5,8 @@
  * two loops in Python (rans.encode_stream, cand.decode_reference); the
  * tests check them against each other.  Here:
  *
- *   encode(freq, start) -> bytes: one band's stream from the frequencies and
- *       starts of its rANS symbols in decoding order (uint16 each);
+ *   symbols(...): one band's symbols and their escape values and contexts;
+ *   encode_band(...): one band's stream from its symbols and the tables;
  *   decode_image(...): every band of an image on several threads, writing
  *       indices or pixels, with every check of §5.5.5.
  *
@@ -34,54 +34,6 @@
 #define ESCAPE_CONTEXTS 9
 #define TOKENS 16
 #define MAX_TABLES 255
-
-/* encode(freq, start) -> bytes: freq/start uint16 per symbol, decoding order.
- * Every frequency must be 1 .. 4096 and start + freq <= 4096. */
-static PyObject *cand_encode(PyObject *self, PyObject *args)
-{
-    (void)self;
-    Py_buffer fb, sb;
-    if (!PyArg_ParseTuple(args, "y*y*", &fb, &sb))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = fb.len / 2;
-    if (fb.len % 2 || sb.len != fb.len) {
-        PyErr_SetString(PyExc_ValueError, "candcoder.encode: array sizes do not match");
-        goto done;
-    }
-    /* a symbol renormalises at most 2 bytes out; the state takes 4 */
-    Py_ssize_t cap = 2 * n + 8;
-    uint8_t *buf = PyMem_Malloc((size_t)cap);
-    if (!buf) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    const uint16_t *freq = fb.buf, *start = sb.buf;
-    uint8_t *end = buf + cap, *p = end;
-    int bad = 0;
-    Py_BEGIN_ALLOW_THREADS
-    uint32_t x = RANS_L;
-    for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        uint32_t f = freq[i], s = start[i];
-        if (f == 0 || f > SCALE || s + f > SCALE) {
-            bad = 1;
-            break;
-        }
-        x = rans_put(x, f, s, &p);
-    }
-    if (!bad)
-        rans_put_state(x, &p);
-    Py_END_ALLOW_THREADS
-    if (bad)
-        PyErr_SetString(PyExc_ValueError, "candcoder.encode: a symbol outside its table");
-    else
-        result = PyBytes_FromStringAndSize((const char *)p, end - p);
-    PyMem_Free(buf);
-done:
-    PyBuffer_Release(&fb);
-    PyBuffer_Release(&sb);
-    return result;
-}
 
 /* symbols(grid, width, n, order) -> (raw, symbol, value, context)
  *
@@ -437,7 +389,9 @@ finish:
 #define DECODER_CLONES
 #endif
 
-/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2 */
+/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2.  (After
+ * an escape without a table x can be below 2^11; the row is then refused, and
+ * the | 0x800 keeps the shift at 16.) */
 #define RENORM_FAST(x, src)                                                             \
     do {                                                                                \
         unsigned sh_ = ((unsigned)__builtin_clz((x) | 0x800u) - 1u) & ~7u;              \
@@ -917,7 +871,6 @@ release:
 }
 
 static PyMethodDef methods[] = {
-    {"encode", cand_encode, METH_VARARGS, "encode(freq, start) -> bytes: one band's rANS stream"},
     {"symbols", cand_symbols, METH_VARARGS, "symbols(grid, width, n, order) -> (raw, symbol, value, context)"},
     {"encode_band", cand_encode_band, METH_VARARGS,
      "encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq, escape_start) -> bytes"},

@@ -303,8 +303,8 @@ def model_for(parts: list[Symbols], table_counts=TABLE_COUNTS) -> Model:
 
 def coded(part: Symbols, model: Model) -> tuple[np.ndarray, np.ndarray]:
     """(frequencies, starts) of a band's rANS symbols in decoding order: each pixel's
-    symbol, then for an escape its token and, when it has raw bits, those bits as one
-    symbol of frequency 2^(12 - bits) (§5.5.4)."""
+    symbol, then for an escape its token and, when it has a remainder of b bits, the
+    remainder as one symbol of frequency 2^(12 - b) (§5.5.3)."""
     esc = part.escape
     big = np.zeros(len(esc), dtype=bool)
     big[esc] = part.bits > 0
@@ -328,9 +328,11 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
            native: bool | None = None) -> bytes:
     """The INDX data of an (H, W) index map under coder 3.  *native* None: the C loops
     when they are there (False: numpy and the Python rANS loop; the same bytes)."""
+    if not 1 <= len(codebook) <= MAX_K:
+        raise OptionError(f"{WHO} needs 1 to {MAX_K} codebook entries, got {len(codebook)}")
     order = rank_order(codebook)
     grid = rans.check_grid(indices, len(order), WHO)
-    band_rows = band_rows or rans.band_rows_for(*grid.shape)
+    band_rows = rans.check_band_rows(band_rows, grid.shape, WHO)
     use_c = _native is not None and native is not False
     bands = rans.bands(grid.shape[0], band_rows)
     parts = map_in_order(lambda band: Symbols.of(grid[band[0] : band[1]], order, native=use_c),
@@ -437,8 +439,13 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
     band_rows, streams = rans.read_streams(data, offset, height, WHO)
     order = rank_order(book)
     if _native is None:
-        grid = np.concatenate([decode_reference(stream, width, bottom - top, order, model)
-                               for stream, (top, bottom) in zip(streams, rans.bands(height, band_rows))])
+        rows = []
+        for band, (stream, (top, bottom)) in enumerate(zip(streams, rans.bands(height, band_rows))):
+            try:
+                rows.append(decode_reference(stream, width, bottom - top, order, model))
+            except FormatError as e:  # named as the C decoder names it
+                raise FormatError(str(e).replace(f"{WHO} stream is", f"{WHO} stream of band {band} is")) from None
+        grid = np.concatenate(rows)
         return (np.take(book, grid, axis=0) if pixels else grid).reshape(-1)
     item = channels if pixels else 1
     out = np.empty(width * height * item, dtype=np.uint8)
@@ -525,7 +532,8 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
                 # the entry of order[W] at *rank* once the candidates are taken out
                 others = [e for e in order_l[w] if e not in candidates]
                 if rank >= len(others):
-                    raise fail(f"escape rank {rank}, {len(others)} entries are not candidates")
+                    raise fail(f"an escape past the entries that are no candidate ({rank}, "
+                               f"{len(others)} of them)")
                 value = others[rank]
             row[i] = value
             left_symbol = s

@@ -279,7 +279,7 @@ def encode(indices: np.ndarray, codebook: np.ndarray, *, band_rows: int | None =
                           "(reinstall vqcodec with a C compiler)")
     order = rank_order(codebook)
     grid = rans.check_grid(indices, len(order), WHO)
-    band_rows = band_rows or rans.band_rows_for(*grid.shape)
+    band_rows = rans.check_band_rows(band_rows, grid.shape, WHO)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows, native=True)
     tables = (mode_freq.tobytes(), rans.starts(mode_freq).tobytes(),
               literal_freq.tobytes(), rans.starts(literal_freq).tobytes())
@@ -350,7 +350,7 @@ def encode_reference(indices: np.ndarray, codebook: np.ndarray, *, band_rows: in
     """:func:`encode` without the extension: the same bytes, ~1000x slower."""
     order = rank_order(codebook)
     grid = rans.check_grid(indices, len(order), WHO)
-    band_rows = band_rows or rans.band_rows_for(*grid.shape)
+    band_rows = rans.check_band_rows(band_rows, grid.shape, WHO)
     parts, mode_freq, literal_freq = _model(grid, order, band_rows)
     mode_start, literal_start = rans.starts(mode_freq), rans.starts(literal_freq)
     streams = []

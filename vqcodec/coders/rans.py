@@ -30,13 +30,26 @@ CODING_BAND_PIXELS = 100_000  # the encoders' bands: about this many pixels
 
 
 def check_grid(indices: np.ndarray, n: int, who: str) -> np.ndarray:
-    """*indices* as a C-contiguous (H, W) uint8 map, each below *n*."""
+    """*indices* as a C-contiguous (H, W) uint8 map, each from 0 to *n* - 1."""
     grid = np.asarray(indices)
     if grid.ndim != 2 or grid.size == 0:
         raise OptionError(f"{who} codes an (H, W) index map, got shape {grid.shape}")
+    if grid.min() < 0:
+        raise OptionError(f"index {int(grid.min())} is negative")
     if grid.max() >= n:
         raise OptionError(f"index {int(grid.max())} is not below k = {n}")
     return np.ascontiguousarray(grid, dtype=np.uint8)
+
+
+def check_band_rows(band_rows: int | None, shape: tuple[int, int], who: str) -> int:
+    """The rows per band an encoder was asked for (1 to 2^32 - 1, spec §5.4.3), or its
+    own choice (None)."""
+    if band_rows is None:
+        return band_rows_for(*shape)
+    if not isinstance(band_rows, (int, np.integer)) or not 1 <= band_rows < 1 << 32:
+        raise OptionError(f"{who}: band_rows must be a whole number from 1 to {(1 << 32) - 1}, "
+                          f"got {band_rows!r}")
+    return int(band_rows)
 
 
 def v14(value: int) -> bytes:
