@@ -5,8 +5,8 @@ Every pixel ``X`` in raster order looks at six neighbours, ``W``, ``N``,
 and lists their distinct values in that order: the *candidates*.  It codes
 one 7-ary symbol: ``s`` < 6 says "X is candidate s", 6 is an *escape*, after
 which ``X`` is coded by its rank among the codebook's entries ordered by
-their distance from ``W``'s (as coder 2's literal), as a token of 16 values
-and raw bits.
+their distance from ``W``'s (as coder 2's literal), the candidates taken out,
+as a token of 16 values and, for larger ranks, a remainder.
 
 The symbol's frequency table is chosen by a *context map*: the pixel's raw
 context -- which of ten pairs of neighbours are equal, and the symbol of the
@@ -17,12 +17,14 @@ how far ``N`` lies from ``W`` in that distance order.  All tables are static
 (counted by the encoder, sent before the streams); the symbols are coded with
 the rANS of coder 2 (:mod:`.rans`), in bands of rows decoded on two threads.
 
-bench/research/index-coder-3.md is the research behind the design and
-bench/lossless_bench.py measures it against JPEG XL and WebP lossless.
-numpy computes the symbols and the model; ``vqcodec._candcoder`` (C) runs
-the rANS loops, and :func:`encode_stream`/:func:`decode_reference` are the
-same loops in Python (the reference the C is tested against, and the
-fallback without the extension).
+bench/research/index-coder-3.md is the research behind the design,
+bench/lossless_bench.py measures it against JPEG XL and WebP lossless and
+bench/index_speed.py times it.  numpy chooses the model; ``vqcodec._candcoder``
+(C) computes a band's symbols and runs the rANS loops, and the same steps in
+Python (:func:`_symbols_numpy`, :func:`coded` with ``rans.encode_stream``,
+:func:`decode_reference`) are the reference the C is tested against and the
+fallback without the extension.  The encoder never picks coder 3 by itself
+(``auto`` keeps coder 2, which decodes about 2.5 times faster).
 """
 
 from __future__ import annotations
@@ -66,9 +68,9 @@ _native = load("_candcoder")
 
 
 def token_of(value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(token, raw bit count, raw bits) of escape ranks 0..255 (§5.5.3): values below 4
-    are their own token; a larger value with its highest bit at e has token
-    4 + 2 (e - 2) + (its next bit), and its e - 1 lowest bits are sent raw."""
+    """(token, remainder bits, remainder) of escape ranks 0..255 (§5.5.3): values below
+    4 are their own token; a larger value with its highest bit at e has token
+    4 + 2 (e - 2) + (its next bit), and its e - 1 lowest bits are the remainder."""
     value = np.asarray(value, dtype=np.int64)
     e = np.zeros_like(value)
     big = value >= 4
@@ -80,7 +82,7 @@ def token_of(value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def value_of(token: int, raw: int) -> int:
-    """The escape rank of *token* and its raw bits (the inverse of :func:`token_of`)."""
+    """The escape rank of *token* and its remainder (the inverse of :func:`token_of`)."""
     if token < 4:
         return token
     bits = ((token - 4) >> 1) + 1
@@ -88,7 +90,7 @@ def value_of(token: int, raw: int) -> int:
 
 
 def raw_bits(token: int) -> int:
-    """How many raw bits follow *token*."""
+    """How many bits the remainder after *token* has."""
     return 0 if token < 4 else ((token - 4) >> 1) + 1
 
 
@@ -527,7 +529,7 @@ def decode_reference(stream: bytes | memoryview, width: int, height: int, order:
                 if bits:
                     shift = SCALE_BITS - bits
                     raw = step([1 << shift] * (1 << bits),
-                               [v << shift for v in range(1 << bits)], "raw bits")
+                               [v << shift for v in range(1 << bits)], "remainder")
                 rank = value_of(token, raw)
                 # the entry of order[W] at *rank* once the candidates are taken out
                 others = [e for e in order_l[w] if e not in candidates]
