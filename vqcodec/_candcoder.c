@@ -261,6 +261,21 @@ typedef struct {
         }                                           \
     } while (0)
 
+/* Row yy of the image, decoded into cur (its indices), to the output: the
+ * indices, or the codebook's entries. */
+static inline void write_row(const Job *J, Py_ssize_t yy, const uint8_t *cur)
+{
+    const Py_ssize_t w = J->width;
+    if (!J->pixels) {
+        memcpy(J->out + yy * w, cur, (size_t)w);
+        return;
+    }
+    unsigned c = J->channels;
+    uint8_t *o = J->out + yy * w * c;
+    for (Py_ssize_t i = 0; i < w; i++)
+        memcpy(o + i * c, J->book + cur[i] * c, c);
+}
+
 /* One band: 0, or the error is in J->error[b]. */
 static void decode_band(Job *J, Py_ssize_t b, uint8_t *ring)
 {
@@ -350,16 +365,7 @@ static void decode_band(Job *J, Py_ssize_t b, uint8_t *ring)
             cur[i] = (uint8_t)X;
             sl = s;
         }
-        /* the row to the output */
-        Py_ssize_t yy = top + y;
-        if (!J->pixels) {
-            memcpy(J->out + yy * w, cur, (size_t)w);
-        } else {
-            unsigned c = J->channels;
-            uint8_t *o = J->out + yy * w * c;
-            for (Py_ssize_t i = 0; i < w; i++)
-                memcpy(o + i * c, J->book + cur[i] * c, c);
-        }
+        write_row(J, top + y, cur);
     }
     if (src != end)
         FAIL("bytes left after the last pixel");
@@ -578,20 +584,6 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     return L->ring + (y % 3) * stride + 2;
 }
 
-/* Lane L's row y, decoded into cur, to the output. */
-static inline void emit_row(const Job *J, const Lane *L, const uint8_t *cur, Py_ssize_t y)
-{
-    const Py_ssize_t w = J->width;
-    Py_ssize_t yy = L->top + y;
-    if (!J->pixels) {
-        memcpy(J->out + yy * w, cur, (size_t)w);
-    } else {
-        unsigned c = J->channels;
-        uint8_t *o = J->out + yy * w * c;
-        for (Py_ssize_t i = 0; i < w; i++)
-            memcpy(o + i * c, J->book + cur[i] * c, c);
-    }
-}
 
 #define LANE_VARS(g)                                                                                   \
     uint32_t x##g = lanes[(g) < G ? (g) : 0].x;                                                        \
@@ -622,9 +614,9 @@ static inline __attribute__((always_inline)) int run_rows(const Job *J, Lane *la
         }
         if (flags || src0 > lanes[0].end || (G > 1 && src1 > lanes[1].end))
             return 1;
-        emit_row(J, &lanes[0], cur0, y);
+        write_row(J, lanes[0].top + y, cur0);
         if (G > 1)
-            emit_row(J, &lanes[1], cur1, y);
+            write_row(J, lanes[1].top + y, cur1);
     }
     lanes[0].x = x0;
     lanes[0].src = src0;
