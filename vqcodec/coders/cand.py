@@ -52,7 +52,6 @@ PATTERNS = 1 << len(EQUALITIES)
 SYMBOLS = 7
 ESCAPE = 6
 RAW_CONTEXTS = PATTERNS * SYMBOLS  # 7168: pattern + 1024 x the left symbol
-MAX_TABLES = 255
 ESCAPE_CONTEXTS = 9  # bit length of the rank of N seen from W: 0 .. 8
 TOKENS = 16
 SCALE_BITS, SCALE = rans.SCALE_BITS, rans.SCALE

@@ -50,11 +50,6 @@ CONTEXTS = 80  # 16 equality patterns x 5 modes of the left pixel
 SCALE_BITS, SCALE, RANS_L = rans.SCALE_BITS, rans.SCALE, rans.RANS_L
 WHO = "index coder 2"  # how errors name it
 _BAND_PIXELS = 1 << 20  # symbols() works on pieces of about this many pixels
-# Coding bands (§5.4.3): the encoder cuts the map into bands of rows of about
-# this many pixels, coded independently (the row above a band counts as
-# outside), so that a decoder can run them on several threads; a Kodak photo
-# gets 4 bands, for 24 bytes and a ~0.1 % larger file.
-CODING_BAND_PIXELS = rans.CODING_BAND_PIXELS
 _DECODE_THREADS = min(2, cores())
 
 _native = load("_ctxcoder")  # the compiled loops; without them decoding is slow and encoding declines

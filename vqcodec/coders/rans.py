@@ -26,7 +26,11 @@ __all__ = ["MapCoder", "SCALE_BITS", "SCALE", "RANS_L", "v14", "read_v14", "star
 SCALE_BITS = 12
 SCALE = 1 << SCALE_BITS
 RANS_L = 1 << 23
-CODING_BAND_PIXELS = 100_000  # the encoders' bands: about this many pixels
+# Coding bands (§5.4.3): the encoders cut the map into bands of rows of about
+# this many pixels, coded independently (the row above a band counts as
+# outside), so that a decoder can run them on several threads; a Kodak photo
+# gets 4 bands, for 24 bytes and a ~0.1 % larger file under coder 2.
+CODING_BAND_PIXELS = 100_000
 
 
 def check_grid(indices: np.ndarray, n: int, who: str) -> np.ndarray:
