@@ -420,17 +420,10 @@ class _Search:
             if hi.k - lo.k <= 1:
                 break
             # bytes grow about linearly in log k: interpolate, keep off the ends
-            x0, x1 = math.log(lo.k), math.log(hi.k)
             t = (size - lo.bytes) / max(hi.bytes - lo.bytes, 1)
-            guess = round(math.exp(x0 + min(max(t, 0.1), 0.9) * (x1 - x0)))
+            guess = round(math.exp(_between(math.log(lo.k), math.log(hi.k), t, 0.1)))
             guess = min(hi.k - 1, max(lo.k + 1, guess))
-            p = self.probe(guess, coded=True)
-            if p.bytes <= size:
-                lo, old = p, lo
-            else:
-                hi, old = p, hi
-            if old is not p:
-                old.release()
+            lo, hi = _narrowed(lo, hi, self.probe(guess, coded=True), size)
         return self._fill(lo, hi, size), True
 
     def _fill(self, fits: _Probe, over: _Probe | None, size: int) -> _Probe:
@@ -464,17 +457,29 @@ class _Search:
             if fitting.bytes >= _FULL * size:  # close enough to the budget
                 break
             t = (over.bytes - size) / max(over.bytes - fitting.bytes, 1)
-            mid = round(over.rdo + min(max(t, 0.15), 0.85) * (fitting.rdo - over.rdo), 3)
+            mid = round(_between(over.rdo, fitting.rdo, t, 0.15), 3)
             if not over.rdo < mid < fitting.rdo:
                 break
-            p = self.probe(k, mid, coded=True)
-            if p.bytes <= size:
-                fitting, old = p, fitting
-            else:
-                over, old = p, over
-            if old is not p:
-                old.release()
+            fitting, over = _narrowed(fitting, over, self.probe(k, mid, coded=True), size)
         return fitting
+
+
+def _between(a: float, b: float, t: float, margin: float) -> float:
+    """The point at fraction *t* from *a* to *b*, kept *margin* off either end (the
+    bracket searches interpolate, but never probe right beside a bound)."""
+    return a + min(max(t, margin), 1 - margin) * (b - a)
+
+
+def _narrowed(fits: _Probe, over: _Probe, p: _Probe, size: int) -> tuple[_Probe, _Probe]:
+    """The bracket (a probe that fits *size*, one that does not) with probe *p* in place
+    of the side it belongs to; the probe it replaces is released."""
+    if p.bytes <= size:
+        fits, old = p, fits
+    else:
+        over, old = p, over
+    if old is not p:
+        old.release()
+    return fits, over
 
 
 def search(pixels: np.ndarray, opts: EncodeOptions,
