@@ -71,9 +71,9 @@ def _check_encode_output(output: str) -> None:
     ext = os.path.splitext(output)[1].lower()
     if not ext or ext == ".vqi":
         return
-    from PIL import Image
+    from vqcodec.pixels import extension_format
 
-    fmt = Image.registered_extensions().get(ext)
+    fmt = extension_format(ext)
     if fmt is not None and fmt != "VQI":
         raise UsageError(f"'{output}' is named as a {fmt} file, but encode writes VQI; "
                          f"name the output .vqi (decode writes {ext} files)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -96,6 +95,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
                "dtype": np.dtype(tokenizer.token_dtype(len(book))).name,
                "seconds": time.perf_counter() - start}
     if args.json:
+        import json  # (only here: every encode and decode process imports this module)
+
         print(json.dumps(summary))
     elif not args.quiet:
         psnr = "-" if summary["mean_psnr"] is None else f"{summary['mean_psnr']:.2f} dB"

@@ -11,7 +11,6 @@ their indices.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -91,6 +90,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "psnr": result.psnr if result.mse else None, "seconds": result.seconds,
     }
     if args.json:
+        import json  # (only here: every encode and decode process imports this module)
+
         print(json.dumps(fields))
     elif not args.quiet:
         print(f"{args.output}: k = {book.k} {fields['block']} {args.mode} entries from {result.images} "

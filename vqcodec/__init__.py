@@ -46,8 +46,6 @@ from .codec import (
     encode_target,
     read_info,
 )
-from .target import TargetResult
-from .tokenizer import detokenize, tokens
 from . import pillow_plugin as _pillow_plugin
 
 __version__ = "0.1.0"
@@ -85,6 +83,27 @@ __all__ = [
     "tokens",
     "detokenize",
 ]
+
+
+# Imported when first used, not with the package: the tokenizer brings the batch
+# machinery (concurrent.futures) and the target search its own module, which an
+# encode, decode or info process does not need (bench/startup_bench.py).
+_LAZY = {"tokens": "tokenizer", "detokenize": "tokenizer", "TargetResult": "target"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vqcodec' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def read_header(data: bytes, /) -> Header:

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
-from . import books, container, fileio, packing, pixels, target
+from . import books, container, fileio, packing, pixels
 from .choose import choose
 from .errors import LimitError, NotSmallerError, OptionError, TargetUnreachableError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
 from .options import DEFAULT_RDO, EncodeOptions
-from .target import TargetResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
+
+    from .target import TargetResult
 
 __all__ = [
     "Encoded",
@@ -170,6 +171,8 @@ def encode_target(image: ImageLike, /, options: EncodeOptions | None = None,
     if opts.target is None:
         raise OptionError("encode_target needs a target: psnr, quality, max_bytes or bpp")
     px, input_bytes = _load(image, opts)
+    from . import target  # the search and what it needs: only an encode with a target imports it
+
     result = target.search(px.array, opts, lambda book, idx: _assemble(px, opts, book, idx))
     skipped = result.reached and _not_smaller(result.bytes, input_bytes, opts)
     return replace(result, skipped=skipped, input_bytes=input_bytes,

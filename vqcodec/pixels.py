@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from vqcodec.errors import ImageInputError, LimitError, OptionError, VqiError
 
@@ -67,6 +67,7 @@ __all__ = [
     "to_pil",
     "to_bytes",
     "format_for_path",
+    "extension_format",
     "format_name",
     "stored",
     "is_lossy",
@@ -518,11 +519,18 @@ def _load_pixels(im: Image.Image, name: str | None) -> None:
         ) from e
 
 
+_ORIENTATION = 0x0112  # the EXIF Orientation tag
+
+
 def _apply_exif_orientation(im: Image.Image) -> None:
     """Rotate/flip a loaded image as its EXIF Orientation says; ignore broken EXIF."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Corrupt EXIF data" and the like
+            if im.getexif().get(_ORIENTATION, 1) == 1:  # upright: ImageOps (and the palette
+                return                                   # modules it imports) is not needed
+            from PIL import ImageOps
+
             ImageOps.exif_transpose(im, in_place=True)
     except (VqiError, MemoryError):
         raise
@@ -716,8 +724,10 @@ def _packed(array: np.ndarray) -> np.ndarray:
 def _save_format(format: str) -> str:
     if not isinstance(format, str) or not format:
         raise OptionError(f"format must be a non-empty string such as 'PNG', got {format!r}")
-    Image.init()
     fmt = format.upper()
+    Image.preinit()
+    if fmt not in Image.SAVE:
+        Image.init()
     if fmt not in Image.SAVE:
         fmt = Image.registered_extensions().get("." + format.lower().lstrip("."), fmt)
     if fmt not in Image.SAVE:
@@ -734,13 +744,28 @@ def _not_vqi(fmt: str) -> None:
                           "decode to .png (or copy the .vqi file as it is)")
 
 
+def extension_format(ext: str) -> str | None:
+    """Pillow's format for a file extension (".png" -> "PNG"), or None.
+
+    The common formats' plugins (``Image.preinit``: PNG, JPEG, GIF, BMP, PPM,
+    and VQI, registered on import) are asked first; every other plugin is
+    loaded (``Image.init``, ~40 ms a process) only for an extension they do
+    not know, and then whatever format the loaded plugins give it wins.
+    """
+    Image.preinit()
+    fmt = Image.EXTENSION.get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        fmt = Image.registered_extensions().get(ext)
+    return fmt
+
+
 def format_for_path(path: str | os.PathLike[str]) -> str:
     """The Pillow format to write ``path`` in, from its extension ("out.png" -> "PNG")."""
     text = os.fsdecode(path)
     ext = os.path.splitext(text)[1].lower()
     if not ext:
         raise OptionError(f"'{text}' has no file extension; add one such as .png")
-    fmt = Image.registered_extensions().get(ext)
+    fmt = extension_format(ext)
     if fmt is None:
         raise OptionError(
             f"unknown image extension '{ext}' in '{text}'; use .png, .webp, .tiff, .bmp or .jpg"

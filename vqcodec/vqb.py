@@ -13,7 +13,6 @@ they imply.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -77,6 +76,8 @@ class Book:
     @property
     def identity(self) -> bytes:
         """The 32-byte SHA-256 a ``BREF`` section names this codebook by (spec §11.2)."""
+        import hashlib  # here: OpenSSL's loading costs every process a few ms, most never hash
+
         return hashlib.sha256(identity_body(
             self.channels, self.block_width, self.block_height, self.k, self.entries,
             sample_depth=self.sample_depth, colour_space=self.colour_space)).digest()

@@ -11,7 +11,6 @@ entries compare equal whatever their origin.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 
 import numpy as np
@@ -62,6 +61,8 @@ class Codebook:
         bytes :func:`vqcodec.vqb.identity_body` builds (tests check they agree).
         """
         if self._hash is None:
+            import hashlib  # here: only a codebook asked for its identity needs OpenSSL loaded
+
             head = struct.pack("<BBBBBBI", self.channels, 8, *self.block, 0, 0, len(self.entries))
             self._hash = hashlib.sha256(head + self.entries.tobytes()).hexdigest()
         return self._hash
