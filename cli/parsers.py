@@ -185,7 +185,8 @@ def add_encode(sub: Any) -> argparse.ArgumentParser:
                      "colours; the .vqi names it by its SHA-256 and does not hold it (-k is not used)")
     enc.add_argument("--speed", type=_whole("speed"), default=None, metavar="N",
                      help="effort, 1 (slowest) to 10 (fastest), default 4: faster speeds run fewer "
-                     "k-means iterations and rate-aware passes, for a little less PSNR")
+                     "k-means iterations and rate-aware passes, for a little less PSNR; 1-3 also "
+                     "try index coder 3 (cand): smaller files that decode more slowly")
     enc.add_argument("-v", "--verbose", action="store_true",
                      help="also say on stderr how the file was made: the coder and layout "
                      "chosen and, with a target, every candidate k looked at")

@@ -124,3 +124,33 @@ def test_auto_packs_two_colour_noise():
     enc = codec.encode_pixels(image, k=2, coder="auto")
     assert (enc.header.index_coder, enc.header.index_layout) == (ZSTD, packing.PACKED)
     np.testing.assert_array_equal(vqcodec.decode(enc.data), image)
+
+
+CAND = 3
+
+
+@pytest.mark.skipif(not (ctxcoder.available() and coders.by_name("cand").available()),
+                    reason="vqcodec._ctxcoder or _candcoder not built")
+@pytest.mark.parametrize("k", [16, 64, 256])
+def test_slow_speeds_also_try_coder_3_and_keep_the_smaller(k):
+    image = vqcodec.pixels.load(str(SAMPLE)).array  # a Kodak crop, 384x256
+    default = codec.encode_pixels(image, k=k)
+    slow = codec.encode_pixels(image, k=k, speed=choose.EVERY_CODER_BELOW_SPEED - 1)
+    named = codec.encode_pixels(image, k=k, coder="cand")
+    assert default.header.index_coder == CTX  # speed 4 ("auto" alone) never takes coder 3
+    np.testing.assert_array_equal(slow.indices, default.indices)  # the same pixels: only the coder differs
+    # coder 3's map and tables outweigh its gain at k = 16 on this small image, not above
+    assert (len(named.data) < len(default.data)) == (k > 16)
+    assert slow.data == min(default.data, named.data, key=len)
+    np.testing.assert_array_equal(vqcodec.decode(slow.data), vqcodec.decode(default.data))
+    if slow.header.index_coder == CAND:
+        assert vqcodec.read_info(slow.data).version == (1, 3)  # coder 3's files are stamped 1.3
+    for speed in range(choose.EVERY_CODER_BELOW_SPEED, 11):
+        assert codec.encode_pixels(image, k=k, speed=speed).header.index_coder != CAND
+
+
+def test_every_coder_still_takes_the_smallest_on_a_flat_image():
+    # two flat halves: zstd's frame beats every map coder's tables
+    chosen = choose.choose(np.repeat(np.arange(2, dtype=np.uint8)[None], 40, 0).repeat(20, 1),
+                           np.array([[0, 0, 0], [255, 255, 255]], np.uint8), every_coder=True)
+    assert chosen.coder.name == "zstd"

@@ -4,8 +4,9 @@ Given an index map and its codebook, :func:`choose` returns the layout, the
 coder and the ``INDX`` data.  With ``coder="auto"`` (the default) it
 iterates the coder registry (:mod:`vqcodec.coders`):
 
-1. every *map* coder (one that models the index map: ctx) that accepts the
-   map and can encode here makes its data, and beside it, on another
+1. every *map* coder (one that models the index map) that "auto" tries
+   (ctx; at speeds 1-3 cand too, see :data:`EVERY_CODER_BELOW_SPEED`),
+   accepts the map and can encode here makes its data, and beside it, on another
    thread, the quick estimate: the cheapest *bytes* coder (zstd) at a fast
    level on the byte layout (and on packed bits when an index takes at most
    4).  If the best map coder is no larger than that estimate and the map
@@ -38,7 +39,7 @@ from ._threads import cores, map_in_order
 from .coders import Coder
 from .errors import OptionError
 
-__all__ = ["Choice", "choose", "TRY_ALL_PIXELS", "TRY_EVERY_CODER_PIXELS", "QUICK_LEVEL", "ZSTD_TRY"]
+__all__ = ["Choice", "choose", "EVERY_CODER_BELOW_SPEED", "TRY_ALL_PIXELS", "TRY_EVERY_CODER_PIXELS", "QUICK_LEVEL", "ZSTD_TRY"]
 
 # Above this many pixels the layout is chosen from a band of rows, not by trying both.
 TRY_ALL_PIXELS = 4_000_000
@@ -48,6 +49,10 @@ ZSTD_TRY = 1 / 0.86
 ESTIMATE_LEVEL = 9
 # The level of the quick estimate that checks a map coder's result.
 QUICK_LEVEL = 3
+# Encodes at a speed below this one (pngquant's numbers: 1 is the slowest) let "auto"
+# try every map coder, coder 3 included: photos come out ~4 % smaller, and decode
+# ~2.5x slower (README, "Index coder 3").
+EVERY_CODER_BELOW_SPEED = 4
 # Maps up to this many pixels try every coder, map coders included (on the
 # PngSuite's 32x32 images ctx's ~30 bytes of tables lose to zstd or bzip2 now and then).
 TRY_EVERY_CODER_PIXELS = 1 << 16
@@ -107,13 +112,18 @@ def _layout_searcher() -> Coder:
 
 
 def choose(indices: np.ndarray, codebook: np.ndarray, /, *, coder: str = "auto",
-           layout: str | None = None, level: int | None = None) -> Choice:
-    """The layout, the coder and the INDX data for an (H, W) index map (module docstring)."""
+           layout: str | None = None, level: int | None = None, every_coder: bool = False) -> Choice:
+    """The layout, the coder and the INDX data for an (H, W) index map (module docstring).
+
+    *every_coder*: "auto" also tries the map coders it leaves out by default
+    (``Coder.auto`` false: coder 3, smaller files that decode slower); the
+    encoder asks for it at speeds 1-3 (:data:`EVERY_CODER_BELOW_SPEED`).
+    """
     m = _Map(indices, codebook)
     level = level_for(m.count, level)
     threads = threads_for(m.count)
     if coder == "auto" and layout is None:
-        return _auto(m, level, threads)
+        return _auto(m, level, threads, every_coder)
     chosen = _layout_searcher() if coder == "auto" else coders.by_name(coder)
     if layout is not None:
         layout_id = {name: value for value, name in packing.LAYOUTS.items()}[layout]
@@ -130,10 +140,10 @@ def choose(indices: np.ndarray, codebook: np.ndarray, /, *, coder: str = "auto",
     return Choice(layout_id, chosen, m.code(chosen, layout_id, level=level, threads=threads))
 
 
-def _auto(m: _Map, level: int, threads: int) -> Choice:
+def _auto(m: _Map, level: int, threads: int, every_coder: bool = False) -> Choice:
     best: Choice | None = None
-    models = [c for c in coders.all_coders()
-              if c.kind == "map" and c.auto and c.available() and c.refusal(m.k, packing.BYTES) is None]
+    models = [c for c in coders.all_coders() if c.kind == "map" and (c.auto or every_coder)
+              and c.available() and c.refusal(m.k, packing.BYTES) is None]
     if models:
         quick = _quick_estimator()
         quick_layouts = (packing.BYTES, packing.PACKED) if m.index_bits <= 4 else (packing.BYTES,)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 import numpy as np
 
 from . import books, container, fileio, packing, pixels
-from .choose import choose
+from .choose import EVERY_CODER_BELOW_SPEED, choose
 from .errors import LimitError, NotSmallerError, OptionError, TargetUnreachableError
 from .limits import DEFAULT_K, DEFAULT_MAX_PIXELS
 from .options import DEFAULT_RDO, EncodeOptions
@@ -137,7 +137,8 @@ def _assemble(px: pixels.Pixels, opts: EncodeOptions, codebook: np.ndarray, indi
               block: tuple[int, int] = (1, 1), shared: Any = None) -> Encoded:
     """The file for a codebook and index map: the coder's choice, header, container."""
     codebook = np.ascontiguousarray(codebook, dtype=np.uint8)
-    choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level)
+    choice = choose(indices, codebook, coder=opts.coder, layout=opts.layout, level=opts.level,
+                    every_coder=opts.speed < EVERY_CODER_BELOW_SPEED)
     header = container.Header(
         width=px.width, height=px.height, channels=px.channels, k=len(codebook),
         index_layout=choice.layout, index_coder=choice.coder.id,

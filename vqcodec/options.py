@@ -254,7 +254,11 @@ class EncodeOptions:
                     and in the Pillow plugin, the encode is refused
                     (OptionError: there is no input file to compare with);
     ``speed``       effort, 1 (slowest) to 10 (fastest), default 4: 1-4 are the
-                    full k-means search, faster speeds fewer iterations, one start
+                    full k-means search, and 1-3 also let ``coder="auto"`` try
+                    index coder 3 (cand), whose files are smaller and decode
+                    more slowly (:data:`vqcodec.choose.EVERY_CODER_BELOW_SPEED`;
+                    ``bench/speed_bench.py --speed 1``, README's *Speed*);
+                    faster speeds fewer iterations, one start
                     and no jumps for small codebooks, fewer rate-aware passes;
                     9-10 learn on the seed set only, with one (9) or no (10)
                     rounded-mean pass (:mod:`vqcodec.quantize.kmeans`,
