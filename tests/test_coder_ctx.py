@@ -58,6 +58,20 @@ def test_rank_order_against_a_plain_sort():
     assert order[4].tolist()[:2] == [1, 4]  # ... so entry 4 is not first in its own list
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("spread", [1, 3, 40, 256])
+def test_rank_order_of_small_and_narrow_books(channels, spread):
+    """The C sort takes as many radix passes as a row's largest distance needs
+    (none when all are 0, one below 2^9) and pads 2 or 3 channels to 4: every
+    case gives the spec's order (§5.4.2)."""
+    rng = np.random.default_rng(channels * 1000 + spread)
+    for n in (1, 2, 17, 256):
+        book = rng.integers(0, spread, (n, channels), dtype=np.uint8)
+        wide = book.astype(np.int64)
+        expected = np.argsort(((wide[:, None] - wide[None]) ** 2).sum(-1), axis=1, kind="stable")
+        np.testing.assert_array_equal(ctxcoder.rank_order(book), expected)
+
+
 def test_symbols_against_the_definition():
     grid = random_map(3, 6, 8, 5)
     order = ctxcoder.rank_order(random_book(3, 5))

@@ -545,6 +545,7 @@ static int run_group(const Decoder *D, Lane *lanes, int G, Py_ssize_t y0, Py_ssi
 
 #define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out);
+static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
@@ -565,6 +566,9 @@ typedef struct {
     unsigned n, channels;
     Py_ssize_t width, band_rows, count, row_out;
     uint8_t book4[256 * 4]; /* the entries padded to 4 bytes (3 channels) */
+    const uint8_t *rank_cb; /* the codebook as rank_row takes it (rank_book), rank_stride apart */
+    unsigned rank_stride;
+    uint8_t rank_pad[256 * 4];
     int pixels;
     Lane *lanes;
     uint8_t *failed; /* per band: it did not decode cleanly */
@@ -578,7 +582,7 @@ static void decode_pairs(Job *J, int who)
         unsigned a = CLAIM(J->next_row);
         if (a >= J->n)
             break;
-        rank_row(J->book, J->n, J->channels, a, J->order + a * 256);
+        rank_row(J->rank_cb, J->n, J->rank_stride, a, J->order + a * 256);
         DONE(J->rows_done);
     }
     for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
@@ -686,6 +690,8 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     J->band_rows = band_rows;
     J->count = count;
     J->pixels = pixels;
+    J->rank_stride = (unsigned)channels;
+    J->rank_cb = rank_book(J->book, (unsigned)n, &J->rank_stride, J->rank_pad);
     int stride = channels == 3 ? 4 : channels;
     for (Py_ssize_t e = 0; pixels && e < n; e++) /* pixels: at most 4 channels */
         memcpy(J->book4 + stride * e, J->book + channels * e, (size_t)channels);
@@ -880,45 +886,89 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
 }
 
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.4.2).  A stable LSD radix sort of
- * the distances alone keeps equal distances in index order: two passes of 9
- * bits when a distance is below 2^18 (at most 4 channels), three when it is
- * below 2^27 (an entry of a block file: at most MAX_ENTRY bytes, spec §3.1). */
+ * squared distance, ties by index (spec §5.4.2).  cb: n entries of `channels`
+ * bytes; callers pass 2 or 3 channels as 4 with a zero byte (the distances
+ * are the same, and with a constant 1 or 4 the compiler vectorises them).
+ * The keys distance << 8 | entry (a distance is below 2^24: at most
+ * MAX_ENTRY channels, spec §3.1) are put in order by a stable LSD radix sort
+ * (the entries start in index order, so equal distances keep it), in as few
+ * passes of at most 9 bits as the row's largest distance needs: two for a
+ * photo's codebook (distances below 2^18). */
+DECODER_CLONES
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
 {
-    uint32_t dist[256];
-    uint8_t tmp[256], *src = tmp, *dst = out;
-    unsigned count[3][513] = {{0}};
-    const unsigned passes = channels <= 4 ? 2 : 3;
+    uint32_t key[256], tmp[256], bits = 0;
     const uint8_t *e = cb + (size_t)a * channels;
-    for (unsigned b = 0; b < n; b++) {
-        uint32_t d = 0;
-        for (unsigned c = 0; c < channels; c++) {
-            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
-            d += (uint32_t)(diff * diff);
-        }
-        dist[b] = d;
-        for (unsigned p = 0; p < passes; p++)
-            count[p][((d >> (9 * p)) & 511) + 1]++;
+#define DISTANCE_KEYS(C)                                                            \
+    for (unsigned b = 0; b < n; b++) {                                              \
+        uint32_t d = 0;                                                             \
+        for (unsigned c = 0; c < (C); c++) {                                        \
+            int diff = (int)e[c] - (int)cb[(size_t)b * (C) + c];                    \
+            d += (uint32_t)(diff * diff);                                           \
+        }                                                                           \
+        key[b] = d << 8 | b;                                                        \
+        bits |= d; /* its bit length is the largest distance's */                  \
     }
-    for (unsigned p = 0; p < passes; p++)
-        for (unsigned j = 0; j < 512; j++)
-            count[p][j + 1] += count[p][j];
-    /* pass 0 reads the entries in index order; the last pass writes out */
-    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
-    for (unsigned b = 0; b < n; b++)
-        first[count[0][dist[b] & 511]++] = (uint8_t)b;
-    src = first;
-    dst = second;
-    for (unsigned p = 1; p < passes; p++) {
-        for (unsigned j = 0; j < n; j++) {
-            unsigned b = src[j];
-            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
+    if (channels == 4)
+        DISTANCE_KEYS(4)
+    else if (channels == 1)
+        DISTANCE_KEYS(1)
+    else
+        DISTANCE_KEYS(channels)
+#undef DISTANCE_KEYS
+    unsigned length = bits ? 32 - (unsigned)__builtin_clz(bits) : 0;
+    unsigned passes = (length + 8) / 9;
+    unsigned width = passes ? (length + passes - 1) / passes : 0, mask = (1u << width) - 1;
+    unsigned count[3][512]; /* 3 passes of at most 9 bits: below 2^27 */
+    memset(count, 0, passes * sizeof *count);
+    for (unsigned j = 0; j < n; j++) { /* every pass's histogram at once */
+        uint32_t k = key[j] >> 8;
+        count[0][k & mask]++;
+        if (passes > 1)
+            count[1][k >> width & mask]++;
+        if (passes > 2)
+            count[2][k >> 2 * width & mask]++;
+    }
+    uint32_t *src = key, *dst = tmp;
+    for (unsigned p = 0; p < passes; p++) {
+        unsigned shift = 8 + p * width, *at = count[p], sum = 0;
+        /* the counts become where each digit starts (the last pass's digits
+         * go up to the largest distance's, not always to the mask) */
+        unsigned top = p + 1 == passes ? bits >> (p * width) : mask;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (unsigned j = 0; j <= top; j++) {
+            unsigned c = at[j];
+            at[j] = sum;
+            sum += c;
         }
-        uint8_t *t = src;
+        if (p + 1 == passes) { /* the last pass writes the entries out */
+            for (unsigned j = 0; j < n; j++)
+                out[at[src[j] >> shift & mask]++] = (uint8_t)src[j];
+            return;
+        }
+        for (unsigned j = 0; j < n; j++)
+            dst[at[src[j] >> shift & mask]++] = src[j];
+        uint32_t *t = src;
         src = dst;
         dst = t;
     }
+    for (unsigned b = 0; b < n; b++) /* every distance 0: index order */
+        out[b] = (uint8_t)b;
+}
+
+/* The codebook for rank_row: 2 or 3 channels padded to 4 in pad (n * 4
+ * bytes), else as it is; *channels becomes the stride. */
+static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad)
+{
+    if (*channels != 2 && *channels != 3)
+        return cb;
+    memset(pad, 0, (size_t)n * 4);
+    for (unsigned e = 0; e < n; e++)
+        memcpy(pad + 4 * e, cb + (size_t)*channels * e, *channels);
+    *channels = 4;
+    return pad;
 }
 
 /* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries
@@ -938,11 +988,12 @@ static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
     result = PyBytes_FromStringAndSize(NULL, n * n);
     if (!result)
         goto done;
-    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
-    const uint8_t *cb = book.buf;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result), pad[256 * 4];
+    unsigned stride = (unsigned)channels;
     Py_BEGIN_ALLOW_THREADS
+    const uint8_t *cb = rank_book(book.buf, (unsigned)n, &stride, pad);
     for (Py_ssize_t a = 0; a < n; a++)
-        rank_row(cb, (unsigned)n, (unsigned)channels, (unsigned)a, out + a * n);
+        rank_row(cb, (unsigned)n, stride, (unsigned)a, out + a * n);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&book);
