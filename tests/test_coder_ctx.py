@@ -58,6 +58,20 @@ def test_rank_order_against_a_plain_sort():
     assert order[4].tolist()[:2] == [1, 4]  # ... so entry 4 is not first in its own list
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("spread", [1, 3, 40, 256])
+def test_rank_order_of_small_and_narrow_books(channels, spread):
+    """The C sort takes as many radix passes as a row's largest distance needs
+    (none when all are 0, one below 2^9) and pads 2 or 3 channels to 4: every
+    case gives the spec's order (§5.4.2)."""
+    rng = np.random.default_rng(channels * 1000 + spread)
+    for n in (1, 2, 17, 256):
+        book = rng.integers(0, spread, (n, channels), dtype=np.uint8)
+        wide = book.astype(np.int64)
+        expected = np.argsort(((wide[:, None] - wide[None]) ** 2).sum(-1), axis=1, kind="stable")
+        np.testing.assert_array_equal(ctxcoder.rank_order(book), expected)
+
+
 def test_symbols_against_the_definition():
     grid = random_map(3, 6, 8, 5)
     order = ctxcoder.rank_order(random_book(3, 5))
@@ -198,6 +212,33 @@ def test_the_fast_decoder_needs_no_second_look_at_good_streams(shape, band_rows,
                 assert failed == []
                 expected = book[grid] if pixels else grid
                 np.testing.assert_array_equal(out, expected.reshape(-1))
+
+
+@needs_native
+@pytest.mark.parametrize("mode, width, literals, reason", [
+    (ctxcoder.LITERAL, 1, 0, "a literal outside the table"),  # there is no literal table
+    (0, 2, 1, "a mode context without a table"),  # the second pixel's context has none
+])
+def test_the_fast_decoder_flags_a_symbol_without_a_table(mode, width, literals, reason):
+    """The fast decoder checks these only in the buckets marked for them (and
+    at no other pixel): a band that reaches one is handed to the checked
+    decoder, which names it.  The stream is made to end exactly after the
+    symbol (a frequency of 4096 leaves x as it is, the slot 128 becomes x,
+    and two zero bytes bring it to 2^23; a literal of frequency 4096 after a
+    mode without a table leaves that as it is), so that only that check can tell."""
+    mode_freq = np.zeros((ctxcoder.CONTEXTS, ctxcoder.MODES), np.uint16)
+    first = 15 * ctxcoder.MODES + ctxcoder.LITERAL  # all neighbours 0 (equal), no mode on the left
+    mode_freq[first, mode] = rans.SCALE
+    stream = (rans.RANS_L + 128).to_bytes(4, "little") + bytes(2)
+    literal_freq = np.zeros(256, np.uint16)
+    literal_freq[:literals] = rans.SCALE
+    data = ctxcoder.write_tables(mode_freq, literal_freq) + rans.assemble_bands(1, [stream])
+    book = random_book(1, 4)
+    for pixels in (False, True):
+        failed, _, _, _ = decode_fast(data, width, 1, book, pixels=pixels, threads=1)
+        assert failed == [0]
+    with pytest.raises(FormatError, match=reason):
+        ctxcoder.decode(data, width, 1, book)
 
 
 @needs_native

@@ -353,9 +353,14 @@ release:
  * [2^23, 2^31) at once, from the leading zeros of x.
  *
  * Only a symbol of frequency 0 (a context without a table, a literal without
- * a literal table) is checked per pixel, by folding frequency - 1 into one
- * word; it and the end of each lane's bytes (a row can overrun them by at
- * most 4 bytes a pixel, into zero padding) are looked at once a row.  Then,
+ * a literal table) is checked, and not at every pixel: the buckets of such a
+ * mode are marked as if they held a boundary, so it is only ever decoded on
+ * that rare path, which looks it up in fails.  Such a symbol leaves x below
+ * 2^12 (its start is 0 and the slot is added), from where the next steps keep
+ * it below 2^31; the renormalisation then still reads at most 2 bytes.  The
+ * flag and the end of each lane's bytes (a row can overrun them by at most 4
+ * bytes a pixel, and a pixel reads 4 bytes from where it is: all within the
+ * zero padding of 4 * width + 16 bytes) are looked at once a row.  Then,
  * and when a band does not end exactly, the caller decodes that band again
  * with ctx_decode, which names the first error or, if there is none after
  * all, gives the indices.  Nothing else needs a check: with tables that
@@ -379,11 +384,15 @@ typedef struct {
     uint16_t mstart[CONTEXTS * MODES + 8];
     /* bucket[t * BUCKETS + b]: the mode of every slot of bucket b (slots
      * b * 64 .. b * 64 + 63) of the table at t, or 0x80 when the bucket holds
-     * a boundary between modes (then the starts are compared) */
+     * a boundary between modes (then the starts are compared) or a mode that
+     * fails (then it is looked up in fails) */
     uint8_t bucket[CONTEXTS * MODES * BUCKETS];
+    /* fails[t + m]: mode m of the table at t has frequency 0 (a context
+     * without a table), or is the literal and there is no literal table */
+    uint8_t fails[CONTEXTS * MODES];
     uint32_t lit_fs[SCALE];                /* slot -> freq | start << 16 of its rank (0: no table) */
     uint8_t lit_rank[SCALE];               /* slot -> rank */
-    const uint8_t *order;                  /* order[a * 256 + r] */
+    uint8_t order[256 * 256];              /* order[a * 256 + r] (here, not behind a pointer: one load less a literal) */
 } Tables;
 
 typedef struct {
@@ -400,74 +409,87 @@ typedef struct {
     const uint8_t *book; /* entries padded to 4 bytes (3 channels) when writing pixels, else NULL */
     int channels;
     uint8_t *ring;  /* 2 rows of (width + 2) * G indices, lanes interleaved, 0 at both ends */
-    uint64_t *cand; /* per position: U << 8 | UR << 16 | UL << 24 | ((U == UR) * 2 + (UL == U) * 8) * 25 << 32 */
+    uint32_t *cand; /* per position: U | UR << 8 | UL << 16 | ((U == UR) * 2 + (UL == U) * 8) * 25 << 24 */
 } Decoder;
 
-/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2 */
+/* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2, in
+ * one go: the next four bytes, big-endian, go under x and the pair is shifted
+ * by as many bytes as x needs (none leaves x as it is) */
 #define RENORM(x, src)                                                                  \
     do {                                                                                \
         unsigned sh_ = ((unsigned)__builtin_clz((x) | 0x800u) - 1u) & ~7u;              \
-        uint32_t b_ = ((uint32_t)(src)[0] << 8) | (src)[1];                             \
-        (x) = ((x) << sh_) | (b_ >> (16 - sh_));                                        \
+        uint32_t b_ = (uint32_t)(src)[0] << 24 | (uint32_t)(src)[1] << 16               \
+                      | (uint32_t)(src)[2] << 8 | (src)[3];                             \
+        (x) = (uint32_t)((((uint64_t)(x) << 32 | b_) << sh_) >> 32);                    \
         (src) += sh_ >> 3;                                                              \
     } while (0)
 
-/* One pixel of lane g at column i.  lp: the left neighbour | its mode * 5 << 8. */
+/* One pixel of lane g at column i.  l##g: the left neighbour, p##g: its mode * 5. */
 #define STEP(g)                                                                                    \
     do {                                                                                           \
-        Py_ssize_t at_ = i * G + (g);                                                              \
-        uint64_t c_ = cand[at_];                                                                   \
-        unsigned l_ = lp##g & 0xff, ul_ = up[at_], u_ = up[at_ + G];                               \
-        unsigned t_ = (unsigned)(c_ >> 32) + ((l_ == u_) + 4 * (l_ == ul_)) * 25 + (lp##g >> 8);   \
+        size_t at_ = (size_t)i * G + (g);                                                          \
+        uint32_t c_ = cand[at_];                                                                   \
+        size_t t_ = (c_ >> 24) + ((l##g == up[at_ + G]) + 4 * (l##g == up[at_])) * 25 + p##g;     \
         uint32_t slot_ = x##g & (SCALE - 1);                                                       \
-        unsigned s_ = T->bucket[t_ * BUCKETS + (slot_ >> BUCKET_SHIFT)];                          \
-        if (__builtin_expect(s_ >= 0x80, 0)) { /* a bucket with a boundary: compare the starts */ \
+        size_t s_ = T->bucket[(size_t)t_ * BUCKETS + (slot_ >> BUCKET_SHIFT)];                    \
+        if (__builtin_expect(s_ >= 0x80, 0)) { /* compare the starts, and check the mode */       \
             const uint16_t *st_ = T->mstart + t_;                                                  \
             s_ = (slot_ >= st_[1]) + (slot_ >= st_[2]) + (slot_ >= st_[3]) + (slot_ >= st_[4]);   \
+            failed |= T->fails[t_ + s_];                                                           \
         }                                                                                          \
         uint32_t e_ = T->mode[t_ + s_];                                                            \
-        flags |= (e_ & 0xffff) - 1;                                                                \
         x##g = (e_ & 0xffff) * (x##g >> SCALE_BITS) + slot_ - (e_ >> 16);                          \
         RENORM(x##g, src##g);                                                                      \
-        unsigned v_ = (unsigned)((c_ | l_) >> (8 * s_)) & 0xff;                                    \
+        unsigned v_ = (unsigned)(((uint64_t)c_ << 8 | l##g) >> (8 * s_)) & 0xff;                   \
         if (s_ == LITERAL) {                                                                       \
             uint32_t slot2_ = x##g & (SCALE - 1), d_ = T->lit_fs[slot2_];                          \
-            flags |= (d_ & 0xffff) - 1;                                                            \
             x##g = (d_ & 0xffff) * (x##g >> SCALE_BITS) + slot2_ - (d_ >> 16);                     \
             RENORM(x##g, src##g);                                                                  \
-            v_ = T->order[l_ * 256 + T->lit_rank[slot2_]];                                         \
+            v_ = T->order[(size_t)l##g * 256 + T->lit_rank[slot2_]];                               \
         }                                                                                          \
         cur[at_ + G] = (uint8_t)v_;                                                                \
-        lp##g = v_ | (s_ * MODES) << 8;                                                            \
+        l##g = v_;                                                                                 \
+        p##g = (unsigned)s_ * MODES;                                                               \
     } while (0)
 
-/* Lane g's row, just decoded into the interleaved ring row cur, to its output. */
+/* Lane g's row, just decoded into the interleaved ring row cur, to its output.
+ * (size_t indices and unrolled: ~4 instructions a pixel rather than 9.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define UNROLL4 _Pragma("GCC unroll 4")
+#else
+#define UNROLL4
+#endif
 static inline void emit_row(const Decoder *D, const uint8_t *cur, int G, int g, uint8_t *out)
 {
-    Py_ssize_t w = D->width;
+    size_t w = (size_t)D->width;
     const uint8_t *book = D->book, *c = cur + G + g;
     if (!book) {
-        for (Py_ssize_t i = 0; i < w; i++)
+        UNROLL4
+        for (size_t i = 0; i < w; i++)
             out[i] = c[i * G];
         return;
     }
     switch (D->channels) {
     case 1:
-        for (Py_ssize_t i = 0; i < w; i++)
+        UNROLL4
+        for (size_t i = 0; i < w; i++)
             out[i] = book[c[i * G]];
         break;
     case 2:
-        for (Py_ssize_t i = 0; i < w; i++)
-            memcpy(out + 2 * i, book + 2 * c[i * G], 2);
+        UNROLL4
+        for (size_t i = 0; i < w; i++)
+            memcpy(out + 2 * i, book + 2 * (size_t)c[i * G], 2);
         break;
     case 3: /* 4-byte stores from the padded entries; the row's last pixel exactly */
-        for (Py_ssize_t i = 0; i + 1 < w; i++)
-            memcpy(out + 3 * i, book + 4 * c[i * G], 4);
-        memcpy(out + 3 * (w - 1), book + 4 * c[(w - 1) * G], 3);
+        UNROLL4
+        for (size_t i = 0; i + 1 < w; i++)
+            memcpy(out + 3 * i, book + 4 * (size_t)c[i * G], 4);
+        memcpy(out + 3 * (w - 1), book + 4 * (size_t)c[(w - 1) * G], 3);
         break;
     default:
-        for (Py_ssize_t i = 0; i < w; i++)
-            memcpy(out + 4 * i, book + 4 * c[i * G], 4);
+        UNROLL4
+        for (size_t i = 0; i < w; i++)
+            memcpy(out + 4 * i, book + 4 * (size_t)c[i * G], 4);
         break;
     }
 }
@@ -475,7 +497,7 @@ static inline void emit_row(const Decoder *D, const uint8_t *cur, int G, int g, 
 #define LANE_VARS(g)                                                                               \
     uint32_t x##g = lanes[(g) < G ? (g) : 0].x;                                                    \
     const uint8_t *src##g = lanes[(g) < G ? (g) : 0].src;                                          \
-    unsigned lp##g = 0
+    unsigned l##g = 0, p##g = 0
 
 /* Rows y0 .. y1 - 1 of G lanes in lockstep: 0, or 1 when a check failed
  * (the lanes' states are then meaningless). */
@@ -484,27 +506,28 @@ static inline __attribute__((always_inline)) int run_lanes(const Decoder *D, Lan
 {
     const Tables *T = D->T;
     const Py_ssize_t w = D->width, row_out = D->book ? w * D->channels : w;
-    const uint64_t *cand = D->cand;
-    uint32_t flags = 0;
+    const uint32_t *cand = D->cand;
+    unsigned failed = 0;
     LANE_VARS(0);
     LANE_VARS(1);
     for (Py_ssize_t y = y0; y < y1; y++) {
         uint8_t *cur = D->ring + (y & 1) * (w + 2) * G;
         const uint8_t *up = D->ring + ((y + 1) & 1) * (w + 2) * G;
-        uint64_t *restrict fill = D->cand; /* (restrict: the loop vectorises) */
+        uint32_t *restrict fill = D->cand; /* (restrict: the loop vectorises) */
         const uint8_t *restrict above = up;
         for (Py_ssize_t j = 0; j < w * G; j++) {
             uint32_t ul = above[j], u = above[j + G], ur = above[j + 2 * G];
             uint32_t pattern = ((uint32_t)(u == ur) << 1) | ((uint32_t)(ul == u) << 3);
-            fill[j] = (u << 8) | (ur << 16) | (ul << 24) | (uint64_t)(pattern * MODES * MODES) << 32;
+            fill[j] = u | (ur << 8) | (ul << 16) | (pattern * MODES * MODES) << 24;
         }
-        lp0 = lp1 = LITERAL * MODES << 8;
+        l0 = l1 = 0;
+        p0 = p1 = LITERAL * MODES;
         for (Py_ssize_t i = 0; i < w; i++) {
             STEP(0);
             if (G > 1)
                 STEP(1);
         }
-        if ((flags >> SCALE_BITS) || src0 > lanes[0].end || (G > 1 && src1 > lanes[G - 1].end))
+        if (failed || src0 > lanes[0].end || (G > 1 && src1 > lanes[G - 1].end))
             return 1;
         for (int g = 0; g < G; g++)
             emit_row(D, cur, G, g, lanes[g].out + y * row_out);
@@ -545,6 +568,7 @@ static int run_group(const Decoder *D, Lane *lanes, int G, Py_ssize_t y0, Py_ssi
 
 #define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out);
+static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
@@ -560,11 +584,13 @@ static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned 
 
 typedef struct {
     Tables T;
-    uint8_t order[256 * 256];
     const uint8_t *book; /* the codebook, n * channels */
     unsigned n, channels;
     Py_ssize_t width, band_rows, count, row_out;
     uint8_t book4[256 * 4]; /* the entries padded to 4 bytes (3 channels) */
+    const uint8_t *rank_cb; /* the codebook as rank_row takes it (rank_book), rank_stride apart */
+    unsigned rank_stride;
+    uint8_t rank_pad[256 * 4];
     int pixels;
     Lane *lanes;
     uint8_t *failed; /* per band: it did not decode cleanly */
@@ -578,7 +604,7 @@ static void decode_pairs(Job *J, int who)
         unsigned a = CLAIM(J->next_row);
         if (a >= J->n)
             break;
-        rank_row(J->book, J->n, J->channels, a, J->order + a * 256);
+        rank_row(J->rank_cb, J->n, J->rank_stride, a, J->T.order + a * 256);
         DONE(J->rows_done);
     }
     for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
@@ -592,7 +618,7 @@ static void decode_pairs(Job *J, int who)
     }
     Py_ssize_t w = J->width;
     uint8_t *ring = PyMem_RawMalloc(2 * (size_t)(w + 2) * MAX_LANES);
-    uint64_t *cand = PyMem_RawMalloc((size_t)w * MAX_LANES * sizeof *cand);
+    uint32_t *cand = PyMem_RawMalloc((size_t)w * MAX_LANES * sizeof *cand);
     if (!ring || !cand) {
         J->nomem[who] = 1;
         PyMem_RawFree(ring);
@@ -686,6 +712,8 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     J->band_rows = band_rows;
     J->count = count;
     J->pixels = pixels;
+    J->rank_stride = (unsigned)channels;
+    J->rank_cb = rank_book(J->book, (unsigned)n, &J->rank_stride, J->rank_pad);
     int stride = channels == 3 ? 4 : channels;
     for (Py_ssize_t e = 0; pixels && e < n; e++) /* pixels: at most 4 channels */
         memcpy(J->book4 + stride * e, J->book + channels * e, (size_t)channels);
@@ -693,11 +721,20 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     Tables *T = &J->T;
     const uint16_t *mfreq = mf.buf, *mstart = ms.buf, *lfreq = lf.buf, *lstart = ls.buf;
-    T->order = J->order;
     for (int j = 0; j < CONTEXTS * MODES; j++) {
         T->mode[j] = mfreq[j] | ((uint32_t)mstart[j] << 16);
         T->mstart[j] = mstart[j];
     }
+    unsigned covered = 0;
+    for (unsigned r = 0; r < 256; r++)
+        for (unsigned k = 0; k < lfreq[r] && lstart[r] + k < SCALE; k++, covered++) {
+            T->lit_fs[lstart[r] + k] = lfreq[r] | ((uint32_t)lstart[r] << 16);
+            T->lit_rank[lstart[r] + k] = (uint8_t)r;
+        }
+    if (covered != SCALE) /* no literal table: any literal fails (below), and leaves x small */
+        memset(T->lit_fs, 0, sizeof T->lit_fs);
+    for (int j = 0; j < CONTEXTS * MODES; j++)
+        T->fails[j] = mfreq[j] == 0 || (j % MODES == LITERAL && covered != SCALE);
     for (int t = 0; t < CONTEXTS * MODES; t += MODES) /* the modes' symbol of each bucket */
         for (unsigned b = 0; b < BUCKETS; b++) {
             unsigned lo = b << BUCKET_SHIFT, hi = lo + (1u << BUCKET_SHIFT) - 1, first = 0, last = 0;
@@ -705,16 +742,8 @@ static PyObject *ctx_decode_image(PyObject *self, PyObject *args)
                 first += lo >= mstart[t + m];
                 last += hi >= mstart[t + m];
             }
-            T->bucket[t * BUCKETS + b] = (uint8_t)(first == last ? first : 0x80);
+            T->bucket[t * BUCKETS + b] = (uint8_t)(first == last && !T->fails[t + first] ? first : 0x80);
         }
-    unsigned covered = 0;
-    for (unsigned r = 0; r < 256; r++)
-        for (unsigned k = 0; k < lfreq[r] && lstart[r] + k < SCALE; k++, covered++) {
-            T->lit_fs[lstart[r] + k] = lfreq[r] | ((uint32_t)lstart[r] << 16);
-            T->lit_rank[lstart[r] + k] = (uint8_t)r;
-        }
-    if (covered != SCALE) /* no literal table: any literal fails the check */
-        memset(T->lit_fs, 0, sizeof T->lit_fs);
     /* each lane: a padded copy of its bytes */
     for (Py_ssize_t b = 0; b < count; b++) {
         Lane *L = &J->lanes[b];
@@ -880,45 +909,89 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
 }
 
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.4.2).  A stable LSD radix sort of
- * the distances alone keeps equal distances in index order: two passes of 9
- * bits when a distance is below 2^18 (at most 4 channels), three when it is
- * below 2^27 (an entry of a block file: at most MAX_ENTRY bytes, spec §3.1). */
+ * squared distance, ties by index (spec §5.4.2).  cb: n entries of `channels`
+ * bytes; callers pass 2 or 3 channels as 4 with a zero byte (the distances
+ * are the same, and with a constant 1 or 4 the compiler vectorises them).
+ * The keys distance << 8 | entry (a distance is below 2^24: at most
+ * MAX_ENTRY channels, spec §3.1) are put in order by a stable LSD radix sort
+ * (the entries start in index order, so equal distances keep it), in as few
+ * passes of at most 9 bits as the row's largest distance needs: two for a
+ * photo's codebook (distances below 2^18). */
+DECODER_CLONES
 static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
 {
-    uint32_t dist[256];
-    uint8_t tmp[256], *src = tmp, *dst = out;
-    unsigned count[3][513] = {{0}};
-    const unsigned passes = channels <= 4 ? 2 : 3;
+    uint32_t key[256], tmp[256], bits = 0;
     const uint8_t *e = cb + (size_t)a * channels;
-    for (unsigned b = 0; b < n; b++) {
-        uint32_t d = 0;
-        for (unsigned c = 0; c < channels; c++) {
-            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
-            d += (uint32_t)(diff * diff);
-        }
-        dist[b] = d;
-        for (unsigned p = 0; p < passes; p++)
-            count[p][((d >> (9 * p)) & 511) + 1]++;
+#define DISTANCE_KEYS(C)                                                            \
+    for (unsigned b = 0; b < n; b++) {                                              \
+        uint32_t d = 0;                                                             \
+        for (unsigned c = 0; c < (C); c++) {                                        \
+            int diff = (int)e[c] - (int)cb[(size_t)b * (C) + c];                    \
+            d += (uint32_t)(diff * diff);                                           \
+        }                                                                           \
+        key[b] = d << 8 | b;                                                        \
+        bits |= d; /* its bit length is the largest distance's */                  \
     }
-    for (unsigned p = 0; p < passes; p++)
-        for (unsigned j = 0; j < 512; j++)
-            count[p][j + 1] += count[p][j];
-    /* pass 0 reads the entries in index order; the last pass writes out */
-    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
-    for (unsigned b = 0; b < n; b++)
-        first[count[0][dist[b] & 511]++] = (uint8_t)b;
-    src = first;
-    dst = second;
-    for (unsigned p = 1; p < passes; p++) {
-        for (unsigned j = 0; j < n; j++) {
-            unsigned b = src[j];
-            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
+    if (channels == 4)
+        DISTANCE_KEYS(4)
+    else if (channels == 1)
+        DISTANCE_KEYS(1)
+    else
+        DISTANCE_KEYS(channels)
+#undef DISTANCE_KEYS
+    unsigned length = bits ? 32 - (unsigned)__builtin_clz(bits) : 0;
+    unsigned passes = (length + 8) / 9;
+    unsigned width = passes ? (length + passes - 1) / passes : 0, mask = (1u << width) - 1;
+    unsigned count[3][512]; /* 3 passes of at most 9 bits: below 2^27 */
+    memset(count, 0, passes * sizeof *count);
+    for (unsigned j = 0; j < n; j++) { /* every pass's histogram at once */
+        uint32_t k = key[j] >> 8;
+        count[0][k & mask]++;
+        if (passes > 1)
+            count[1][k >> width & mask]++;
+        if (passes > 2)
+            count[2][k >> 2 * width & mask]++;
+    }
+    uint32_t *src = key, *dst = tmp;
+    for (unsigned p = 0; p < passes; p++) {
+        unsigned shift = 8 + p * width, *at = count[p], sum = 0;
+        /* the counts become where each digit starts (the last pass's digits
+         * go up to the largest distance's, not always to the mask) */
+        unsigned top = p + 1 == passes ? bits >> (p * width) : mask;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (unsigned j = 0; j <= top; j++) {
+            unsigned c = at[j];
+            at[j] = sum;
+            sum += c;
         }
-        uint8_t *t = src;
+        if (p + 1 == passes) { /* the last pass writes the entries out */
+            for (unsigned j = 0; j < n; j++)
+                out[at[src[j] >> shift & mask]++] = (uint8_t)src[j];
+            return;
+        }
+        for (unsigned j = 0; j < n; j++)
+            dst[at[src[j] >> shift & mask]++] = src[j];
+        uint32_t *t = src;
         src = dst;
         dst = t;
     }
+    for (unsigned b = 0; b < n; b++) /* every distance 0: index order */
+        out[b] = (uint8_t)b;
+}
+
+/* The codebook for rank_row: 2 or 3 channels padded to 4 in pad (n * 4
+ * bytes), else as it is; *channels becomes the stride. */
+static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad)
+{
+    if (*channels != 2 && *channels != 3)
+        return cb;
+    memset(pad, 0, (size_t)n * 4);
+    for (unsigned e = 0; e < n; e++)
+        memcpy(pad + 4 * e, cb + (size_t)*channels * e, *channels);
+    *channels = 4;
+    return pad;
 }
 
 /* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries
@@ -938,11 +1011,12 @@ static PyObject *ctx_rank_order(PyObject *self, PyObject *args)
     result = PyBytes_FromStringAndSize(NULL, n * n);
     if (!result)
         goto done;
-    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
-    const uint8_t *cb = book.buf;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result), pad[256 * 4];
+    unsigned stride = (unsigned)channels;
     Py_BEGIN_ALLOW_THREADS
+    const uint8_t *cb = rank_book(book.buf, (unsigned)n, &stride, pad);
     for (Py_ssize_t a = 0; a < n; a++)
-        rank_row(cb, (unsigned)n, (unsigned)channels, (unsigned)a, out + a * n);
+        rank_row(cb, (unsigned)n, stride, (unsigned)a, out + a * n);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&book);
