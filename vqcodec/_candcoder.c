@@ -472,6 +472,35 @@ static inline unsigned byte_mask(uint64_t first)
     return (unsigned)((first * gather) >> 56) & 0x3f;
 }
 
+#if defined(__SSE2__)
+/* lane m of a, in every lane */
+#define LANE_LO(a, m) _mm_shuffle_epi32(_mm_shufflelo_epi16((a), (m) * 0x55), 0)
+#define LANE_HI(a, m) _mm_shuffle_epi32(_mm_shufflehi_epi16((a), (m) * 0x55), 0xaa)
+
+/* The keys of the candidates of v (those flagged in first) in order[W] (pos
+ * = position + 256 W) as 16-bit lanes: each one's position less the
+ * candidates at smaller positions.  The lanes of bytes that are no
+ * candidate (and lanes 6, 7) hold 0x7fff, which counts below no position,
+ * and 0x7fff less at most 6 stays above every value.  The six positions are
+ * loaded whatever first says (every byte of v is an index, so in the row):
+ * selecting them by mask costs no branch. */
+static inline __m128i candidate_keys(const uint8_t *pos, uint64_t v, uint64_t first)
+{
+    __m128i at = _mm_set_epi16(0, 0, pos[(v >> 40) & 0xff], pos[(v >> 32) & 0xff], pos[(v >> 24) & 0xff],
+                               pos[(v >> 16) & 0xff], pos[(v >> 8) & 0xff], pos[v & 0xff]);
+    __m128i is = _mm_cvtsi64_si128((long long)first); /* 0x80 in the candidates' bytes */
+    is = _mm_srai_epi16(_mm_unpacklo_epi8(is, is), 15);  /* 0xffff in their lanes */
+    __m128i pc = _mm_or_si128(_mm_and_si128(is, at), _mm_andnot_si128(is, _mm_set1_epi16(0x7fff)));
+    /* - 1 for each lane m below: the lanes are distinct or 0x7fff */
+    __m128i key = _mm_add_epi16(pc, _mm_cmpgt_epi16(pc, LANE_LO(pc, 0)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 1)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 2)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 3)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_HI(pc, 0)));
+    return _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_HI(pc, 1)));
+}
+#endif
+
 /* The escape of a pixel (§5.5.3): its index, from state x and bytes src. */
 static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint32_t *px, const uint8_t **psrc,
                                                              unsigned W, uint64_t v, uint64_t first,
@@ -496,32 +525,25 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     unsigned value = TOKEN_BASE[tok] + (slot >> shift);
     unsigned d = (unsigned)__builtin_popcountll(first);
     *flags |= value + d >= J->n;
-    /* the position r in order[W] with `value` non-candidates before it: the
-     * least r = value + (candidates at positions <= r), reached from r = value
-     * in at most d <= 6 steps */
+    /* the position r in order[W] with `value` non-candidates before it:
+     * r = value + (candidates whose key is <= value), where a candidate's key
+     * is the number of non-candidates before it in order[W] (its position
+     * less the candidates at smaller positions).  The keys depend on W and
+     * the candidates only, not on the value just decoded, so they are worked
+     * out while the token is: what waits for the value is one compare. */
 #if defined(__SSE2__)
-    /* the candidates' positions as 16-bit lanes, 0x7fff for the bytes that are
-     * not candidates (and lanes 6, 7): never <= r */
-    __m128i pc = _mm_set_epi16(0x7fff, 0x7fff,
-                               (first >> 47) & 1 ? pos[(v >> 40) & 0xff] : 0x7fff,
-                               (first >> 39) & 1 ? pos[(v >> 32) & 0xff] : 0x7fff,
-                               (first >> 31) & 1 ? pos[(v >> 24) & 0xff] : 0x7fff,
-                               (first >> 23) & 1 ? pos[(v >> 16) & 0xff] : 0x7fff,
-                               (first >> 15) & 1 ? pos[(v >> 8) & 0xff] : 0x7fff, pos[v & 0xff]);
-    int r = (int)value;
-    for (int k = 0; k < 6; k++) /* r = value + (lanes <= r): the 16 - 2 (lanes > r) bytes of the mask */
-        r = (int)value + 8 - __builtin_popcount((unsigned)_mm_movemask_epi8(
-                                 _mm_cmpgt_epi16(pc, _mm_set1_epi16((short)r)))) / 2;
+    __m128i key = candidate_keys(pos, v, first);
+    int r = (int)value + 8 - __builtin_popcount((unsigned)_mm_movemask_epi8(
+                                 _mm_cmpgt_epi16(key, _mm_set1_epi16((short)value)))) / 2;
 #else
-    int pc[6];
+    int pc[6], r = (int)value;
     for (int j = 0; j < 6; j++)
         pc[j] = (first >> (8 * j + 7)) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
-    int r = (int)value;
-    for (int k = 0; k < 6; k++) {
-        int next = (int)value;
-        for (int j = 0; j < 6; j++)
-            next += pc[j] <= r;
-        r = next;
+    for (int j = 0; j < 6; j++) {
+        int key = pc[j];
+        for (int m = 0; m < 6; m++)
+            key -= pc[m] < pc[j];
+        r += key <= (int)value;
     }
 #endif
     *px = x;
