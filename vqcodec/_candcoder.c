@@ -232,6 +232,7 @@ typedef struct {
     uint16_t sfreq[MAX_TABLES * 8], sstart[MAX_TABLES * 8]; /* 7 symbols, padded to 8 */
     uint16_t efreq[ESCAPE_CONTEXTS * TOKENS], estart[ESCAPE_CONTEXTS * TOKENS];
     uint8_t etoken[ESCAPE_CONTEXTS * SCALE]; /* slot -> token */
+    uint8_t nth[64 * 8];                     /* NTH (below), at an offset from J as the other tables */
     uint8_t has_escape[ESCAPE_CONTEXTS];
     unsigned n, channels, tables;
     Py_ssize_t width, band_rows, count, rows_total;
@@ -405,7 +406,10 @@ finish:
  * the 0, 1 or 2 bytes that bring x back to [2^23, 2^31) at once.  What the
  * row above gives every pixel (N, NE, NW, NN and their equalities) is laid
  * out for the whole row before it is decoded.  The candidates are found
- * with byte-wise compares in one 64-bit word. */
+ * with byte-wise compares of the six neighbours, packed in one 64-bit word,
+ * with W and with WW (SSE2: one compare each, giving bit masks).  The loop's
+ * tables are read at their offsets from J, and WW from the ring, so that
+ * the compiler keeps W, x and the other per-lane values in registers. */
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 #define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -425,7 +429,6 @@ finish:
     } while (0)
 
 #define LOW7 0x7f7f7f7f7f7f7f7fULL
-#define HIGH 0x8080808080808080ULL
 /* 0x80 in each byte of t that is zero, 0 elsewhere */
 #define ZERO_BYTES(t) (~((((t) & LOW7) + LOW7) | (t) | LOW7))
 
@@ -438,8 +441,8 @@ static const uint8_t TOKEN_BASE[TOKENS] = {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 
 
 typedef struct {
     uint64_t row; /* N, NE, NW, NN in bytes 1, 2, 3 and 5 (W and WW go in bytes 0 and 4) */
-    uint64_t dup; /* 0x80 in those of bytes 2, 3, 5 equal to an earlier one of N, NE, NW */
     uint32_t bits; /* the pattern's bits that depend on the row above only */
+    uint32_t dup;  /* bits 2, 3, 5: NE, NW, NN equal to an earlier one of N, NE, NW */
 } Above;
 
 /* One band being decoded (a lane: two advance together, pixel by pixel). */
@@ -451,43 +454,32 @@ typedef struct {
     Py_ssize_t top, rows;
 } Lane;
 
-#define BYTES_1_TO_5 0x0000808080808000ULL
-#define BYTES_0_TO_5 0x0000808080808080ULL
 #define ONES_0_TO_5 0x0000010101010101ULL
 
-/* The neighbours in v (W, N, NE, NW, WW, NN in bytes 0-5), compared byte-wise
- * with W and WW: 0x80 in the bytes equal to the one or the other. */
-static inline uint64_t equal_to(uint64_t v, unsigned value)
+/* The neighbours in v (W, N, NE, NW, WW, NN in bytes 0-5; bytes 6, 7 zero)
+ * compared with value (W or WW): bit j set when byte j equals it.  (Bits 6,
+ * 7 are set when value is 0; no caller looks at them.) */
+static inline unsigned equal_mask(uint64_t v, unsigned value)
 {
+#if defined(__SSE2__)
+    return (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_cvtsi64_si128((long long)v), _mm_set1_epi8((char)value)));
+#else
     uint64_t t = v ^ (value * ONES_0_TO_5);
-    return ZERO_BYTES(t);
-}
-
-/* The pattern's bits 0-3 (W = N, NE, NW, WW: bytes 1-4 of eq_w) gathered:
- * bit 8j + 15 to bit 56 + j, the other products on distinct bits below 56 or
- * past 63, so nothing carries into them. */
-static inline unsigned w_bits(uint64_t eq_w)
-{
-    const uint64_t gather = 1ULL << 41 | 1ULL << 34 | 1ULL << 27 | 1ULL << 20;
-    return (unsigned)((eq_w * gather) >> 56) & 0xf;
-}
-
-/* 0x80 in byte j of v when byte j differs from every earlier one (the
- * candidates), from the bytes equal to W (eq_w) and to WW (eq_ww) and those
- * of the row above that repeat an earlier one (row_dup). */
-static inline uint64_t first_of(uint64_t row_dup, uint64_t eq_w, uint64_t eq_ww)
-{
-    uint64_t dup = row_dup | (eq_w & BYTES_1_TO_5) | (uint64_t)((eq_ww & 0x80808080ULL) != 0) << 39
-                   | (eq_ww & (0x80ULL << 40));
-    return ~dup & BYTES_0_TO_5;
-}
-
-/* 6-bit mask of the bytes flagged in first */
-static inline unsigned byte_mask(uint64_t first)
-{
-    /* bit 8j + 7 to bit 56 + j: the six products land on distinct bits, so nothing carries */
+    /* 0x80 in the bytes that are zero, then bit 8j + 7 to bit 56 + j: the six
+     * products land on distinct bits, so nothing carries */
     const uint64_t gather = 1ULL << 49 | 1ULL << 42 | 1ULL << 35 | 1ULL << 28 | 1ULL << 21 | 1ULL << 14;
-    return (unsigned)((first * gather) >> 56) & 0x3f;
+    return (unsigned)((ZERO_BYTES(t) * gather) >> 56) & 0x3f;
+#endif
+}
+
+/* The bytes of v that differ from every earlier one (the candidates) as a
+ * 6-bit mask, from the bytes equal to W (eq_w) and to WW (eq_ww) and those of
+ * the row above that repeat an earlier one (row_dup). */
+static inline unsigned candidates(unsigned row_dup, unsigned eq_w, unsigned eq_ww)
+{
+    unsigned dup = row_dup | (eq_w & 0x3e) | ((eq_ww & 0xf) != 0) << 4 | (eq_ww & 0x20);
+    return ~dup & 0x3f;
 }
 
 #if defined(__SSE2__)
@@ -495,19 +487,19 @@ static inline unsigned byte_mask(uint64_t first)
 #define LANE_LO(a, m) _mm_shuffle_epi32(_mm_shufflelo_epi16((a), (m) * 0x55), 0)
 #define LANE_HI(a, m) _mm_shuffle_epi32(_mm_shufflehi_epi16((a), (m) * 0x55), 0xaa)
 
-/* The keys of the candidates of v (those flagged in first) in order[W] (pos
+/* The keys of the candidates of v (the bytes set in first) in order[W] (pos
  * = position + 256 W) as 16-bit lanes: each one's position less the
  * candidates at smaller positions.  The lanes of bytes that are no
  * candidate (and lanes 6, 7) hold 0x7fff, which counts below no position,
  * and 0x7fff less at most 6 stays above every value.  The six positions are
  * loaded whatever first says (every byte of v is an index, so in the row):
  * selecting them by mask costs no branch. */
-static inline __m128i candidate_keys(const uint8_t *pos, uint64_t v, uint64_t first)
+static inline __m128i candidate_keys(const uint8_t *pos, uint64_t v, unsigned first)
 {
     __m128i at = _mm_set_epi16(0, 0, pos[(v >> 40) & 0xff], pos[(v >> 32) & 0xff], pos[(v >> 24) & 0xff],
                                pos[(v >> 16) & 0xff], pos[(v >> 8) & 0xff], pos[v & 0xff]);
-    __m128i is = _mm_cvtsi64_si128((long long)first); /* 0x80 in the candidates' bytes */
-    is = _mm_srai_epi16(_mm_unpacklo_epi8(is, is), 15);  /* 0xffff in their lanes */
+    const __m128i bit = _mm_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128);
+    __m128i is = _mm_cmpeq_epi16(_mm_and_si128(_mm_set1_epi16((short)first), bit), bit); /* 0xffff in their lanes */
     __m128i pc = _mm_or_si128(_mm_and_si128(is, at), _mm_andnot_si128(is, _mm_set1_epi16(0x7fff)));
     /* - 1 for each lane m below: the lanes are distinct or 0x7fff */
     __m128i key = _mm_add_epi16(pc, _mm_cmpgt_epi16(pc, LANE_LO(pc, 0)));
@@ -521,7 +513,7 @@ static inline __m128i candidate_keys(const uint8_t *pos, uint64_t v, uint64_t fi
 
 /* The escape of a pixel (§5.5.3): its index, from state x and bytes src. */
 static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint32_t *px, const uint8_t **psrc,
-                                                             unsigned W, uint64_t v, uint64_t first,
+                                                             unsigned W, uint64_t v, unsigned first,
                                                              uint32_t *flags)
 {
     uint32_t x = *px;
@@ -541,7 +533,7 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     x = ((x >> SCALE_BITS) << shift) + (slot & ((1u << shift) - 1));
     RENORM_FAST(x, src);
     unsigned value = TOKEN_BASE[tok] + (slot >> shift);
-    unsigned d = (unsigned)__builtin_popcountll(first);
+    unsigned d = (unsigned)__builtin_popcount(first);
     *flags |= value + d >= J->n;
     /* the position r in order[W] with `value` non-candidates before it:
      * r = value + (candidates whose key is <= value), where a candidate's key
@@ -556,7 +548,7 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
 #else
     int pc[6], r = (int)value;
     for (int j = 0; j < 6; j++)
-        pc[j] = (first >> (8 * j + 7)) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
+        pc[j] = (first >> j) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
     for (int j = 0; j < 6; j++) {
         int key = pc[j];
         for (int m = 0; m < 6; m++)
@@ -586,24 +578,24 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
 #define STEP(g)                                                                                        \
     do {                                                                                               \
         const Above *a_ = &above##g[i];                                                                \
-        uint64_t v_ = a_->row | W##g | (uint64_t)WW##g << 32;                                          \
-        uint64_t eq_w_ = equal_to(v_, W##g), eq_ww_ = equal_to(v_, WW##g);                             \
-        unsigned P_ = a_->bits | w_bits(eq_w_) | (unsigned)(eq_ww_ >> 27 & 16);                       \
-        unsigned t_ = map[P_ | sl##g << 10];                                                           \
-        const uint16_t *st_ = sstart + t_ * 8;                                                         \
+        unsigned WW_ = cur##g[i - 2];                                                                  \
+        uint64_t v_ = a_->row | W##g | (uint64_t)WW_ << 32;                                            \
+        unsigned eq_w_ = equal_mask(v_, W##g), eq_ww_ = equal_mask(v_, WW_);                           \
+        unsigned P_ = a_->bits | (eq_w_ >> 1 & 0xf) | (eq_ww_ << 1 & 0x10);                            \
+        unsigned t_ = J->map[P_ | sl##g << 10];                                                        \
+        const uint16_t *st_ = J->sstart + t_ * 8;                                                      \
         uint32_t slot_ = x##g & (SCALE - 1);                                                           \
         unsigned s_ = SYMBOL_OF(slot_, st_);                                                           \
-        x##g = sfreq[t_ * 8 + s_] * (x##g >> SCALE_BITS) + slot_ - st_[s_];                            \
+        x##g = J->sfreq[t_ * 8 + s_] * (x##g >> SCALE_BITS) + slot_ - st_[s_];                         \
         RENORM_FAST(x##g, src##g);                                                                     \
-        uint64_t first_ = first_of(a_->dup, eq_w_, eq_ww_);                                            \
-        unsigned at_ = NTH[byte_mask(first_) * 8 + s_];                                                \
+        unsigned first_ = candidates(a_->dup, eq_w_, eq_ww_);                                          \
+        unsigned at_ = J->nth[first_ * 8 + s_];                                                        \
         unsigned X_ = (unsigned)(v_ >> (8 * at_)) & 0xff;                                              \
         if (s_ == ESCAPE)                                                                              \
             X_ = escape(J, &x##g, &src##g, W##g, v_, first_, &flags);                                  \
         else                                                                                           \
             flags |= at_ == 7;                                                                         \
         cur##g[i] = (uint8_t)X_;                                                                       \
-        WW##g = W##g;                                                                                  \
         W##g = X_;                                                                                     \
         sl##g = s_;                                                                                    \
     } while (0)
@@ -617,8 +609,7 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     for (Py_ssize_t i = 0; i < w; i++) {
         uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
         above[i].row = (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24 | (uint64_t)NN << 40;
-        above[i].dup = (uint64_t)(NE == N) << 23 | (uint64_t)(NW == N || NW == NE) << 31
-                       | (uint64_t)(NN == N || NN == NE || NN == NW) << 47;
+        above[i].dup = (NE == N) << 2 | (NW == N || NW == NE) << 3 | (NN == N || NN == NE || NN == NW) << 5;
         above[i].bits = (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8 | (NN == NE) << 9;
     }
     return L->ring + (y % 3) * stride + 2;
@@ -630,22 +621,20 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     const uint8_t *src##g = lanes[(g) < G ? (g) : 0].src;                                              \
     const Above *above##g = lanes[(g) < G ? (g) : 0].above;                                            \
     uint8_t *cur##g;                                                                                   \
-    unsigned W##g, WW##g, sl##g
+    unsigned W##g, sl##g
 
 /* Rows y0 .. y1 - 1 of G lanes in lockstep: 0, or 1 when a check failed. */
 static inline __attribute__((always_inline)) int run_rows(const Job *J, Lane *lanes, const int G,
                                                           Py_ssize_t y0, Py_ssize_t y1)
 {
     const Py_ssize_t w = J->width;
-    const uint8_t *map = J->map;
-    const uint16_t *sstart = J->sstart, *sfreq = J->sfreq;
     uint32_t flags = 0;
     LANE_VARS(0);
     LANE_VARS(1);
     for (Py_ssize_t y = y0; y < y1; y++) {
         cur0 = start_row(J, &lanes[0], y);
         cur1 = G > 1 ? start_row(J, &lanes[1], y) : cur0;
-        W0 = WW0 = W1 = WW1 = 0;
+        W0 = W1 = 0;
         sl0 = sl1 = ESCAPE;
         for (Py_ssize_t i = 0; i < w; i++) {
             STEP(0);
@@ -832,6 +821,7 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
         for (Py_ssize_t e = 0; e < n; e++)
             memcpy(J->book4 + 4 * e, J->book + 3 * e, 3);
     memcpy(J->map, mp.buf, RAW_CONTEXTS);
+    memcpy(J->nth, NTH, sizeof NTH);
     const uint16_t *sfreq = sf.buf, *sstart = ss.buf, *efreq = ef.buf, *estart = es.buf;
     for (Py_ssize_t t = 0; t < tables; t++) {
         for (int s = 0; s < SYMBOLS; s++) {
