@@ -409,6 +409,11 @@ def read_model(data: bytes | memoryview) -> tuple[Model, int]:
     pos = 5 + length
     most = tables * (1 + 2 * (SYMBOLS - 1)) + ESCAPE_CONTEXTS * (2 + 2 * (TOKENS - 1))
     raw = bytes(view[pos : pos + most])
+    parsed = _native.parse_tables(raw, tables) if _native is not None else None
+    if parsed is not None:  # the same tables, read by C; None: a rule is broken, named below
+        symbol_freq, escape_freq, at = parsed
+        return Model(context_map, np.frombuffer(symbol_freq, np.uint16).reshape(tables, SYMBOLS),
+                     np.frombuffer(escape_freq, np.uint16).reshape(ESCAPE_CONTEXTS, TOKENS)), pos + at
     at = 0
     symbol_freq = []
     for t in range(tables):
