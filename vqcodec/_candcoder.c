@@ -34,6 +34,7 @@
 #define ESCAPE_CONTEXTS 9
 #define TOKENS 16
 #define MAX_TABLES 255
+#define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 
 /* symbols(grid, width, n, order) -> (raw, symbol, value, context)
  *
@@ -333,6 +334,7 @@ typedef struct {
     const uint8_t **end;  /* per band: end of those bytes */
     uint32_t *state;      /* per band: initial state */
     const char **error;   /* per band: NULL, or what went wrong */
+    uint32_t next_row, rows_done; /* the rank lists, made by the decoding threads */
     uint32_t next_band;
     int nomem[16];
 } Job;
@@ -768,14 +770,88 @@ static int fast_bands(const Job *J, Lane *lanes, int G)
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
+#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
+#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
 #define MAX_THREADS 16
 #else
 #define CLAIM(counter) ((counter)++)
+#define DONE(counter) ((counter)++)
+#define COUNT(counter) (counter)
 #define MAX_THREADS 1
 #endif
 
+/* One row of the rank lists: out[r] = the entry of rank r from entry a, by
+ * squared distance, ties by index (spec §5.4.2).  The same sort as coder 2's
+ * (_ctxcoder.c rank_row; the tests hold both to ctx.rank_order): a stable
+ * LSD radix sort of the distances alone keeps equal distances in index
+ * order, two passes of 9 bits when a distance is below 2^18 (at most 4
+ * channels), three when it is below 2^27 (at most MAX_ENTRY bytes). */
+static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
+{
+    uint32_t dist[256];
+    uint8_t tmp[256], *src = tmp, *dst = out;
+    unsigned count[3][513] = {{0}};
+    const unsigned passes = channels <= 4 ? 2 : 3;
+    const uint8_t *e = cb + (size_t)a * channels;
+    for (unsigned b = 0; b < n; b++) {
+        uint32_t d = 0;
+        for (unsigned c = 0; c < channels; c++) {
+            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
+            d += (uint32_t)(diff * diff);
+        }
+        dist[b] = d;
+        for (unsigned p = 0; p < passes; p++)
+            count[p][((d >> (9 * p)) & 511) + 1]++;
+    }
+    for (unsigned p = 0; p < passes; p++)
+        for (unsigned j = 0; j < 512; j++)
+            count[p][j + 1] += count[p][j];
+    /* pass 0 reads the entries in index order; the last pass writes out */
+    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
+    for (unsigned b = 0; b < n; b++)
+        first[count[0][dist[b] & 511]++] = (uint8_t)b;
+    src = first;
+    dst = second;
+    for (unsigned p = 1; p < passes; p++) {
+        for (unsigned j = 0; j < n; j++) {
+            unsigned b = src[j];
+            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
+        }
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
+    }
+}
+
+/* The rank lists order[a] and their inverses position[a], a row at a time
+ * on every decoding thread, then a wait for the rows the others took (as
+ * coder 2's decoder: a k = 256 codebook's rows were ~0.8 ms of one thread). */
+static void rank_rows(Job *J)
+{
+    for (;;) {
+        unsigned a = CLAIM(J->next_row);
+        if (a >= J->n)
+            break;
+        uint8_t *order = J->order + a * 256, *position = J->position + a * 256;
+        rank_row(J->book, J->n, J->channels, a, order);
+        for (unsigned r = 0; r < J->n; r++)
+            position[order[r]] = (uint8_t)r;
+        DONE(J->rows_done);
+    }
+    for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+        if (spins > 1000) /* the other thread was descheduled in the middle of a row */
+            sched_yield();
+#endif
+    }
+}
+
 static void decode_bands(Job *J, int who)
 {
+    rank_rows(J); /* before anything can fail: the others wait for the rows */
     const Py_ssize_t w = J->width;
     Lane lanes[2];
     uint8_t *copy[2] = {NULL, NULL};
@@ -834,24 +910,25 @@ done:
 
 static void decode_bands_of(void *job, int who) { decode_bands(job, who); }
 
-/* decode_image(streams, out, width, band_rows, book, channels, pixels, order, map,
+/* decode_image(streams, out, width, band_rows, book, channels, pixels, map,
  *              symbol_freq, symbol_start, escape_freq, escape_start, threads)
  *   -> None, or (band, reason) for the first band that is corrupt.
  *
  * streams: each band's bytes (state, then stream); out: writable, the image's
- * indices (pixels false) or its pixels of `channels` bytes.  order: n * n
- * (rank_order); map: 7168 bytes; symbol_freq/start: uint16 (tables, 7);
+ * indices (pixels false) or its pixels of `channels` bytes; book: the
+ * codebook, n entries of `channels` bytes (the rank lists are made from it
+ * here); map: 7168 bytes; symbol_freq/start: uint16 (tables, 7);
  * escape_freq/start: uint16 (9, 16).  The tables must be those read_model
  * accepted (§5.5.4). */
 static PyObject *cand_decode_image(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *seq;
-    Py_buffer out, bk, ord, mp, sf, ss, ef, es;
+    Py_buffer out, bk, mp, sf, ss, ef, es;
     Py_ssize_t width, band_rows;
     int channels, pixels, threads;
-    if (!PyArg_ParseTuple(args, "Ow*nny*ipy*y*y*y*y*y*i", &seq, &out, &width, &band_rows, &bk, &channels,
-                          &pixels, &ord, &mp, &sf, &ss, &ef, &es, &threads))
+    if (!PyArg_ParseTuple(args, "Ow*nny*ipy*y*y*y*y*i", &seq, &out, &width, &band_rows, &bk, &channels,
+                          &pixels, &mp, &sf, &ss, &ef, &es, &threads))
         return NULL;
     PyObject *fast = NULL, *result = NULL;
     Py_buffer *streams = NULL;
@@ -864,8 +941,8 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
     if (!fast)
         goto release;
     count = PySequence_Fast_GET_SIZE(fast);
-    if (width < 1 || band_rows < 1 || channels < 1 || bk.len % channels || n < 1 || n > 256
-        || ord.len != n * n || mp.len != RAW_CONTEXTS || tables < 1 || tables > MAX_TABLES
+    if (width < 1 || band_rows < 1 || channels < 1 || channels > MAX_ENTRY || bk.len % channels || n < 1
+        || n > 256 || mp.len != RAW_CONTEXTS || tables < 1 || tables > MAX_TABLES
         || sf.len != tables * 2 * SYMBOLS || ss.len != sf.len || ef.len != ESCAPE_CONTEXTS * TOKENS * 2
         || es.len != ef.len || count < 1 || out.len % (width * item)
         || out.len / (width * item) > count * band_rows
@@ -900,12 +977,6 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
     J->out = out.buf;
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
-    const uint8_t *o = ord.buf;
-    for (Py_ssize_t a = 0; a < n; a++)
-        for (Py_ssize_t r = 0; r < n; r++) {
-            J->order[a * 256 + r] = o[a * n + r];
-            J->position[a * 256 + o[a * n + r]] = (uint8_t)r;
-        }
     if (pixels && channels == 3)
         for (Py_ssize_t e = 0; e < n; e++)
             memcpy(J->book4 + 4 * e, J->book + 3 * e, 3);
@@ -975,7 +1046,6 @@ release:
     Py_XDECREF(fast);
     PyBuffer_Release(&out);
     PyBuffer_Release(&bk);
-    PyBuffer_Release(&ord);
     PyBuffer_Release(&mp);
     PyBuffer_Release(&sf);
     PyBuffer_Release(&ss);
@@ -991,7 +1061,7 @@ static PyMethodDef methods[] = {
     {"parse_tables", cand_parse_tables, METH_VARARGS,
      "parse_tables(raw, tables) -> (symbol_freq, escape_freq, used) or None"},
     {"decode_image", cand_decode_image, METH_VARARGS,
-     "decode_image(streams, out, width, band_rows, book, channels, pixels, order, map, symbol_freq, "
+     "decode_image(streams, out, width, band_rows, book, channels, pixels, map, symbol_freq, "
      "symbol_start, escape_freq, escape_start, threads) -> None or (band, reason)"},
     {NULL, NULL, 0, NULL},
 };

@@ -443,8 +443,8 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
         raise OptionError(f"{WHO} needs 1 to {MAX_K} codebook entries, got {n}")
     model, offset = read_model(data)
     band_rows, streams = rans.read_streams(data, offset, height, WHO)
-    order = rank_order(book)
     if _native is None:
+        order = rank_order(book)
         rows = []
         for band, (stream, (top, bottom)) in enumerate(zip(streams, rans.bands(height, band_rows))):
             try:
@@ -456,9 +456,9 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
     item = channels if pixels else 1
     out = np.empty(width * height * item, dtype=np.uint8)
     error = _native.decode_image(
-        streams, out, width, band_rows, book.tobytes(), channels, pixels, order.tobytes(),
-        model.context_map.tobytes(), model.symbol_freq.tobytes(), model.symbol_start.tobytes(),
-        model.escape_freq.tobytes(), model.escape_start.tobytes(), _DECODE_THREADS)
+        streams, out, width, band_rows, book.tobytes(), channels, pixels, model.context_map.tobytes(),
+        model.symbol_freq.tobytes(), model.symbol_start.tobytes(), model.escape_freq.tobytes(),
+        model.escape_start.tobytes(), _DECODE_THREADS)
     if error is not None:
         band, reason = error
         raise FormatError(f"section INDX: {WHO} stream of band {band} is corrupt ({reason})")
