@@ -611,7 +611,7 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     const uint8_t *src = *psrc;
     const uint8_t *pos = J->position + W * 256;
     unsigned p = pos[(v >> 8) & 0xff];
-    unsigned q = p ? 32 - (unsigned)__builtin_clz(p) : 0;
+    unsigned q = 31 - (unsigned)__builtin_clz(2 * p + 1); /* the bit length of p, 0 for 0: no branch */
     uint32_t slot = x & (SCALE - 1);
     unsigned tok = J->etoken[q * SCALE + slot];
     uint32_t f = J->efreq[q * TOKENS + tok];
