@@ -530,7 +530,7 @@ static uint8_t NTH[64 * 8];
 static const uint8_t TOKEN_BITS[TOKENS] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6};
 static const uint8_t TOKEN_BASE[TOKENS] = {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192};
 
-typedef struct {
+typedef struct { /* 16 bytes, in this order: start_row writes them with SSE2 */
     uint64_t row; /* N, NE, NW, NN in bytes 1, 2, 3 and 5 (W and WW go in bytes 0 and 4) */
     uint32_t bits; /* the pattern's bits that depend on the row above only */
     uint32_t dup;  /* bits 2, 3, 5: NE, NW, NN equal to an earlier one of N, NE, NW */
@@ -697,7 +697,44 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     const Py_ssize_t w = J->width, stride = w + 3;
     const uint8_t *up = L->ring + ((y + 2) % 3) * stride + 2, *up2 = L->ring + ((y + 1) % 3) * stride + 2;
     Above *restrict above = L->above;
-    for (Py_ssize_t i = 0; i < w; i++) {
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    /* 8 pixels at a time (their up[i - 1 .. i + 8] are in the ring row: it
+     * has a column on either side), the same values as the loop below:
+     * the equalities as byte masks, then the bytes spread to the fields. */
+    const __m128i zero = _mm_setzero_si128();
+    for (; i + 8 <= w; i += 8) {
+        __m128i N = _mm_loadl_epi64((const __m128i *)(up + i));
+        __m128i NE = _mm_loadl_epi64((const __m128i *)(up + i + 1));
+        __m128i NW = _mm_loadl_epi64((const __m128i *)(up + i - 1));
+        __m128i NN = _mm_loadl_epi64((const __m128i *)(up2 + i));
+        __m128i n_ne = _mm_cmpeq_epi8(N, NE), nw_n = _mm_cmpeq_epi8(NW, N), nw_ne = _mm_cmpeq_epi8(NW, NE);
+        __m128i nn_n = _mm_cmpeq_epi8(NN, N), nn_ne = _mm_cmpeq_epi8(NN, NE), nn_nw = _mm_cmpeq_epi8(NN, NW);
+        /* bits >> 5 and dup, a byte each */
+        __m128i b = _mm_or_si128(_mm_or_si128(_mm_and_si128(n_ne, _mm_set1_epi8(1)), _mm_and_si128(nw_n, _mm_set1_epi8(2))),
+                                 _mm_or_si128(_mm_and_si128(nn_n, _mm_set1_epi8(4)), _mm_and_si128(nw_ne, _mm_set1_epi8(8))));
+        b = _mm_or_si128(b, _mm_and_si128(nn_ne, _mm_set1_epi8(16)));
+        __m128i d = _mm_or_si128(_mm_and_si128(n_ne, _mm_set1_epi8(4)), _mm_and_si128(_mm_or_si128(nw_n, nw_ne), _mm_set1_epi8(8)));
+        d = _mm_or_si128(d, _mm_and_si128(_mm_or_si128(_mm_or_si128(nn_n, nn_ne), nn_nw), _mm_set1_epi8(32)));
+        /* row: bytes 0, N, NE, NW, 0, NN, 0, 0 */
+        __m128i lo = _mm_unpacklo_epi8(zero, N), mid = _mm_unpacklo_epi8(NE, NW), nn = _mm_unpacklo_epi8(zero, NN);
+        __m128i q03 = _mm_unpacklo_epi16(lo, mid), q47 = _mm_unpackhi_epi16(lo, mid);
+        __m128i h03 = _mm_unpacklo_epi16(nn, zero), h47 = _mm_unpackhi_epi16(nn, zero);
+        /* then bits and dup as 32-bit words */
+        __m128i b16 = _mm_slli_epi16(_mm_unpacklo_epi8(b, zero), 5), d16 = _mm_unpacklo_epi8(d, zero);
+        __m128i b03 = _mm_unpacklo_epi16(b16, zero), b47 = _mm_unpackhi_epi16(b16, zero);
+        __m128i d03 = _mm_unpacklo_epi16(d16, zero), d47 = _mm_unpackhi_epi16(d16, zero);
+        __m128i r[4] = {_mm_unpacklo_epi32(q03, h03), _mm_unpackhi_epi32(q03, h03), _mm_unpacklo_epi32(q47, h47),
+                        _mm_unpackhi_epi32(q47, h47)};
+        __m128i t[4] = {_mm_unpacklo_epi32(b03, d03), _mm_unpackhi_epi32(b03, d03), _mm_unpacklo_epi32(b47, d47),
+                        _mm_unpackhi_epi32(b47, d47)};
+        for (int k = 0; k < 4; k++) {
+            _mm_storeu_si128((__m128i *)&above[i + 2 * k], _mm_unpacklo_epi64(r[k], t[k]));
+            _mm_storeu_si128((__m128i *)&above[i + 2 * k + 1], _mm_unpackhi_epi64(r[k], t[k]));
+        }
+    }
+#endif
+    for (; i < w; i++) {
         uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
         above[i].row = (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24 | (uint64_t)NN << 40;
         above[i].dup = (NE == N) << 2 | (NW == N || NW == NE) << 3 | (NN == N || NN == NE || NN == NW) << 5;
