@@ -415,6 +415,42 @@ def test_indx_layout_of_a_tiny_map():
             assert p["escape_tables"][pixel["q"]][spec_token(pixel["v"])[0]] > 0
 
 
+@needs_native
+def test_the_c_table_reader_agrees_with_python(monkeypatch):
+    """read_model reads the tables in C (parse_tables) and falls back to Python, which names
+    what is wrong: on valid tables and on broken ones (bytes changed, cut short) both give
+    the same model or both refuse."""
+    rng = np.random.default_rng(7)
+    grid = rng.integers(0, 40, (24, 40)).astype(np.uint8)
+    grid[::3] = grid[::3] // 4  # some candidates, some escapes
+    data = bytearray(cand.encode(grid, random_book(7, 40), band_rows=8))
+    start = 5 + struct.unpack_from("<I", data, 1)[0]  # the symbol tables
+
+    def read(blob: bytes, native):
+        monkeypatch.setattr(cand, "_native", native)
+        try:
+            model, offset = cand.read_model(blob)
+        except FormatError as e:
+            return str(e)
+        return model.symbol_freq.tolist(), model.escape_freq.tolist(), offset
+
+    native = cand._native
+    cases = [bytes(data)]
+    for _ in range(400):
+        blob = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            at = int(rng.integers(start, min(len(blob), start + 200)))
+            blob[at] = int(rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.integers(0, 256)]))
+        cases.append(bytes(blob))
+    cases += [bytes(data[: start + cut]) for cut in range(0, 120, 3)]
+    outcomes = set()
+    for blob in cases:
+        want = read(blob, None)
+        assert read(blob, native) == want
+        outcomes.add(isinstance(want, str))
+    assert outcomes == {False, True}  # both kinds of case were met
+
+
 # ---------------------------------------------------------------- must refuse (§5.5.4, §5.5.5)
 
 K2 = np.array([[0], [255]], np.uint8)  # 1x1 maps over two entries: (0, 0) has d = 1, c = 7167

@@ -34,6 +34,7 @@
 #define ESCAPE_CONTEXTS 9
 #define TOKENS 16
 #define MAX_TABLES 255
+#define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 
 /* symbols(grid, width, n, order) -> (raw, symbol, value, context)
  *
@@ -223,6 +224,95 @@ done:
 }
 
 /* ------------------------------------------------------------------------
+ * parse_tables(raw, tables) -> (symbol_freq, escape_freq, used) or None
+ *
+ * The symbol and escape tables of coder-3 INDX data (§5.5.4: what follows the
+ * context map), as cand.read_model reads them: uint16 frequencies (tables x 7
+ * and 9 x 16, an absent escape table all 0) and the bytes they took.  None
+ * when any rule is broken: read_model then names it.  (In Python the tables
+ * of a k = 256 photo took about 0.3 ms, a few per cent of its decode.) */
+
+/* A v14 at *pos (§5.4.3): 0 when it is cut short or not minimal. */
+static int v14(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
+{
+    if (*pos >= len)
+        return 0;
+    unsigned first = d[(*pos)++];
+    if (first < 0x80) {
+        *value = first;
+        return 1;
+    }
+    if (*pos >= len)
+        return 0;
+    unsigned second = d[(*pos)++];
+    if (second >= 0x80 || second == 0)
+        return 0;
+    *value = (first & 0x7f) | (second << 7);
+    return 1;
+}
+
+/* A table of `symbols` at *pos, its mask `mask_bytes` long, into freq: 0 when
+ * a rule is broken.  A mask of 0 leaves freq 0 (the caller decides). */
+static int read_table(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, int mask_bytes, int symbols,
+                      uint16_t *freq)
+{
+    if (*pos + mask_bytes > len)
+        return 0;
+    unsigned mask = d[*pos] | (mask_bytes > 1 ? (unsigned)d[*pos + 1] << 8 : 0);
+    *pos += mask_bytes;
+    if (mask >> symbols)
+        return 0;
+    unsigned total = 0;
+    int last = -1;
+    for (int t = 0; t < symbols; t++) {
+        freq[t] = 0;
+        if (!(mask >> t & 1))
+            continue;
+        if (last >= 0) { /* every set symbol but the last has its frequency here */
+            unsigned value;
+            if (!v14(d, len, pos, &value) || value == 0)
+                return 0;
+            freq[last] = (uint16_t)value;
+            total += value;
+        }
+        last = t;
+    }
+    if (last >= 0) {
+        if (total + 1 > SCALE)
+            return 0;
+        freq[last] = (uint16_t)(SCALE - total);
+    }
+    return 1;
+}
+
+static PyObject *cand_parse_tables(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer in;
+    int tables;
+    if (!PyArg_ParseTuple(args, "y*i", &in, &tables))
+        return NULL;
+    PyObject *result = NULL;
+    uint16_t sf[MAX_TABLES * SYMBOLS], ef[ESCAPE_CONTEXTS * TOKENS];
+    const uint8_t *d = in.buf;
+    Py_ssize_t pos = 0;
+    int ok = tables >= 1 && tables <= MAX_TABLES;
+    for (int t = 0; ok && t < tables; t++) /* a symbol table's mask must not be 0 */
+        ok = d && pos < in.len && d[pos] && read_table(d, in.len, &pos, 1, SYMBOLS, sf + t * SYMBOLS);
+    for (int q = 0; ok && q < ESCAPE_CONTEXTS; q++)
+        ok = read_table(d, in.len, &pos, 2, TOKENS, ef + q * TOKENS);
+    if (ok)
+        result = Py_BuildValue("y#y#n", (const char *)sf, (Py_ssize_t)(tables * SYMBOLS * 2), (const char *)ef,
+                               (Py_ssize_t)sizeof ef, pos);
+    else {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyBuffer_Release(&in);
+    return result;
+}
+
+/* ------------------------------------------------------------------------
  * Decoding */
 
 typedef struct {
@@ -232,16 +322,19 @@ typedef struct {
     uint16_t sfreq[MAX_TABLES * 8], sstart[MAX_TABLES * 8]; /* 7 symbols, padded to 8 */
     uint16_t efreq[ESCAPE_CONTEXTS * TOKENS], estart[ESCAPE_CONTEXTS * TOKENS];
     uint8_t etoken[ESCAPE_CONTEXTS * SCALE]; /* slot -> token */
+    uint8_t nth[64 * 8];                     /* NTH (below), at an offset from J as the other tables */
     uint8_t has_escape[ESCAPE_CONTEXTS];
     unsigned n, channels, tables;
     Py_ssize_t width, band_rows, count, rows_total;
     const uint8_t *book; /* n * channels */
+    uint8_t book4[256 * 4]; /* with 3 channels, the entries padded to 4 bytes */
     int pixels;
     uint8_t *out;
     const uint8_t **src;  /* per band: padded copy of the bytes after the state */
     const uint8_t **end;  /* per band: end of those bytes */
     uint32_t *state;      /* per band: initial state */
     const char **error;   /* per band: NULL, or what went wrong */
+    uint32_t next_row, rows_done; /* the rank lists, made by the decoding threads */
     uint32_t next_band;
     int nomem[16];
 } Job;
@@ -272,8 +365,25 @@ static inline void write_row(const Job *J, Py_ssize_t yy, const uint8_t *cur)
     }
     unsigned c = J->channels;
     uint8_t *o = J->out + yy * w * c;
-    for (Py_ssize_t i = 0; i < w; i++)
-        memcpy(o + i * c, J->book + cur[i] * c, c);
+    switch (c) { /* sizes the compiler knows: a move each, not a call of memcpy */
+    case 1:
+        for (Py_ssize_t i = 0; i < w; i++)
+            o[i] = J->book[cur[i]];
+        break;
+    case 3: /* 4-byte stores from the padded entries (each writes the next pixel's
+             * first byte before that pixel does); the row's last pixel exactly */
+        for (Py_ssize_t i = 0; i + 1 < w; i++)
+            memcpy(o + 3 * i, J->book4 + 4 * cur[i], 4);
+        memcpy(o + 3 * (w - 1), J->book4 + 4 * cur[w - 1], 3);
+        break;
+    case 4:
+        for (Py_ssize_t i = 0; i < w; i++)
+            memcpy(o + 4 * i, J->book + 4 * cur[i], 4);
+        break;
+    default:
+        for (Py_ssize_t i = 0; i < w; i++)
+            memcpy(o + i * c, J->book + cur[i] * c, c);
+    }
 }
 
 /* One band: 0, or the error is in J->error[b]. */
@@ -387,7 +497,10 @@ finish:
  * the 0, 1 or 2 bytes that bring x back to [2^23, 2^31) at once.  What the
  * row above gives every pixel (N, NE, NW, NN and their equalities) is laid
  * out for the whole row before it is decoded.  The candidates are found
- * with byte-wise compares in one 64-bit word. */
+ * with byte-wise compares of the six neighbours, packed in one 64-bit word,
+ * with W and with WW (SSE2: one compare each, giving bit masks).  The loop's
+ * tables are read at their offsets from J, and WW from the ring, so that
+ * the compiler keeps W, x and the other per-lane values in registers. */
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 #define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -407,7 +520,6 @@ finish:
     } while (0)
 
 #define LOW7 0x7f7f7f7f7f7f7f7fULL
-#define HIGH 0x8080808080808080ULL
 /* 0x80 in each byte of t that is zero, 0 elsewhere */
 #define ZERO_BYTES(t) (~((((t) & LOW7) + LOW7) | (t) | LOW7))
 
@@ -418,10 +530,10 @@ static uint8_t NTH[64 * 8];
 static const uint8_t TOKEN_BITS[TOKENS] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6};
 static const uint8_t TOKEN_BASE[TOKENS] = {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192};
 
-typedef struct {
+typedef struct { /* 16 bytes, in this order: start_row writes them with SSE2 */
     uint64_t row; /* N, NE, NW, NN in bytes 1, 2, 3 and 5 (W and WW go in bytes 0 and 4) */
-    uint64_t dup; /* 0x80 in those of bytes 2, 3, 5 equal to an earlier one of N, NE, NW */
     uint32_t bits; /* the pattern's bits that depend on the row above only */
+    uint32_t dup;  /* bits 2, 3, 5: NE, NW, NN equal to an earlier one of N, NE, NW */
 } Above;
 
 /* One band being decoded (a lane: two advance together, pixel by pixel). */
@@ -433,55 +545,73 @@ typedef struct {
     Py_ssize_t top, rows;
 } Lane;
 
-#define BYTES_1_TO_5 0x0000808080808000ULL
-#define BYTES_0_TO_5 0x0000808080808080ULL
 #define ONES_0_TO_5 0x0000010101010101ULL
 
-/* The neighbours in v (W, N, NE, NW, WW, NN in bytes 0-5), compared byte-wise
- * with W and WW: 0x80 in the bytes equal to the one or the other. */
-static inline uint64_t equal_to(uint64_t v, unsigned value)
+/* The neighbours in v (W, N, NE, NW, WW, NN in bytes 0-5; bytes 6, 7 zero)
+ * compared with value (W or WW): bit j set when byte j equals it.  (Bits 6,
+ * 7 are set when value is 0; no caller looks at them.) */
+static inline unsigned equal_mask(uint64_t v, unsigned value)
 {
+#if defined(__SSE2__)
+    return (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_cvtsi64_si128((long long)v), _mm_set1_epi8((char)value)));
+#else
     uint64_t t = v ^ (value * ONES_0_TO_5);
-    return ZERO_BYTES(t);
-}
-
-/* The pattern's bits 0-3 (W = N, NE, NW, WW: bytes 1-4 of eq_w) gathered:
- * bit 8j + 15 to bit 56 + j, the other products on distinct bits below 56 or
- * past 63, so nothing carries into them. */
-static inline unsigned w_bits(uint64_t eq_w)
-{
-    const uint64_t gather = 1ULL << 41 | 1ULL << 34 | 1ULL << 27 | 1ULL << 20;
-    return (unsigned)((eq_w * gather) >> 56) & 0xf;
-}
-
-/* 0x80 in byte j of v when byte j differs from every earlier one (the
- * candidates), from the bytes equal to W (eq_w) and to WW (eq_ww) and those
- * of the row above that repeat an earlier one (row_dup). */
-static inline uint64_t first_of(uint64_t row_dup, uint64_t eq_w, uint64_t eq_ww)
-{
-    uint64_t dup = row_dup | (eq_w & BYTES_1_TO_5) | (uint64_t)((eq_ww & 0x80808080ULL) != 0) << 39
-                   | (eq_ww & (0x80ULL << 40));
-    return ~dup & BYTES_0_TO_5;
-}
-
-/* 6-bit mask of the bytes flagged in first */
-static inline unsigned byte_mask(uint64_t first)
-{
-    /* bit 8j + 7 to bit 56 + j: the six products land on distinct bits, so nothing carries */
+    /* 0x80 in the bytes that are zero, then bit 8j + 7 to bit 56 + j: the six
+     * products land on distinct bits, so nothing carries */
     const uint64_t gather = 1ULL << 49 | 1ULL << 42 | 1ULL << 35 | 1ULL << 28 | 1ULL << 21 | 1ULL << 14;
-    return (unsigned)((first * gather) >> 56) & 0x3f;
+    return (unsigned)((ZERO_BYTES(t) * gather) >> 56) & 0x3f;
+#endif
 }
+
+/* The bytes of v that differ from every earlier one (the candidates) as a
+ * 6-bit mask, from the bytes equal to W (eq_w) and to WW (eq_ww) and those of
+ * the row above that repeat an earlier one (row_dup). */
+static inline unsigned candidates(unsigned row_dup, unsigned eq_w, unsigned eq_ww)
+{
+    unsigned dup = row_dup | (eq_w & 0x3e) | ((eq_ww & 0xf) != 0) << 4 | (eq_ww & 0x20);
+    return ~dup & 0x3f;
+}
+
+#if defined(__SSE2__)
+/* lane m of a, in every lane */
+#define LANE_LO(a, m) _mm_shuffle_epi32(_mm_shufflelo_epi16((a), (m) * 0x55), 0)
+#define LANE_HI(a, m) _mm_shuffle_epi32(_mm_shufflehi_epi16((a), (m) * 0x55), 0xaa)
+
+/* The keys of the candidates of v (the bytes set in first) in order[W] (pos
+ * = position + 256 W) as 16-bit lanes: each one's position less the
+ * candidates at smaller positions.  The lanes of bytes that are no
+ * candidate (and lanes 6, 7) hold 0x7fff, which counts below no position,
+ * and 0x7fff less at most 6 stays above every value.  The six positions are
+ * loaded whatever first says (every byte of v is an index, so in the row):
+ * selecting them by mask costs no branch. */
+static inline __m128i candidate_keys(const uint8_t *pos, uint64_t v, unsigned first)
+{
+    __m128i at = _mm_set_epi16(0, 0, pos[(v >> 40) & 0xff], pos[(v >> 32) & 0xff], pos[(v >> 24) & 0xff],
+                               pos[(v >> 16) & 0xff], pos[(v >> 8) & 0xff], pos[v & 0xff]);
+    const __m128i bit = _mm_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128);
+    __m128i is = _mm_cmpeq_epi16(_mm_and_si128(_mm_set1_epi16((short)first), bit), bit); /* 0xffff in their lanes */
+    __m128i pc = _mm_or_si128(_mm_and_si128(is, at), _mm_andnot_si128(is, _mm_set1_epi16(0x7fff)));
+    /* - 1 for each lane m below: the lanes are distinct or 0x7fff */
+    __m128i key = _mm_add_epi16(pc, _mm_cmpgt_epi16(pc, LANE_LO(pc, 0)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 1)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 2)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_LO(pc, 3)));
+    key = _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_HI(pc, 0)));
+    return _mm_add_epi16(key, _mm_cmpgt_epi16(pc, LANE_HI(pc, 1)));
+}
+#endif
 
 /* The escape of a pixel (§5.5.3): its index, from state x and bytes src. */
 static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint32_t *px, const uint8_t **psrc,
-                                                             unsigned W, uint64_t v, uint64_t first,
+                                                             unsigned W, uint64_t v, unsigned first,
                                                              uint32_t *flags)
 {
     uint32_t x = *px;
     const uint8_t *src = *psrc;
     const uint8_t *pos = J->position + W * 256;
     unsigned p = pos[(v >> 8) & 0xff];
-    unsigned q = p ? 32 - (unsigned)__builtin_clz(p) : 0;
+    unsigned q = 31 - (unsigned)__builtin_clz(2 * p + 1); /* the bit length of p, 0 for 0: no branch */
     uint32_t slot = x & (SCALE - 1);
     unsigned tok = J->etoken[q * SCALE + slot];
     uint32_t f = J->efreq[q * TOKENS + tok];
@@ -494,34 +624,27 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     x = ((x >> SCALE_BITS) << shift) + (slot & ((1u << shift) - 1));
     RENORM_FAST(x, src);
     unsigned value = TOKEN_BASE[tok] + (slot >> shift);
-    unsigned d = (unsigned)__builtin_popcountll(first);
+    unsigned d = (unsigned)__builtin_popcount(first);
     *flags |= value + d >= J->n;
-    /* the position r in order[W] with `value` non-candidates before it: the
-     * least r = value + (candidates at positions <= r), reached from r = value
-     * in at most d <= 6 steps */
+    /* the position r in order[W] with `value` non-candidates before it:
+     * r = value + (candidates whose key is <= value), where a candidate's key
+     * is the number of non-candidates before it in order[W] (its position
+     * less the candidates at smaller positions).  The keys depend on W and
+     * the candidates only, not on the value just decoded, so they are worked
+     * out while the token is: what waits for the value is one compare. */
 #if defined(__SSE2__)
-    /* the candidates' positions as 16-bit lanes, 0x7fff for the bytes that are
-     * not candidates (and lanes 6, 7): never <= r */
-    __m128i pc = _mm_set_epi16(0x7fff, 0x7fff,
-                               (first >> 47) & 1 ? pos[(v >> 40) & 0xff] : 0x7fff,
-                               (first >> 39) & 1 ? pos[(v >> 32) & 0xff] : 0x7fff,
-                               (first >> 31) & 1 ? pos[(v >> 24) & 0xff] : 0x7fff,
-                               (first >> 23) & 1 ? pos[(v >> 16) & 0xff] : 0x7fff,
-                               (first >> 15) & 1 ? pos[(v >> 8) & 0xff] : 0x7fff, pos[v & 0xff]);
-    int r = (int)value;
-    for (int k = 0; k < 6; k++) /* r = value + (lanes <= r): the 16 - 2 (lanes > r) bytes of the mask */
-        r = (int)value + 8 - __builtin_popcount((unsigned)_mm_movemask_epi8(
-                                 _mm_cmpgt_epi16(pc, _mm_set1_epi16((short)r)))) / 2;
+    __m128i key = candidate_keys(pos, v, first);
+    int r = (int)value + 8 - __builtin_popcount((unsigned)_mm_movemask_epi8(
+                                 _mm_cmpgt_epi16(key, _mm_set1_epi16((short)value)))) / 2;
 #else
-    int pc[6];
+    int pc[6], r = (int)value;
     for (int j = 0; j < 6; j++)
-        pc[j] = (first >> (8 * j + 7)) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
-    int r = (int)value;
-    for (int k = 0; k < 6; k++) {
-        int next = (int)value;
-        for (int j = 0; j < 6; j++)
-            next += pc[j] <= r;
-        r = next;
+        pc[j] = (first >> j) & 1 ? pos[(v >> (8 * j)) & 0xff] : 0x7fff;
+    for (int j = 0; j < 6; j++) {
+        int key = pc[j];
+        for (int m = 0; m < 6; m++)
+            key -= pc[m] < pc[j];
+        r += key <= (int)value;
     }
 #endif
     *px = x;
@@ -546,24 +669,24 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
 #define STEP(g)                                                                                        \
     do {                                                                                               \
         const Above *a_ = &above##g[i];                                                                \
-        uint64_t v_ = a_->row | W##g | (uint64_t)WW##g << 32;                                          \
-        uint64_t eq_w_ = equal_to(v_, W##g), eq_ww_ = equal_to(v_, WW##g);                             \
-        unsigned P_ = a_->bits | w_bits(eq_w_) | (unsigned)(eq_ww_ >> 27 & 16);                       \
-        unsigned t_ = map[P_ | sl##g << 10];                                                           \
-        const uint16_t *st_ = sstart + t_ * 8;                                                         \
+        unsigned WW_ = cur##g[i - 2];                                                                  \
+        uint64_t v_ = a_->row | W##g | (uint64_t)WW_ << 32;                                            \
+        unsigned eq_w_ = equal_mask(v_, W##g), eq_ww_ = equal_mask(v_, WW_);                           \
+        unsigned P_ = a_->bits | (eq_w_ >> 1 & 0xf) | (eq_ww_ << 1 & 0x10);                            \
+        unsigned t_ = J->map[P_ | sl##g << 10];                                                        \
+        const uint16_t *st_ = J->sstart + t_ * 8;                                                      \
         uint32_t slot_ = x##g & (SCALE - 1);                                                           \
         unsigned s_ = SYMBOL_OF(slot_, st_);                                                           \
-        x##g = sfreq[t_ * 8 + s_] * (x##g >> SCALE_BITS) + slot_ - st_[s_];                            \
+        x##g = J->sfreq[t_ * 8 + s_] * (x##g >> SCALE_BITS) + slot_ - st_[s_];                         \
         RENORM_FAST(x##g, src##g);                                                                     \
-        uint64_t first_ = first_of(a_->dup, eq_w_, eq_ww_);                                            \
-        unsigned at_ = NTH[byte_mask(first_) * 8 + s_];                                                \
+        unsigned first_ = candidates(a_->dup, eq_w_, eq_ww_);                                          \
+        unsigned at_ = J->nth[first_ * 8 + s_];                                                        \
         unsigned X_ = (unsigned)(v_ >> (8 * at_)) & 0xff;                                              \
         if (s_ == ESCAPE)                                                                              \
             X_ = escape(J, &x##g, &src##g, W##g, v_, first_, &flags);                                  \
         else                                                                                           \
             flags |= at_ == 7;                                                                         \
         cur##g[i] = (uint8_t)X_;                                                                       \
-        WW##g = W##g;                                                                                  \
         W##g = X_;                                                                                     \
         sl##g = s_;                                                                                    \
     } while (0)
@@ -574,11 +697,47 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     const Py_ssize_t w = J->width, stride = w + 3;
     const uint8_t *up = L->ring + ((y + 2) % 3) * stride + 2, *up2 = L->ring + ((y + 1) % 3) * stride + 2;
     Above *restrict above = L->above;
-    for (Py_ssize_t i = 0; i < w; i++) {
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    /* 8 pixels at a time (their up[i - 1 .. i + 8] are in the ring row: it
+     * has a column on either side), the same values as the loop below:
+     * the equalities as byte masks, then the bytes spread to the fields. */
+    const __m128i zero = _mm_setzero_si128();
+    for (; i + 8 <= w; i += 8) {
+        __m128i N = _mm_loadl_epi64((const __m128i *)(up + i));
+        __m128i NE = _mm_loadl_epi64((const __m128i *)(up + i + 1));
+        __m128i NW = _mm_loadl_epi64((const __m128i *)(up + i - 1));
+        __m128i NN = _mm_loadl_epi64((const __m128i *)(up2 + i));
+        __m128i n_ne = _mm_cmpeq_epi8(N, NE), nw_n = _mm_cmpeq_epi8(NW, N), nw_ne = _mm_cmpeq_epi8(NW, NE);
+        __m128i nn_n = _mm_cmpeq_epi8(NN, N), nn_ne = _mm_cmpeq_epi8(NN, NE), nn_nw = _mm_cmpeq_epi8(NN, NW);
+        /* bits >> 5 and dup, a byte each */
+        __m128i b = _mm_or_si128(_mm_or_si128(_mm_and_si128(n_ne, _mm_set1_epi8(1)), _mm_and_si128(nw_n, _mm_set1_epi8(2))),
+                                 _mm_or_si128(_mm_and_si128(nn_n, _mm_set1_epi8(4)), _mm_and_si128(nw_ne, _mm_set1_epi8(8))));
+        b = _mm_or_si128(b, _mm_and_si128(nn_ne, _mm_set1_epi8(16)));
+        __m128i d = _mm_or_si128(_mm_and_si128(n_ne, _mm_set1_epi8(4)), _mm_and_si128(_mm_or_si128(nw_n, nw_ne), _mm_set1_epi8(8)));
+        d = _mm_or_si128(d, _mm_and_si128(_mm_or_si128(_mm_or_si128(nn_n, nn_ne), nn_nw), _mm_set1_epi8(32)));
+        /* row: bytes 0, N, NE, NW, 0, NN, 0, 0 */
+        __m128i lo = _mm_unpacklo_epi8(zero, N), mid = _mm_unpacklo_epi8(NE, NW), nn = _mm_unpacklo_epi8(zero, NN);
+        __m128i q03 = _mm_unpacklo_epi16(lo, mid), q47 = _mm_unpackhi_epi16(lo, mid);
+        __m128i h03 = _mm_unpacklo_epi16(nn, zero), h47 = _mm_unpackhi_epi16(nn, zero);
+        /* then bits and dup as 32-bit words */
+        __m128i b16 = _mm_slli_epi16(_mm_unpacklo_epi8(b, zero), 5), d16 = _mm_unpacklo_epi8(d, zero);
+        __m128i b03 = _mm_unpacklo_epi16(b16, zero), b47 = _mm_unpackhi_epi16(b16, zero);
+        __m128i d03 = _mm_unpacklo_epi16(d16, zero), d47 = _mm_unpackhi_epi16(d16, zero);
+        __m128i r[4] = {_mm_unpacklo_epi32(q03, h03), _mm_unpackhi_epi32(q03, h03), _mm_unpacklo_epi32(q47, h47),
+                        _mm_unpackhi_epi32(q47, h47)};
+        __m128i t[4] = {_mm_unpacklo_epi32(b03, d03), _mm_unpackhi_epi32(b03, d03), _mm_unpacklo_epi32(b47, d47),
+                        _mm_unpackhi_epi32(b47, d47)};
+        for (int k = 0; k < 4; k++) {
+            _mm_storeu_si128((__m128i *)&above[i + 2 * k], _mm_unpacklo_epi64(r[k], t[k]));
+            _mm_storeu_si128((__m128i *)&above[i + 2 * k + 1], _mm_unpackhi_epi64(r[k], t[k]));
+        }
+    }
+#endif
+    for (; i < w; i++) {
         uint32_t N = up[i], NE = up[i + 1], NW = up[i - 1], NN = up2[i];
         above[i].row = (uint64_t)N << 8 | (uint64_t)NE << 16 | (uint64_t)NW << 24 | (uint64_t)NN << 40;
-        above[i].dup = (uint64_t)(NE == N) << 23 | (uint64_t)(NW == N || NW == NE) << 31
-                       | (uint64_t)(NN == N || NN == NE || NN == NW) << 47;
+        above[i].dup = (NE == N) << 2 | (NW == N || NW == NE) << 3 | (NN == N || NN == NE || NN == NW) << 5;
         above[i].bits = (N == NE) << 5 | (NW == N) << 6 | (N == NN) << 7 | (NW == NE) << 8 | (NN == NE) << 9;
     }
     return L->ring + (y % 3) * stride + 2;
@@ -590,22 +749,20 @@ static inline uint8_t *start_row(const Job *J, const Lane *L, Py_ssize_t y)
     const uint8_t *src##g = lanes[(g) < G ? (g) : 0].src;                                              \
     const Above *above##g = lanes[(g) < G ? (g) : 0].above;                                            \
     uint8_t *cur##g;                                                                                   \
-    unsigned W##g, WW##g, sl##g
+    unsigned W##g, sl##g
 
 /* Rows y0 .. y1 - 1 of G lanes in lockstep: 0, or 1 when a check failed. */
 static inline __attribute__((always_inline)) int run_rows(const Job *J, Lane *lanes, const int G,
                                                           Py_ssize_t y0, Py_ssize_t y1)
 {
     const Py_ssize_t w = J->width;
-    const uint8_t *map = J->map;
-    const uint16_t *sstart = J->sstart, *sfreq = J->sfreq;
     uint32_t flags = 0;
     LANE_VARS(0);
     LANE_VARS(1);
     for (Py_ssize_t y = y0; y < y1; y++) {
         cur0 = start_row(J, &lanes[0], y);
         cur1 = G > 1 ? start_row(J, &lanes[1], y) : cur0;
-        W0 = WW0 = W1 = WW1 = 0;
+        W0 = W1 = 0;
         sl0 = sl1 = ESCAPE;
         for (Py_ssize_t i = 0; i < w; i++) {
             STEP(0);
@@ -650,14 +807,88 @@ static int fast_bands(const Job *J, Lane *lanes, int G)
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
+#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
+#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
 #define MAX_THREADS 16
 #else
 #define CLAIM(counter) ((counter)++)
+#define DONE(counter) ((counter)++)
+#define COUNT(counter) (counter)
 #define MAX_THREADS 1
 #endif
 
+/* One row of the rank lists: out[r] = the entry of rank r from entry a, by
+ * squared distance, ties by index (spec §5.4.2).  The same sort as coder 2's
+ * (_ctxcoder.c rank_row; the tests hold both to ctx.rank_order): a stable
+ * LSD radix sort of the distances alone keeps equal distances in index
+ * order, two passes of 9 bits when a distance is below 2^18 (at most 4
+ * channels), three when it is below 2^27 (at most MAX_ENTRY bytes). */
+static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
+{
+    uint32_t dist[256];
+    uint8_t tmp[256], *src = tmp, *dst = out;
+    unsigned count[3][513] = {{0}};
+    const unsigned passes = channels <= 4 ? 2 : 3;
+    const uint8_t *e = cb + (size_t)a * channels;
+    for (unsigned b = 0; b < n; b++) {
+        uint32_t d = 0;
+        for (unsigned c = 0; c < channels; c++) {
+            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
+            d += (uint32_t)(diff * diff);
+        }
+        dist[b] = d;
+        for (unsigned p = 0; p < passes; p++)
+            count[p][((d >> (9 * p)) & 511) + 1]++;
+    }
+    for (unsigned p = 0; p < passes; p++)
+        for (unsigned j = 0; j < 512; j++)
+            count[p][j + 1] += count[p][j];
+    /* pass 0 reads the entries in index order; the last pass writes out */
+    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
+    for (unsigned b = 0; b < n; b++)
+        first[count[0][dist[b] & 511]++] = (uint8_t)b;
+    src = first;
+    dst = second;
+    for (unsigned p = 1; p < passes; p++) {
+        for (unsigned j = 0; j < n; j++) {
+            unsigned b = src[j];
+            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
+        }
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
+    }
+}
+
+/* The rank lists order[a] and their inverses position[a], a row at a time
+ * on every decoding thread, then a wait for the rows the others took (as
+ * coder 2's decoder: a k = 256 codebook's rows were ~0.8 ms of one thread). */
+static void rank_rows(Job *J)
+{
+    for (;;) {
+        unsigned a = CLAIM(J->next_row);
+        if (a >= J->n)
+            break;
+        uint8_t *order = J->order + a * 256, *position = J->position + a * 256;
+        rank_row(J->book, J->n, J->channels, a, order);
+        for (unsigned r = 0; r < J->n; r++)
+            position[order[r]] = (uint8_t)r;
+        DONE(J->rows_done);
+    }
+    for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+        if (spins > 1000) /* the other thread was descheduled in the middle of a row */
+            sched_yield();
+#endif
+    }
+}
+
 static void decode_bands(Job *J, int who)
 {
+    rank_rows(J); /* before anything can fail: the others wait for the rows */
     const Py_ssize_t w = J->width;
     Lane lanes[2];
     uint8_t *copy[2] = {NULL, NULL};
@@ -716,24 +947,25 @@ done:
 
 static void decode_bands_of(void *job, int who) { decode_bands(job, who); }
 
-/* decode_image(streams, out, width, band_rows, book, channels, pixels, order, map,
+/* decode_image(streams, out, width, band_rows, book, channels, pixels, map,
  *              symbol_freq, symbol_start, escape_freq, escape_start, threads)
  *   -> None, or (band, reason) for the first band that is corrupt.
  *
  * streams: each band's bytes (state, then stream); out: writable, the image's
- * indices (pixels false) or its pixels of `channels` bytes.  order: n * n
- * (rank_order); map: 7168 bytes; symbol_freq/start: uint16 (tables, 7);
+ * indices (pixels false) or its pixels of `channels` bytes; book: the
+ * codebook, n entries of `channels` bytes (the rank lists are made from it
+ * here); map: 7168 bytes; symbol_freq/start: uint16 (tables, 7);
  * escape_freq/start: uint16 (9, 16).  The tables must be those read_model
  * accepted (§5.5.4). */
 static PyObject *cand_decode_image(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *seq;
-    Py_buffer out, bk, ord, mp, sf, ss, ef, es;
+    Py_buffer out, bk, mp, sf, ss, ef, es;
     Py_ssize_t width, band_rows;
     int channels, pixels, threads;
-    if (!PyArg_ParseTuple(args, "Ow*nny*ipy*y*y*y*y*y*i", &seq, &out, &width, &band_rows, &bk, &channels,
-                          &pixels, &ord, &mp, &sf, &ss, &ef, &es, &threads))
+    if (!PyArg_ParseTuple(args, "Ow*nny*ipy*y*y*y*y*i", &seq, &out, &width, &band_rows, &bk, &channels,
+                          &pixels, &mp, &sf, &ss, &ef, &es, &threads))
         return NULL;
     PyObject *fast = NULL, *result = NULL;
     Py_buffer *streams = NULL;
@@ -746,8 +978,8 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
     if (!fast)
         goto release;
     count = PySequence_Fast_GET_SIZE(fast);
-    if (width < 1 || band_rows < 1 || channels < 1 || bk.len % channels || n < 1 || n > 256
-        || ord.len != n * n || mp.len != RAW_CONTEXTS || tables < 1 || tables > MAX_TABLES
+    if (width < 1 || band_rows < 1 || channels < 1 || channels > MAX_ENTRY || bk.len % channels || n < 1
+        || n > 256 || mp.len != RAW_CONTEXTS || tables < 1 || tables > MAX_TABLES
         || sf.len != tables * 2 * SYMBOLS || ss.len != sf.len || ef.len != ESCAPE_CONTEXTS * TOKENS * 2
         || es.len != ef.len || count < 1 || out.len % (width * item)
         || out.len / (width * item) > count * band_rows
@@ -782,13 +1014,11 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
     J->out = out.buf;
     int nomem = 0;
     Py_BEGIN_ALLOW_THREADS
-    const uint8_t *o = ord.buf;
-    for (Py_ssize_t a = 0; a < n; a++)
-        for (Py_ssize_t r = 0; r < n; r++) {
-            J->order[a * 256 + r] = o[a * n + r];
-            J->position[a * 256 + o[a * n + r]] = (uint8_t)r;
-        }
+    if (pixels && channels == 3)
+        for (Py_ssize_t e = 0; e < n; e++)
+            memcpy(J->book4 + 4 * e, J->book + 3 * e, 3);
     memcpy(J->map, mp.buf, RAW_CONTEXTS);
+    memcpy(J->nth, NTH, sizeof NTH);
     const uint16_t *sfreq = sf.buf, *sstart = ss.buf, *efreq = ef.buf, *estart = es.buf;
     for (Py_ssize_t t = 0; t < tables; t++) {
         for (int s = 0; s < SYMBOLS; s++) {
@@ -853,7 +1083,6 @@ release:
     Py_XDECREF(fast);
     PyBuffer_Release(&out);
     PyBuffer_Release(&bk);
-    PyBuffer_Release(&ord);
     PyBuffer_Release(&mp);
     PyBuffer_Release(&sf);
     PyBuffer_Release(&ss);
@@ -866,8 +1095,10 @@ static PyMethodDef methods[] = {
     {"symbols", cand_symbols, METH_VARARGS, "symbols(grid, width, n, order) -> (raw, symbol, value, context)"},
     {"encode_band", cand_encode_band, METH_VARARGS,
      "encode_band(raw, symbol, value, context, map, symbol_freq, symbol_start, escape_freq, escape_start) -> bytes"},
+    {"parse_tables", cand_parse_tables, METH_VARARGS,
+     "parse_tables(raw, tables) -> (symbol_freq, escape_freq, used) or None"},
     {"decode_image", cand_decode_image, METH_VARARGS,
-     "decode_image(streams, out, width, band_rows, book, channels, pixels, order, map, symbol_freq, "
+     "decode_image(streams, out, width, band_rows, book, channels, pixels, map, symbol_freq, "
      "symbol_start, escape_freq, escape_start, threads) -> None or (band, reason)"},
     {NULL, NULL, 0, NULL},
 };
