@@ -374,6 +374,61 @@ def test_compiled_lloyd_reaches_numpys_error(monkeypatch, trial):
     np.testing.assert_array_equal(got, want)
 
 
+# run in a child (a fault must fail the test, not end pytest): the searches of
+# the -O0 build against brute force, and Lloyd's and Ward's against the installed build
+_UNOPTIMISED_CHECK = """
+import importlib.util, sys
+import numpy as np
+import vqcodec._quantize as built
+spec = importlib.util.spec_from_file_location("_quantize", sys.argv[1])
+q = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(q)
+rng = np.random.default_rng(0)
+for dim in (1, 2, 3, 4):
+    for k in (*range(1, 40), 64, 100, 300):
+        pts = rng.integers(0, 256, (200, dim)).astype(np.float32)
+        c = rng.integers(0, 256, (k, dim)).astype(np.float64)
+        labels = np.empty(200, np.int64)
+        q.nearest(pts, c.tobytes(), dim, labels)
+        d = ((pts[:, None, :].astype(np.float64) - c[None]) ** 2).sum(2)
+        np.testing.assert_array_equal(labels, d.argmin(1))
+        x, w = pts.astype(np.float64).tobytes(), np.ones(200).tobytes()
+        a = np.frombuffer(q.lloyd(x, w, c.tobytes(), dim, 5, 1e-4))
+        np.testing.assert_allclose(a, np.frombuffer(built.lloyd(x, w, c.tobytes(), dim, 5, 1e-4)), atol=1e-3)
+        if k > 1:
+            a = np.frombuffer(q.ward(c.tobytes(), np.ones(k).tobytes(), dim, k // 2))
+            assert a.shape == np.frombuffer(built.ward(c.tobytes(), np.ones(k).tobytes(), dim, k // 2)).shape
+print("ok")
+"""
+
+
+@pytest.mark.skipif(nearest_mod._native is None, reason="vqcodec._quantize was not built")
+def test_compiled_loops_built_unoptimised(tmp_path):
+    """vqcodec/_quantize.c built at -O0 (as for a debugger, or ASan builds that
+    take -O0) gives the same results: its 32-byte vectors are then loaded with
+    vmovaps in the AVX2 clones, which faults unless the address is a multiple
+    of 32, and the blocks of centres once came from PyMem_Malloc (16).  The
+    optimised build folds those loads into arithmetic, which needs no
+    alignment, so only such a build shows it."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if not shutil.which(cc[0]):
+        pytest.skip("no C compiler")
+    source = Path(__file__).resolve().parents[1] / "vqcodec" / "_quantize.c"
+    target = tmp_path / ("_quantize" + sysconfig.get_config_var("EXT_SUFFIX"))
+    subprocess.run([*cc, "-O0", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"], str(source),
+                    "-o", str(target), "-lm"], check=True, capture_output=True)
+    run = subprocess.run([sys.executable, "-c", _UNOPTIMISED_CHECK, str(target)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout == "ok\n", (run.returncode, run.stderr[-2000:])
+
+
 @pytest.mark.parametrize(
     "colors, codebook, match",
     [

@@ -107,6 +107,18 @@ static inline __attribute__((always_inline)) int32_t search2(const float *point,
     return which[lane];
 }
 
+/* The blocks of centres are read as vf (Ward's below as vd): 32-byte vectors,
+ * which the compiler may load with instructions that fault unless the address
+ * is a multiple of 32 (vmovaps in the AVX2 clones: so at -O0, as debug and
+ * sanitizer builds are; the optimised build folds the loads into arithmetic,
+ * which needs no alignment, and hid it).  PyMem_Malloc promises 16 only: the
+ * memory is asked for 32 bytes larger, used from the first multiple of 32 in
+ * it, and freed through the pointer it came from. */
+static inline void *aligned32(void *p)
+{
+    return p ? (void *)(((uintptr_t)p + 31) & ~(uintptr_t)31) : NULL;
+}
+
 static void fill_blocks(vf *blocks, const double *c, Py_ssize_t k, int dim)
 {
     Py_ssize_t nblocks = (k + LANES - 1) / LANES;
@@ -150,7 +162,7 @@ static PyObject *nearest(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*y*iw*", &pts, &cen, &dim, &out))
         return NULL;
     PyObject *result = NULL;
-    vf *blocks = NULL;
+    void *blocks_mem = NULL; /* blocks: 32-byte aligned within it */
     Py_ssize_t row = (Py_ssize_t)sizeof(float) * dim, crow = (Py_ssize_t)sizeof(double) * dim;
     if (dim < 1 || dim > MAX_DIM || pts.len % row || cen.len % crow || cen.len == 0
         || out.len != pts.len / row * (Py_ssize_t)sizeof(int64_t)) {
@@ -158,11 +170,12 @@ static PyObject *nearest(PyObject *self, PyObject *args)
         goto done;
     }
     Py_ssize_t n = pts.len / row, k = cen.len / crow, nblocks = (k + LANES - 1) / LANES;
-    blocks = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
-    if (!blocks) {
+    blocks_mem = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
+    if (!blocks_mem) {
         PyErr_NoMemory();
         goto done;
     }
+    vf *blocks = aligned32(blocks_mem);
     fill_blocks(blocks, cen.buf, k, dim);
     Py_BEGIN_ALLOW_THREADS
     search_any(pts.buf, n, dim, blocks, nblocks, out.buf);
@@ -170,7 +183,7 @@ static PyObject *nearest(PyObject *self, PyObject *args)
     result = Py_None;
     Py_INCREF(result);
 done:
-    PyMem_Free(blocks);
+    PyMem_Free(blocks_mem);
     PyBuffer_Release(&pts);
     PyBuffer_Release(&cen);
     PyBuffer_Release(&out);
@@ -314,6 +327,7 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     memset(&L, 0, sizeof L);
     float *x32 = NULL;
     Keyed *worst = NULL; /* the points by decreasing error (a stable argsort of -err) */
+    void *blocks_mem = NULL; /* L.blocks: 32-byte aligned within it */
     PyThread_type_lock done = NULL;
     Py_ssize_t row = (Py_ssize_t)sizeof(double) * dim;
     if (dim < 1 || dim > MAX_DIM || xb.len % row || cb.len % row || cb.len == 0
@@ -337,7 +351,8 @@ static PyObject *lloyd(PyObject *self, PyObject *args)
     L.sums = PyMem_Malloc((size_t)(k * dim) * sizeof(double));
     L.moved = PyMem_Malloc((size_t)k * sizeof(double));
     L.half = PyMem_Malloc((size_t)k * sizeof(double));
-    L.blocks = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
+    blocks_mem = PyMem_Malloc((size_t)(nblocks * dim) * sizeof(vf) + 32);
+    L.blocks = aligned32(blocks_mem);
     worst = PyMem_Malloc((size_t)(n + 1) * sizeof(Keyed));
     if (!x32 || !L.c || !L.old || !L.label || !L.upper || !L.lower || !L.weight || !L.sums || !L.moved
         || !L.half || !L.blocks || !worst) {
@@ -463,7 +478,7 @@ done:
     PyMem_Free(L.sums);
     PyMem_Free(L.moved);
     PyMem_Free(L.half);
-    PyMem_Free(L.blocks);
+    PyMem_Free(blocks_mem);
     PyMem_Free(worst);
     if (done)
         PyThread_free_lock(done);
@@ -887,6 +902,7 @@ static PyObject *ward(PyObject *self, PyObject *args)
     uint8_t *todo = NULL, *touched = NULL, *gone = NULL;
     Keyed *pairs = NULL; /* mutual pairs by increasing cost */
     vd *blocks = NULL;
+    void *blocks_mem = NULL; /* blocks: 32-byte aligned within it */
     if (dim < 1 || dim > MAX_DIM || mb.len % row || wb.len != count * (Py_ssize_t)sizeof(double)
         || k < 1 || count < 1) {
         PyErr_SetString(PyExc_ValueError, "ward: buffer sizes do not match");
@@ -901,7 +917,8 @@ static PyObject *ward(PyObject *self, PyObject *args)
     touched = PyMem_Malloc((size_t)count);
     gone = PyMem_Malloc((size_t)count);
     pairs = PyMem_Malloc((size_t)count * sizeof(Keyed));
-    blocks = PyMem_Malloc((size_t)((count + DLANES - 1) / DLANES * (dim + 1)) * sizeof(vd) + 32);
+    blocks_mem = PyMem_Malloc((size_t)((count + DLANES - 1) / DLANES * (dim + 1)) * sizeof(vd) + 32);
+    blocks = aligned32(blocks_mem);
     if (!c || !wt || !cost || !nbr || !newpos || !todo || !touched || !gone || !pairs || !blocks) {
         PyErr_NoMemory();
         goto done;
@@ -977,7 +994,7 @@ done:
     PyMem_Free(touched);
     PyMem_Free(gone);
     PyMem_Free(pairs);
-    PyMem_Free(blocks);
+    PyMem_Free(blocks_mem);
     PyBuffer_Release(&mb);
     PyBuffer_Release(&wb);
     return result;
