@@ -162,7 +162,7 @@ def add_encode(sub: Any) -> argparse.ArgumentParser:
                      help="entropy coder of the indices (default: auto = ctx, the context model, "
                      "for k <= 256 unless zstd or bzip2 gives a smaller file; zstd decodes "
                      "fastest; cand, format 1.3, makes photos 3-4 %% smaller than ctx and "
-                     "decodes about 2.5x slower)")
+                     "decodes about 2x slower; --speed 1-3 try it)")
     enc.add_argument("--rdo", type=_rdo_value, default=None, metavar="S",
                      help="rate-aware index choice, 0 to 5: a pixel may take a neighbour's "
                      "colour when it is almost as close (default 0.6; 0 = always the nearest "

@@ -51,7 +51,7 @@ ESTIMATE_LEVEL = 9
 QUICK_LEVEL = 3
 # Encodes at a speed below this one (pngquant's numbers: 1 is the slowest) let "auto"
 # try every map coder, coder 3 included: photos come out ~4 % smaller, and decode
-# ~2.5x slower (README, "Index coder 3").
+# ~2x slower (README, "vqcodec's index coder against lossless coders").
 EVERY_CODER_BELOW_SPEED = 4
 # Maps up to this many pixels try every coder, map coders included (on the
 # PngSuite's 32x32 images ctx's ~30 bytes of tables lose to zstd or bzip2 now and then).

@@ -23,8 +23,9 @@ bench/index_speed.py times it.  numpy chooses the model; ``vqcodec._candcoder``
 (C) computes a band's symbols and runs the rANS loops, and the same steps in
 Python (:func:`_symbols_numpy`, :func:`coded` with ``rans.encode_stream``,
 :func:`decode_reference`) are the reference the C is tested against and the
-fallback without the extension.  The encoder never picks coder 3 by itself
-(``auto`` keeps coder 2, which decodes about 1.7 times faster).
+fallback without the extension.  At the default speed the encoder does not
+try coder 3 (``auto`` keeps coder 2, which decodes 1.6-2.1 times faster);
+at speeds 1-3 it tries both and keeps the smaller (:mod:`vqcodec.choose`).
 """
 
 from __future__ import annotations
