@@ -5,11 +5,11 @@ coder and the ``INDX`` data.  With ``coder="auto"`` (the default) it
 iterates the coder registry (:mod:`vqcodec.coders`):
 
 1. every *map* coder (one that models the index map) that "auto" tries
-   (ctx; at speeds 1-3 cand too, see :data:`EVERY_CODER_BELOW_SPEED`),
-   accepts the map and can encode here makes its data, and beside it, on another
-   thread, the quick estimate: the cheapest *bytes* coder (zstd) at a fast
-   level on the byte layout (and on packed bits when an index takes at most
-   4).  If the best map coder is no larger than that estimate and the map
+   (ctx; at speeds 1-3 cand too, see :data:`EVERY_CODER_BELOW_SPEED`) and
+   that accepts the map and can encode here makes its data, and beside it,
+   on another thread, the quick estimate: the cheapest *bytes* coder (zstd)
+   at a fast level on the byte layout (and on packed bits when an index
+   takes at most 4).  If the best map coder is no larger than that estimate and the map
    has more than :data:`TRY_EVERY_CODER_PIXELS` pixels, it is taken: the
    map has no long exact repeats for a dictionary coder to find.
 2. Otherwise the bytes coders are tried: the one that searches layouts
@@ -39,7 +39,8 @@ from ._threads import cores, map_in_order
 from .coders import Coder
 from .errors import OptionError
 
-__all__ = ["Choice", "choose", "EVERY_CODER_BELOW_SPEED", "TRY_ALL_PIXELS", "TRY_EVERY_CODER_PIXELS", "QUICK_LEVEL", "ZSTD_TRY"]
+__all__ = ["Choice", "choose", "EVERY_CODER_BELOW_SPEED", "TRY_ALL_PIXELS", "TRY_EVERY_CODER_PIXELS",
+           "QUICK_LEVEL", "ZSTD_TRY"]
 
 # Above this many pixels the layout is chosen from a band of rows, not by trying both.
 TRY_ALL_PIXELS = 4_000_000
