@@ -94,9 +94,11 @@ def test_any_band_size_round_trips_and_bands_are_framed(band_rows):
     assert rows == band_rows and len(streams) == -(-13 // band_rows)
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3, 4, 12])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 12, 256, 300])
 def test_entries_of_any_size_round_trip(channels):
-    """Entries of 1-4 channels, and 12-byte block entries (2x2 RGB, §3.1)."""
+    """Entries of 1-4 channels, 12-byte block entries (2x2 RGB, §3.1), the largest a
+    file holds (8x8 RGBA: 256 bytes) and, from the API only, larger ones (the C
+    decoder takes up to 256 bytes; beyond, cand.decode runs the Python loop)."""
     grid = random_map(channels, 9, 14, 20)
     check_round_trip(grid, random_book(channels, 20, channels))
 

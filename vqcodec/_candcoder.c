@@ -552,7 +552,7 @@ typedef struct {
  * 7 are set when value is 0; no caller looks at them.) */
 static inline unsigned equal_mask(uint64_t v, unsigned value)
 {
-#if defined(__SSE2__)
+#if defined(__SSE2__) && defined(__x86_64__) /* _mm_cvtsi64_si128: x86-64 only */
     return (unsigned)_mm_movemask_epi8(
         _mm_cmpeq_epi8(_mm_cvtsi64_si128((long long)v), _mm_set1_epi8((char)value)));
 #else
@@ -652,7 +652,6 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
     return J->order[W * 256 + (r & 0xff)];
 }
 
-/* Lane g's pixel at column i (its state in x##g, src##g, W##g, WW##g, sl##g). */
 #if defined(__SSE2__)
 /* the symbol of slot in the table whose 8 starts are at st (st[7] = 4096):
  * how many starts 1 .. 6 are <= slot */
@@ -665,7 +664,7 @@ static inline __attribute__((always_inline)) unsigned escape(const Job *J, uint3
      + ((slot) >= (st)[5]) + ((slot) >= (st)[6]))
 #endif
 
-/* Lane g's pixel at column i (its state in x##g, src##g, W##g, WW##g, sl##g). */
+/* Lane g's pixel at column i (its state in x##g, src##g, W##g, sl##g; WW is read from the row). */
 #define STEP(g)                                                                                        \
     do {                                                                                               \
         const Above *a_ = &above##g[i];                                                                \
@@ -818,8 +817,9 @@ static int fast_bands(const Job *J, Lane *lanes, int G)
 #endif
 
 /* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.4.2).  The same sort as coder 2's
- * (_ctxcoder.c rank_row; the tests hold both to ctx.rank_order): a stable
+ * squared distance, ties by index (spec §5.4.2).  The same order as coder
+ * 2's (_ctxcoder.c rank_row, since reworked for speed; the tests hold both to
+ * ctx.rank_order): a stable
  * LSD radix sort of the distances alone keeps equal distances in index
  * order, two passes of 9 bits when a distance is below 2^18 (at most 4
  * channels), three when it is below 2^27 (at most MAX_ENTRY bytes). */

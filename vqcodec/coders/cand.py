@@ -44,6 +44,7 @@ __all__ = ["CODER", "MAX_K", "Symbols", "Model", "encode", "decode", "read_model
 
 WHO = "index coder 3"
 MAX_K = 256
+MAX_ENTRY_BYTES = 256  # the C decoder's largest entry: an 8x8 RGBA block, the most a file holds (§3.1)
 NEIGHBOURS = ("W", "N", "NE", "NW", "WW", "NN")
 # bit i of the equality pattern: the i-th pair is equal (§5.5.2); bits 0-4 involve W or
 # WW, bits 5-9 only the rows above
@@ -444,7 +445,7 @@ def decode(data: bytes | memoryview, width: int, height: int, codebook: np.ndarr
         raise OptionError(f"{WHO} needs 1 to {MAX_K} codebook entries, got {n}")
     model, offset = read_model(data)
     band_rows, streams = rans.read_streams(data, offset, height, WHO)
-    if _native is None:
+    if _native is None or channels > MAX_ENTRY_BYTES:  # larger entries: only from the API
         order = rank_order(book)
         rows = []
         for band, (stream, (top, bottom)) in enumerate(zip(streams, rans.bands(height, band_rows))):
