@@ -19,6 +19,7 @@
 #include <pythread.h>
 #include "_rans.h"
 #include "_workers.h"
+#include "_ranks.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -34,7 +35,6 @@
 #define ESCAPE_CONTEXTS 9
 #define TOKENS 16
 #define MAX_TABLES 255
-#define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
 
 /* symbols(grid, width, n, order) -> (raw, symbol, value, context)
  *
@@ -232,25 +232,6 @@ done:
  * when any rule is broken: read_model then names it.  (In Python the tables
  * of a k = 256 photo took about 0.3 ms, a few per cent of its decode.) */
 
-/* A v14 at *pos (§5.4.3): 0 when it is cut short or not minimal. */
-static int v14(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
-{
-    if (*pos >= len)
-        return 0;
-    unsigned first = d[(*pos)++];
-    if (first < 0x80) {
-        *value = first;
-        return 1;
-    }
-    if (*pos >= len)
-        return 0;
-    unsigned second = d[(*pos)++];
-    if (second >= 0x80 || second == 0)
-        return 0;
-    *value = (first & 0x7f) | (second << 7);
-    return 1;
-}
-
 /* A table of `symbols` at *pos, its mask `mask_bytes` long, into freq: 0 when
  * a rule is broken.  A mask of 0 leaves freq 0 (the caller decides). */
 static int read_table(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, int mask_bytes, int symbols,
@@ -328,6 +309,9 @@ typedef struct {
     Py_ssize_t width, band_rows, count, rows_total;
     const uint8_t *book; /* n * channels */
     uint8_t book4[256 * 4]; /* with 3 channels, the entries padded to 4 bytes */
+    const uint8_t *rank_cb; /* the codebook as rank_row takes it (rank_book), rank_stride apart */
+    unsigned rank_stride;
+    uint8_t rank_pad[256 * 4];
     int pixels;
     uint8_t *out;
     const uint8_t **src;  /* per band: padded copy of the bytes after the state */
@@ -336,7 +320,7 @@ typedef struct {
     const char **error;   /* per band: NULL, or what went wrong */
     uint32_t next_row, rows_done; /* the rank lists, made by the decoding threads */
     uint32_t next_band;
-    int nomem[16];
+    int nomem[MAX_THREADS];
 } Job;
 
 #define FAIL(msg)     \
@@ -501,12 +485,6 @@ finish:
  * with W and with WW (SSE2: one compare each, giving bit masks).  The loop's
  * tables are read at their offsets from J, and WW from the ring, so that
  * the compiler keeps W, x and the other per-lane values in registers. */
-
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
-#define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DECODER_CLONES
-#endif
 
 /* x in [2^11, 2^31): the bytes that bring it to [2^23, 2^31), at most 2.  (After
  * an escape without a table x can be below 2^11; the row is then refused, and
@@ -804,91 +782,10 @@ static int fast_bands(const Job *J, Lane *lanes, int G)
     return 0;
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-#define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
-#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
-#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
-#define MAX_THREADS 16
-#else
-#define CLAIM(counter) ((counter)++)
-#define DONE(counter) ((counter)++)
-#define COUNT(counter) (counter)
-#define MAX_THREADS 1
-#endif
-
-/* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.4.2).  The same order as coder
- * 2's (_ctxcoder.c rank_row, since reworked for speed; the tests hold both to
- * ctx.rank_order): a stable
- * LSD radix sort of the distances alone keeps equal distances in index
- * order, two passes of 9 bits when a distance is below 2^18 (at most 4
- * channels), three when it is below 2^27 (at most MAX_ENTRY bytes). */
-static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
-{
-    uint32_t dist[256];
-    uint8_t tmp[256], *src = tmp, *dst = out;
-    unsigned count[3][513] = {{0}};
-    const unsigned passes = channels <= 4 ? 2 : 3;
-    const uint8_t *e = cb + (size_t)a * channels;
-    for (unsigned b = 0; b < n; b++) {
-        uint32_t d = 0;
-        for (unsigned c = 0; c < channels; c++) {
-            int diff = (int)e[c] - (int)cb[(size_t)b * channels + c];
-            d += (uint32_t)(diff * diff);
-        }
-        dist[b] = d;
-        for (unsigned p = 0; p < passes; p++)
-            count[p][((d >> (9 * p)) & 511) + 1]++;
-    }
-    for (unsigned p = 0; p < passes; p++)
-        for (unsigned j = 0; j < 512; j++)
-            count[p][j + 1] += count[p][j];
-    /* pass 0 reads the entries in index order; the last pass writes out */
-    uint8_t *first = passes == 2 ? tmp : out, *second = passes == 2 ? out : tmp;
-    for (unsigned b = 0; b < n; b++)
-        first[count[0][dist[b] & 511]++] = (uint8_t)b;
-    src = first;
-    dst = second;
-    for (unsigned p = 1; p < passes; p++) {
-        for (unsigned j = 0; j < n; j++) {
-            unsigned b = src[j];
-            dst[count[p][(dist[b] >> (9 * p)) & 511]++] = (uint8_t)b;
-        }
-        uint8_t *t = src;
-        src = dst;
-        dst = t;
-    }
-}
-
-/* The rank lists order[a] and their inverses position[a], a row at a time
- * on every decoding thread, then a wait for the rows the others took (as
- * coder 2's decoder: a k = 256 codebook's rows were ~0.8 ms of one thread). */
-static void rank_rows(Job *J)
-{
-    for (;;) {
-        unsigned a = CLAIM(J->next_row);
-        if (a >= J->n)
-            break;
-        uint8_t *order = J->order + a * 256, *position = J->position + a * 256;
-        rank_row(J->book, J->n, J->channels, a, order);
-        for (unsigned r = 0; r < J->n; r++)
-            position[order[r]] = (uint8_t)r;
-        DONE(J->rows_done);
-    }
-    for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-#if defined(__unix__) || defined(__APPLE__)
-        if (spins > 1000) /* the other thread was descheduled in the middle of a row */
-            sched_yield();
-#endif
-    }
-}
-
 static void decode_bands(Job *J, int who)
 {
-    rank_rows(J); /* before anything can fail: the others wait for the rows */
+    /* before anything can fail: the others wait for the rows */
+    rank_rows(J->rank_cb, J->n, J->rank_stride, J->order, J->position, &J->next_row, &J->rows_done);
     const Py_ssize_t w = J->width;
     Lane lanes[2];
     uint8_t *copy[2] = {NULL, NULL};
@@ -1010,6 +907,8 @@ static PyObject *cand_decode_image(PyObject *self, PyObject *args)
     J->count = count;
     J->rows_total = out.len / (width * item);
     J->book = bk.buf;
+    J->rank_stride = (unsigned)channels;
+    J->rank_cb = rank_book(J->book, (unsigned)n, &J->rank_stride, J->rank_pad);
     J->pixels = pixels;
     J->out = out.buf;
     int nomem = 0;

@@ -22,6 +22,7 @@
 #include <pythread.h>
 #include "_rans.h"
 #include "_workers.h"
+#include "_ranks.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,13 +373,6 @@ release:
 #define BUCKET_SHIFT 6
 #define BUCKETS (SCALE >> BUCKET_SHIFT)
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
-/* BMI2 and LZCNT (x86-64-v3) where the machine has them, chosen when the module loads */
-#define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DECODER_CLONES
-#endif
-
 typedef struct {
     uint32_t mode[CONTEXTS * MODES];       /* freq | start << 16 */
     uint16_t mstart[CONTEXTS * MODES + 8];
@@ -566,22 +560,6 @@ static int run_group(const Decoder *D, Lane *lanes, int G, Py_ssize_t y0, Py_ssi
  * at a time, then the bands, a pair (one group of lanes) at a time, so that
  * a thread that finishes early takes more. */
 
-#define MAX_ENTRY 256 /* bytes of a codebook entry: an 8x8 RGBA block (spec §3.1) */
-static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out);
-static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad);
-
-#if defined(__GNUC__) || defined(__clang__)
-#define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
-#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
-#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
-#define MAX_THREADS 16
-#else /* no atomics at hand: one thread */
-#define CLAIM(counter) ((counter)++)
-#define DONE(counter) ((counter)++)
-#define COUNT(counter) (counter)
-#define MAX_THREADS 1
-#endif
-
 typedef struct {
     Tables T;
     const uint8_t *book; /* the codebook, n * channels */
@@ -600,22 +578,7 @@ typedef struct {
 
 static void decode_pairs(Job *J, int who)
 {
-    for (;;) { /* the rank lists, a row at a time, then wait for the others' rows */
-        unsigned a = CLAIM(J->next_row);
-        if (a >= J->n)
-            break;
-        rank_row(J->rank_cb, J->n, J->rank_stride, a, J->T.order + a * 256);
-        DONE(J->rows_done);
-    }
-    for (unsigned spins = 0; COUNT(J->rows_done) < J->n; spins++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-#if defined(__unix__) || defined(__APPLE__)
-        if (spins > 1000) /* the other thread was descheduled in the middle of a row */
-            sched_yield();
-#endif
-    }
+    rank_rows(J->rank_cb, J->n, J->rank_stride, J->T.order, NULL, &J->next_row, &J->rows_done);
     Py_ssize_t w = J->width;
     uint8_t *ring = PyMem_RawMalloc(2 * (size_t)(w + 2) * MAX_LANES);
     uint32_t *cand = PyMem_RawMalloc((size_t)w * MAX_LANES * sizeof *cand);
@@ -816,24 +779,6 @@ release:
  * The table part of coder-2 INDX data (§5.4.3), as ctxcoder.read_tables reads
  * it: uint16 frequencies and starts (80 * 5 and 256 of each) and the offset of
  * the band size.  None when any rule is broken: read_tables then names it. */
-static int v14(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
-{
-    if (*pos >= len)
-        return 0;
-    unsigned first = d[(*pos)++];
-    if (first < 0x80) {
-        *value = first;
-        return 1;
-    }
-    if (*pos >= len)
-        return 0;
-    unsigned second = d[(*pos)++];
-    if (second >= 0x80 || second == 0)
-        return 0;
-    *value = (first & 0x7f) | (second << 7);
-    return 1;
-}
-
 static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -906,92 +851,6 @@ static PyObject *ctx_parse_tables(PyObject *self, PyObject *args)
     return Py_BuildValue("y#y#y#y#n", (const char *)mf, (Py_ssize_t)sizeof mf, (const char *)ms,
                          (Py_ssize_t)sizeof ms, (const char *)lf, (Py_ssize_t)sizeof lf,
                          (const char *)ls, (Py_ssize_t)sizeof ls, pos);
-}
-
-/* One row of the rank lists: out[r] = the entry of rank r from entry a, by
- * squared distance, ties by index (spec §5.4.2).  cb: n entries of `channels`
- * bytes; callers pass 2 or 3 channels as 4 with a zero byte (the distances
- * are the same, and with a constant 1 or 4 the compiler vectorises them).
- * The keys distance << 8 | entry (a distance is below 2^24: at most
- * MAX_ENTRY channels, spec §3.1) are put in order by a stable LSD radix sort
- * (the entries start in index order, so equal distances keep it), in as few
- * passes of at most 9 bits as the row's largest distance needs: two for a
- * photo's codebook (distances below 2^18). */
-DECODER_CLONES
-static void rank_row(const uint8_t *cb, unsigned n, unsigned channels, unsigned a, uint8_t *out)
-{
-    uint32_t key[256], tmp[256], bits = 0;
-    const uint8_t *e = cb + (size_t)a * channels;
-#define DISTANCE_KEYS(C)                                                            \
-    for (unsigned b = 0; b < n; b++) {                                              \
-        uint32_t d = 0;                                                             \
-        for (unsigned c = 0; c < (C); c++) {                                        \
-            int diff = (int)e[c] - (int)cb[(size_t)b * (C) + c];                    \
-            d += (uint32_t)(diff * diff);                                           \
-        }                                                                           \
-        key[b] = d << 8 | b;                                                        \
-        bits |= d; /* its bit length is the largest distance's */                  \
-    }
-    if (channels == 4)
-        DISTANCE_KEYS(4)
-    else if (channels == 1)
-        DISTANCE_KEYS(1)
-    else
-        DISTANCE_KEYS(channels)
-#undef DISTANCE_KEYS
-    unsigned length = bits ? 32 - (unsigned)__builtin_clz(bits) : 0;
-    unsigned passes = (length + 8) / 9;
-    unsigned width = passes ? (length + passes - 1) / passes : 0, mask = (1u << width) - 1;
-    unsigned count[3][512]; /* 3 passes of at most 9 bits: below 2^27 */
-    memset(count, 0, passes * sizeof *count);
-    for (unsigned j = 0; j < n; j++) { /* every pass's histogram at once */
-        uint32_t k = key[j] >> 8;
-        count[0][k & mask]++;
-        if (passes > 1)
-            count[1][k >> width & mask]++;
-        if (passes > 2)
-            count[2][k >> 2 * width & mask]++;
-    }
-    uint32_t *src = key, *dst = tmp;
-    for (unsigned p = 0; p < passes; p++) {
-        unsigned shift = 8 + p * width, *at = count[p], sum = 0;
-        /* the counts become where each digit starts (the last pass's digits
-         * go up to the largest distance's, not always to the mask) */
-        unsigned top = p + 1 == passes ? bits >> (p * width) : mask;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 8
-#endif
-        for (unsigned j = 0; j <= top; j++) {
-            unsigned c = at[j];
-            at[j] = sum;
-            sum += c;
-        }
-        if (p + 1 == passes) { /* the last pass writes the entries out */
-            for (unsigned j = 0; j < n; j++)
-                out[at[src[j] >> shift & mask]++] = (uint8_t)src[j];
-            return;
-        }
-        for (unsigned j = 0; j < n; j++)
-            dst[at[src[j] >> shift & mask]++] = src[j];
-        uint32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    for (unsigned b = 0; b < n; b++) /* every distance 0: index order */
-        out[b] = (uint8_t)b;
-}
-
-/* The codebook for rank_row: 2 or 3 channels padded to 4 in pad (n * 4
- * bytes), else as it is; *channels becomes the stride. */
-static const uint8_t *rank_book(const uint8_t *cb, unsigned n, unsigned *channels, uint8_t *pad)
-{
-    if (*channels != 2 && *channels != 3)
-        return cb;
-    memset(pad, 0, (size_t)n * 4);
-    for (unsigned e = 0; e < n; e++)
-        memcpy(pad + 4 * e, cb + (size_t)*channels * e, *channels);
-    *channels = 4;
-    return pad;
 }
 
 /* rank_order(codebook, n, channels) -> bytes of n * n: row a lists the entries

@@ -4,6 +4,7 @@
 #ifndef VQCODEC_RANS_H
 #define VQCODEC_RANS_H
 
+#include <Python.h>
 #include <stdint.h>
 
 #define SCALE_BITS 12
@@ -30,6 +31,26 @@ static inline void rans_put_state(uint32_t x, uint8_t **p)
     (*p)[1] = (uint8_t)(x >> 8);
     (*p)[2] = (uint8_t)(x >> 16);
     (*p)[3] = (uint8_t)(x >> 24);
+}
+
+/* A v14 at *pos (§5.4.3, the integers of both coders' table parts): 0 when
+ * it is cut short or not minimal. */
+static inline int v14(const uint8_t *d, Py_ssize_t len, Py_ssize_t *pos, unsigned *value)
+{
+    if (*pos >= len)
+        return 0;
+    unsigned first = d[(*pos)++];
+    if (first < 0x80) {
+        *value = first;
+        return 1;
+    }
+    if (*pos >= len)
+        return 0;
+    unsigned second = d[(*pos)++];
+    if (second >= 0x80 || second == 0)
+        return 0;
+    *value = (first & 0x7f) | (second << 7);
+    return 1;
 }
 
 #endif

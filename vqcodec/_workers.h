@@ -11,6 +11,28 @@
 
 #define WORKERS_MAX 16
 
+/* The counters through which the threads share a job's work (claim the next
+ * item, count one done, read the count) */
+#if defined(__GNUC__) || defined(__clang__)
+#define CLAIM(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
+#define DONE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELEASE)
+#define COUNT(counter) __atomic_load_n(&(counter), __ATOMIC_ACQUIRE)
+#define MAX_THREADS WORKERS_MAX
+#else /* no atomics at hand: one thread */
+#define CLAIM(counter) ((counter)++)
+#define DONE(counter) ((counter)++)
+#define COUNT(counter) (counter)
+#define MAX_THREADS 1
+#endif
+
+/* The decoders' hot loops: also built for x86-64-v3 (BMI2, LZCNT) where the
+ * machine has them, the clone chosen when the module loads */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+#define DECODER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DECODER_CLONES
+#endif
+
 typedef void (*worker_fn)(void *job, int who);
 
 typedef struct {
